@@ -1,0 +1,197 @@
+"""Which units of a Keras model count as neurons, and their pre-activations.
+
+A *neuron layer* is a ``Dense`` or ``Conv2D`` layer; its neurons are its output
+units (dense units or conv channels, the last axis).  A neuron is addressed as
+``(layer_name, unit_index)`` everywhere in :mod:`lsnb`.
+
+The *pre-activation* of a neuron layer is its output before its own activation
+function: ``x @ W + b`` for a ``Dense(..., activation="relu")`` layer, the
+layer's plain output when its activation is linear (for example when a separate
+``ReLU``/``Activation`` layer follows).  It is what the paper calls the
+"pre-ReLU activation" and what the activation graph, the feature-visualization
+objective and the softmax entropy (on the output layer) are computed from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import keras
+import numpy as np
+
+NEURON_LAYER_TYPES = (keras.layers.Dense, keras.layers.Conv2D)
+
+
+@dataclass(frozen=True)
+class NeuronLayer:
+    """One layer whose output units are neurons.
+
+    Attributes
+    ----------
+    name : str
+        The Keras layer name.
+    kind : str
+        ``"dense"`` or ``"conv"``.
+    n_units : int
+        Number of units (dense units or conv output channels).
+    is_output : bool
+        True for the layer that produces the model's output (the logits layer).
+    """
+
+    name: str
+    kind: str
+    n_units: int
+    is_output: bool
+
+
+def _is_neuron_layer(layer: keras.layers.Layer) -> bool:
+    # DepthwiseConv2D/Conv2DTranspose subclass Conv2D's base but not Conv2D itself.
+    return type(layer) in (keras.layers.Dense, keras.layers.Conv2D) or (
+        isinstance(layer, NEURON_LAYER_TYPES)
+        and not isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose))
+    )
+
+
+def _output_layer_names(model: keras.Model) -> set[str]:
+    names = set()
+    for tensor in model.outputs:
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None:
+            names.add(history[0].name)
+    return names
+
+
+def neuron_layers(model: keras.Model) -> list[NeuronLayer]:
+    """List the neuron layers of ``model`` in the model's layer order.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built functional or Sequential model.
+
+    Returns
+    -------
+    list of NeuronLayer
+        Dense and Conv2D layers.  The layer whose output is (or, through
+        pass-through layers such as ``Activation``/``Softmax``, feeds) the
+        model output is marked ``is_output``: it is the last neuron layer.
+    """
+    _require_built(model)
+    layers = [l for l in model.layers if _is_neuron_layer(l)]
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no Dense or Conv2D layer: nothing to analyse")
+    out_names = _output_layer_names(model)
+    last = layers[-1].name
+    result = []
+    for layer in layers:
+        kind = "dense" if isinstance(layer, keras.layers.Dense) else "conv"
+        n_units = int(layer.units if kind == "dense" else layer.filters)
+        is_output = layer.name in out_names or layer.name == last
+        result.append(NeuronLayer(layer.name, kind, n_units, is_output))
+    return result
+
+
+def hidden_layers(model: keras.Model) -> list[NeuronLayer]:
+    """The neuron layers of ``model`` except the output (logits) layer."""
+    return [l for l in neuron_layers(model) if not l.is_output]
+
+
+def _require_built(model: keras.Model) -> None:
+    if not getattr(model, "built", False) or not getattr(model, "inputs", None):
+        raise ValueError(
+            "the model must be built with a known input shape "
+            "(a functional model, or a Sequential model that starts with keras.Input)"
+        )
+
+
+class PreActivation(keras.layers.Layer):
+    """Apply a Dense/Conv2D layer, sharing its weights, without its activation."""
+
+    def __init__(self, inner: keras.layers.Layer, **kwargs):
+        super().__init__(name=f"{inner.name}__preact", **kwargs)
+        self.inner = inner
+
+    def call(self, inputs):
+        activation = self.inner.activation
+        self.inner.activation = None
+        try:
+            return self.inner.call(inputs)
+        finally:
+            self.inner.activation = activation
+
+    def compute_output_shape(self, input_shape):
+        return self.inner.compute_output_shape(input_shape)
+
+
+def _has_linear_activation(layer: keras.layers.Layer) -> bool:
+    act = getattr(layer, "activation", None)
+    return act is None or act is keras.activations.linear or getattr(act, "__name__", "") == "linear"
+
+
+def preactivation_tensor(layer: keras.layers.Layer):
+    """The symbolic pre-activation output of ``layer`` inside its model's graph."""
+    if _has_linear_activation(layer):
+        return layer.output
+    return PreActivation(layer)(layer.input)
+
+
+def preactivation_model(model: keras.Model, layer_names: Sequence[str]) -> keras.Model:
+    """A model mapping the inputs of ``model`` to the pre-activations of some layers.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built model.
+    layer_names : sequence of str
+        Names of neuron layers (see :func:`neuron_layers`).
+
+    Returns
+    -------
+    keras.Model
+        A functional model with one output per requested layer (a list of
+        outputs, even for one layer), sharing the weights of ``model``.
+    """
+    _require_built(model)
+    known = {l.name for l in neuron_layers(model)}
+    outputs = []
+    for name in layer_names:
+        if name not in known:
+            raise ValueError(
+                f"{name!r} is not a neuron layer of model {model.name!r}; "
+                f"neuron layers are {sorted(known)}"
+            )
+        outputs.append(preactivation_tensor(model.get_layer(name)))
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=f"{model.name}_preactivations")
+
+
+def preactivations(
+    model: keras.Model, x: np.ndarray, layer_names: Sequence[str], batch_size: int = 512
+) -> dict[str, np.ndarray]:
+    """Compute pre-activations of ``layer_names`` on inputs ``x`` (inference mode).
+
+    Returns
+    -------
+    dict
+        Layer name to an array of shape ``(n, units)`` (dense) or
+        ``(n, h, w, channels)`` (conv).
+    """
+    check_input_shape(model, x)
+    sub = preactivation_model(model, layer_names)
+    outs = {name: [] for name in layer_names}
+    for start in range(0, len(x), batch_size):
+        batch = sub(x[start : start + batch_size], training=False)
+        for name, value in zip(layer_names, batch):
+            outs[name].append(np.asarray(value))
+    return {name: np.concatenate(parts) for name, parts in outs.items()}
+
+
+def check_input_shape(model: keras.Model, x: np.ndarray) -> None:
+    """Raise a clear ``ValueError`` when ``x`` does not fit the model's input."""
+    expected = tuple(model.inputs[0].shape[1:])
+    got = tuple(np.shape(x)[1:])
+    if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
+        raise ValueError(
+            f"inputs of shape {np.shape(x)} do not fit model {model.name!r}, "
+            f"which expects (n, {', '.join(str(e) for e in expected)})"
+        )

