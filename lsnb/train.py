@@ -1,0 +1,241 @@
+"""Training with seeds and replicates, cached on disk.
+
+:func:`train` fits one architecture on one dataset with Adam (lr 1e-3) and
+stores the trained model under the cache (see :mod:`lsnb.cache`), keyed by
+everything it depends on; a second call with the same configuration loads the
+identical weights at once.  :func:`trained` names the paper's networks
+(``mlp_mnist``, ``cnn_mnist``, ``vgg``, ``vgg_unreg``, ``mlp_halves``) and takes
+their sizes from a profile.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import keras
+import numpy as np
+
+from . import cache, data as data_mod, models
+from .profiles import Profile, get_profile
+
+#: Batch sizes of the paper per architecture.
+BATCH_SIZE = {"mlp": 128, "small_cnn": 64, "vgg_cifar": 128}
+
+#: The paper's networks: architecture, dataset and model options.
+NETS = {
+    "mlp_mnist": {"arch": "mlp", "dataset": "mnist"},
+    "cnn_mnist": {"arch": "small_cnn", "dataset": "mnist"},
+    "vgg": {"arch": "vgg_cifar", "dataset": "vgg_data", "regularized": True},
+    "vgg_unreg": {"arch": "vgg_cifar", "dataset": "vgg_data", "regularized": False},
+    "mlp_halves": {"arch": "mlp", "dataset": "halves_mnist"},
+}
+
+
+@dataclass
+class TrainedNet:
+    """A trained model with its data and provenance.
+
+    Attributes
+    ----------
+    model : keras.Model
+    data : lsnb.data.Dataset
+        The data it was trained and tested on.
+    test_accuracy : float
+    config : dict
+        The full configuration the cache entry is keyed by.
+    seconds : float
+        Training time when it was trained (not when loaded from the cache).
+    from_cache : bool
+    """
+
+    model: keras.Model
+    data: data_mod.Dataset
+    test_accuracy: float
+    config: dict
+    seconds: float
+    from_cache: bool
+
+    def describe(self) -> str:
+        how = "from cache" if self.from_cache else f"trained in {self.seconds:.1f} s"
+        return (f"{self.config['net'] or self.config['arch']} replicate {self.config['replicate']}: "
+                f"test accuracy {self.test_accuracy:.4f} on {self.data.name} "
+                f"({self.data.source}), {how}")
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)`` in inference mode."""
+    preds = np.concatenate([np.argmax(np.asarray(model(x[i:i + batch_size], training=False)), axis=1)
+                            for i in range(0, len(x), batch_size)])
+    return float(np.mean(preds == y))
+
+
+def _tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed,
+                                                           reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment:
+        aug = keras.Sequential([
+            keras.layers.RandomRotation(15 / 360, seed=seed),
+            keras.layers.RandomTranslation(0.1, 0.1, seed=seed),
+            keras.layers.RandomFlip("horizontal", seed=seed),
+        ])
+        ds = ds.map(lambda a, b: (aug(a, training=True), b))
+    options = tf.data.Options()
+    options.autotune.enabled = False  # avoids a long stall after the last batch
+    return ds.with_options(options)
+
+
+class _EpochBar(keras.callbacks.Callback):
+    """A tqdm bar over epochs showing the training loss and accuracy."""
+
+    def __init__(self, epochs: int, label: str):
+        super().__init__()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=epochs, desc=label, unit="epoch", leave=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.3f}",
+                             acc=f"{logs.get('accuracy', float('nan')):.3f}")
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def _seed_for(seed: int, replicate: int) -> int:
+    return int(seed) * 1000 + int(replicate)
+
+
+def _fit(config: dict, data: data_mod.Dataset, progress: bool) -> keras.Model:
+    keras.utils.set_random_seed(_seed_for(config["seed"], config["replicate"]))
+    model = models.build(config["arch"], input_shape=data.input_shape, n_classes=data.n_classes,
+                         **config["model_kwargs"])
+    model.compile(optimizer=keras.optimizers.Adam(config["lr"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ds = _tf_dataset(data.x_train, data.y_train, config["batch_size"],
+                     _seed_for(config["seed"], config["replicate"]), config["augment"])
+    callbacks = [_EpochBar(config["epochs"], config["net"] or config["arch"])] if progress else []
+    model.fit(ds, epochs=config["epochs"], verbose=0, callbacks=callbacks, shuffle=False)
+    return model
+
+
+def _data_fingerprint(data: data_mod.Dataset) -> dict:
+    return {"name": data.name, "source": data.source, "n_train": len(data.x_train),
+            "n_test": len(data.x_test), "x_train": data.x_train, "y_train": data.y_train}
+
+
+def train(arch: str, data: data_mod.Dataset, *, epochs: int, batch_size: int | None = None,
+          seed: int = 0, replicate: int = 0, model_kwargs: dict | None = None,
+          augment: bool = False, lr: float = 1e-3, net: str | None = None,
+          progress: bool = True, refresh: bool = False) -> TrainedNet:
+    """Train ``arch`` on ``data`` (or load it from the cache).
+
+    Parameters
+    ----------
+    arch : {"mlp", "small_cnn", "vgg_cifar"}
+    data : Dataset
+    epochs : int
+    batch_size : int, optional
+        Defaults to the paper's batch size for ``arch``.
+    seed, replicate : int
+        Together they seed weights, shuffling and augmentation; replicates are
+        independently initialised nets.
+    model_kwargs : dict, optional
+        Passed to the architecture builder (``width``, ``regularized``, ...).
+    augment : bool
+        Random rotations (15 deg), shifts (0.1) and horizontal flips (the
+        paper's CIFAR-10 augmentation).
+    refresh : bool
+        Retrain even when a cached model exists.
+
+    Returns
+    -------
+    TrainedNet
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    config = {"arch": arch, "net": net, "epochs": int(epochs),
+              "batch_size": int(batch_size or BATCH_SIZE.get(arch, 128)), "seed": int(seed),
+              "replicate": int(replicate), "model_kwargs": dict(model_kwargs or {}),
+              "augment": bool(augment), "lr": float(lr), "keras": keras.__version__}
+    key_config = {**config, "data": _data_fingerprint(data)}
+    path = cache.entry_path("model", key_config, ext="keras")
+    meta_path = path.with_suffix(".meta.json")
+    if path.exists() and meta_path.exists() and not refresh:
+        model = keras.models.load_model(path, compile=False)
+        meta = json.loads(meta_path.read_text())
+        return TrainedNet(model, data, meta["test_accuracy"], config, meta["seconds"], True)
+    start = time.perf_counter()
+    model = _fit(config, data, progress)
+    seconds = time.perf_counter() - start
+    acc = accuracy(model, data.x_test, data.y_test)
+    with cache.atomic_path(path) as tmp:
+        model.save(tmp)
+    with cache.atomic_path(meta_path) as tmp:
+        tmp.write_text(json.dumps({"test_accuracy": acc, "seconds": seconds,
+                                   "config": config, "data": data.describe()}, indent=1))
+    return TrainedNet(model, data, acc, config, seconds, False)
+
+
+def dataset(name: str, profile: str | Profile = "quick", seed: int = 0) -> data_mod.Dataset:
+    """The dataset ``name`` at the sizes of ``profile`` (memoised per process).
+
+    ``name`` is ``"mnist"``, ``"halves_mnist"``, ``"stacked_mnist"``,
+    ``"mnist_rgb32"``, ``"cifar10"`` or ``"vgg_data"`` (the profile's VGG data).
+    """
+    prof = get_profile(profile)
+    if name == "vgg_data":
+        name = prof.vgg_data
+    return _dataset(name, prof.data_source, prof.n_train, prof.n_test, seed)
+
+
+@lru_cache(maxsize=16)
+def _dataset(name: str, source: str, n_train: int | None, n_test: int | None,
+             seed: int) -> data_mod.Dataset:
+    if name == "cifar10":
+        base = data_mod.load_cifar10()
+    else:
+        mnist = data_mod.load_mnist(source)
+        builders = {"mnist": lambda: mnist,
+                    "mnist_rgb32": lambda: data_mod.mnist_rgb32(mnist),
+                    "halves_mnist": lambda: data_mod.halves_mnist(mnist, seed=seed),
+                    "stacked_mnist": lambda: data_mod.stacked_mnist(mnist, seed=seed)}
+        if name not in builders:
+            raise ValueError(f"unknown dataset {name!r}; choose one of "
+                             f"{sorted(builders) + ['cifar10', 'vgg_data']}")
+        base = builders[name]()
+    return base.subset(n_train, n_test, seed=seed)
+
+
+def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed: int = 0,
+            progress: bool = True, verbose: bool = True) -> TrainedNet:
+    """One of the paper's networks, trained at the sizes of ``profile``.
+
+    Parameters
+    ----------
+    net : {"mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg", "mlp_halves"}
+    profile : str or Profile
+    replicate : int
+        Which of the profile's independently trained replicates.
+    """
+    if net not in NETS:
+        raise ValueError(f"unknown network {net!r}; choose one of {sorted(NETS)}")
+    prof = get_profile(profile)
+    spec = dict(NETS[net])
+    arch, ds_name = spec.pop("arch"), spec.pop("dataset")
+    data = dataset(ds_name, prof, seed=seed)
+    model_kwargs = dict(spec)
+    if arch == "vgg_cifar":
+        model_kwargs["width"] = prof.vgg_width
+    result = train(arch, data, epochs=prof.epochs[arch], seed=seed, replicate=replicate,
+                   model_kwargs=model_kwargs, augment=arch == "vgg_cifar" and data.name == "cifar10",
+                   net=net, progress=progress)
+    if verbose:
+        print(f"[lsnb.train] {result.describe()}", flush=True)
+    return result
