@@ -246,10 +246,10 @@ def _paired(base: Dataset, name: str, combine: Callable, n_train: int | None,
         x, y = getattr(base, f"x_{split}"), getattr(base, f"y_{split}")
         i, j = _pair_indices(len(y), n if n is not None else len(y), rng)
         splits[split] = (combine(x[i], x[j]).astype(np.float32), (y[i] + y[j]) % 10,
-                         np.stack([y[i], y[j]], axis=1))
-    (xtr, ytr, dtr), (xte, yte, dte) = splits["train"], splits["test"]
+                         np.stack([y[i], y[j]], axis=1), np.stack([i, j], axis=1))
+    (xtr, ytr, dtr, ptr), (xte, yte, dte, pte) = splits["train"], splits["test"]
     return Dataset(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), name, base.source,
-                   meta={"digits": (dtr, dte)})
+                   meta={"digits": (dtr, dte), "pairs": (ptr, pte)})
 
 
 def halves_mnist(base: Dataset | None = None, n_train: int | None = None,
@@ -258,8 +258,9 @@ def halves_mnist(base: Dataset | None = None, n_train: int | None = None,
 
     As in the paper's Appendix A.5: for each example two digits are drawn
     uniformly with replacement from the same split, resized to 28x14 and placed
-    left | right.  ``meta["digits"]`` holds the (left, right) digit labels for
-    the train and test splits.  Sizes default to those of ``base``.
+    left | right.  ``meta["digits"]`` holds the (left, right) digit labels and
+    ``meta["pairs"]`` the (left, right) indices into ``base``, for the train and
+    test splits.  Sizes default to those of ``base``.
     """
     base = base if base is not None else load_mnist(verbose=verbose)
     data = _paired(base, "halves_mnist",

@@ -148,8 +148,10 @@ def preactivation_model(model: keras.Model, layer_names: Sequence[str]) -> keras
     Returns
     -------
     keras.Model
-        A functional model with one output per requested layer (a list of
-        outputs, even for one layer), sharing the weights of ``model``.
+        A functional model with one output per requested layer, sharing the
+        weights of ``model``.  Calling it returns a list of tensors, or a
+        single tensor when one layer was requested (Keras unwraps it); see
+        :func:`as_list`.
     """
     _require_built(model)
     known = {l.name for l in neuron_layers(model)}
@@ -180,10 +182,15 @@ def preactivations(
     sub = preactivation_model(model, layer_names)
     outs = {name: [] for name in layer_names}
     for start in range(0, len(x), batch_size):
-        batch = sub(x[start : start + batch_size], training=False)
+        batch = as_list(sub(x[start : start + batch_size], training=False))
         for name, value in zip(layer_names, batch):
             outs[name].append(np.asarray(value))
     return {name: np.concatenate(parts) for name, parts in outs.items()}
+
+
+def as_list(outputs) -> list:
+    """The outputs of a (pre-activation) model call as a list, also for one output."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def check_input_shape(model: keras.Model, x: np.ndarray) -> None:

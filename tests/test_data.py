@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+import lsnb
+from lsnb import data
+
+
+def test_embedded_mnist_is_real_stratified_and_deterministic(mnist):
+    assert mnist.source == "embedded" and mnist.name == "mnist"
+    assert mnist.x_train.shape == (4000, 28, 28, 1) and mnist.x_test.shape == (1000, 28, 28, 1)
+    assert mnist.x_train.dtype == np.float32 and 0.0 <= mnist.x_train.min() and mnist.x_train.max() <= 1.0
+    assert np.bincount(mnist.y_test).tolist() == [100] * 10
+    assert np.bincount(mnist.y_train).tolist() == [400] * 10
+    again = data.embedded_mnist()
+    assert np.array_equal(again.x_test, mnist.x_test) and np.array_equal(again.y_train, mnist.y_train)
+    # train and test share no digit image
+    train_keys = {x.tobytes() for x in mnist.x_train}
+    assert not any(x.tobytes() in train_keys for x in mnist.x_test)
+
+
+def test_auto_falls_back_offline_and_says_so(capsys, monkeypatch):
+    monkeypatch.setenv("LSNB_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
+    ds = data.load_mnist()
+    assert ds.source == "embedded"
+    assert "embedded" in capsys.readouterr().out
+
+
+def test_forced_keras_source_fails_clearly_offline(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(data, "_keras_mnist", offline)
+    with pytest.raises(RuntimeError, match="source='embedded'"):
+        data.load_mnist("keras")
+    with pytest.raises(ValueError, match="unknown source"):
+        data.load_mnist("internet")
+
+
+def test_cifar10_missing_gives_instructions(monkeypatch):
+    import keras
+
+    def offline():
+        raise OSError("no network")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(RuntimeError, match="mnist_rgb32"):
+        data.load_cifar10()
+
+
+def test_mnist_rgb32_pads_and_copies_channels(mnist):
+    small = mnist.subset(50, 20)
+    rgb = data.mnist_rgb32(small, verbose=False)
+    assert rgb.x_train.shape == (50, 32, 32, 3) and rgb.name == "mnist_rgb32"
+    assert np.array_equal(rgb.x_train[:, 2:30, 2:30, 1], small.x_train[..., 0])
+    assert rgb.x_train[:, :2].max() == 0 and np.array_equal(rgb.x_train[..., 0], rgb.x_train[..., 2])
+
+
+def test_halves_mnist_construction(mnist):
+    base = mnist.subset(200, 100)
+    ds = data.halves_mnist(base, n_train=300, n_test=50, seed=3, verbose=False)
+    assert ds.x_train.shape == (300, 28, 28, 1) and ds.x_test.shape == (50, 28, 28, 1)
+    pairs, digits = ds.meta["pairs"][0], ds.meta["digits"][0]
+    for row in range(0, 300, 37):
+        i, j = pairs[row]
+        # left half is digit 1 squeezed to 14 columns (mean of column pairs), right half digit 2
+        left = 0.5 * (base.x_train[i, :, 0::2] + base.x_train[i, :, 1::2])
+        assert np.allclose(ds.x_train[row, :, :14], left)
+        assert np.allclose(ds.x_train[row, :, 14:], data.half_width(base.x_train[j : j + 1])[0])
+        assert tuple(digits[row]) == (base.y_train[i], base.y_train[j])
+        assert ds.y_train[row] == (base.y_train[i] + base.y_train[j]) % 10
+    again = data.halves_mnist(base, n_train=300, n_test=50, seed=3, verbose=False)
+    assert np.array_equal(again.x_train, ds.x_train)
+
+
+def test_stacked_mnist_channels_and_labels(mnist):
+    base = mnist.subset(100, 50)
+    ds = data.stacked_mnist(base, n_train=40, n_test=10, seed=1, verbose=False)
+    i, j = ds.meta["pairs"][0][5]
+    assert ds.x_train.shape == (40, 28, 28, 2)
+    assert np.array_equal(ds.x_train[5, ..., 0], base.x_train[i, ..., 0])
+    assert np.array_equal(ds.x_train[5, ..., 1], base.x_train[j, ..., 0])
+    assert ds.y_train[5] == (base.y_train[i] + base.y_train[j]) % 10
+
+
+def test_subset_is_stratified_and_seeded(mnist):
+    sub = mnist.subset(1000, 300, seed=1)
+    assert len(sub.x_train) == 1000 and np.bincount(sub.y_train).tolist() == [100] * 10
+    assert np.bincount(sub.y_test).tolist() == [30] * 10
+    assert np.array_equal(sub.x_train, mnist.subset(1000, 300, seed=1).x_train)
+    assert not np.array_equal(sub.x_train, mnist.subset(1000, 300, seed=2).x_train)
+
+
+def test_imagenet_folder(tmp_path):
+    from PIL import Image
+
+    with pytest.raises(FileNotFoundError, match="no ImageNet folder"):
+        data.load_imagenet(tmp_path / "missing", "vgg16")
+    rng = np.random.default_rng(0)
+    for wnid in ("n01", "n02"):
+        (tmp_path / wnid).mkdir()
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 255, (300, 260, 3), dtype=np.uint8)).save(tmp_path / wnid / f"{k}.JPEG")
+    ds = data.load_imagenet(tmp_path, "vgg16", n_per_class=2, n_graph_per_class=1, verbose=False)
+    assert ds.x_test.shape == (4, 224, 224, 3) and ds.x_train.shape == (2, 224, 224, 3)
+    assert ds.y_test.tolist() == [0, 0, 1, 1] and ds.n_classes == 2 and ds.source.startswith("folder:")

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from lsnb import models, neurons
+
+
+def conv_params(k, c_in, c_out):
+    return k * k * c_in * c_out + c_out
+
+
+def dense_params(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def test_mlp_matches_paper():
+    m = models.mlp()
+    layers = neurons.neuron_layers(m)
+    assert [l.n_units for l in layers] == [256, 256, 256, 256, 10]
+    assert [l.is_output for l in layers] == [False] * 4 + [True]
+    expected = dense_params(784, 256) + 3 * dense_params(256, 256) + dense_params(256, 10)
+    assert m.count_params() == expected == 400_906
+
+
+def test_small_cnn_matches_paper():
+    m = models.small_cnn()
+    kinds = [(l.name, l.kind, l.n_units) for l in neurons.neuron_layers(m)]
+    assert kinds == [("conv1", "conv", 64), ("conv2", "conv", 64), ("conv3", "conv", 64),
+                     ("dense1", "dense", 128), ("logits", "dense", 10)]
+    # 28 -> pool -> 14 -> pool -> 7: flatten has 7*7*64 inputs
+    assert m.get_layer("flatten").output.shape[-1] == 7 * 7 * 64
+    expected = (conv_params(3, 1, 64) + 2 * conv_params(3, 64, 64)
+                + dense_params(7 * 7 * 64, 128) + dense_params(128, 10))
+    assert m.count_params() == expected
+
+
+def test_vgg_cifar_layout():
+    m = models.vgg_cifar()
+    convs = [l for l in neurons.neuron_layers(m) if l.kind == "conv"]
+    assert [l.n_units for l in convs] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    types = [type(l).__name__ for l in m.layers]
+    assert types.count("MaxPooling2D") == 5 and types.count("BatchNormalization") == 14
+    assert m.get_layer("flatten").output.shape[-1] == 512
+    # order inside a pooled block: conv -> pool -> bn (batch norm after the ReLU)
+    names = [l.name for l in m.layers]
+    assert names.index("conv2") < names.index("pool2") < names.index("bn2")
+    assert m.get_layer("dropout1").rate == 0.3 and m.get_layer("dropout3").rate == 0.4
+    assert m.get_layer("conv1").kernel_regularizer is not None
+    # trainable parameters: convs + dense 512 + output; BN adds 4 per channel (2 trainable)
+    conv_total = sum(conv_params(3, c_in, c_out) for c_in, c_out in
+                     zip([3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512],
+                         [l.n_units for l in convs]))
+    bn_total = 4 * (sum(l.n_units for l in convs) + 512)
+    assert m.count_params() == conv_total + dense_params(512, 512) + dense_params(512, 10) + bn_total
+
+
+def test_vgg_unregularized_and_width():
+    m = models.vgg_cifar(regularized=False, width=0.25)
+    types = [type(l).__name__ for l in m.layers]
+    assert "Dropout" not in types and m.get_layer("conv1").kernel_regularizer is None
+    assert m.get_layer("conv1").filters == 16 and m.get_layer("conv13").filters == 128
+    with pytest.raises(ValueError, match="width"):
+        models.vgg_cifar(width=0)
+
+
+def test_imagenet_models_build_and_missing_weights_fail_clearly(tmp_path):
+    with pytest.raises(ValueError, match="unknown ImageNet model"):
+        models.imagenet_model("alexnet", weights=None)
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        models.imagenet_model("resnet18", weights=tmp_path / "missing.h5")
+    net = models.imagenet_model("resnet18", weights=None)
+    assert net.output.shape[-1] == 1000 and 11_000_000 < net.count_params() < 12_000_000
+
+
+def test_build_by_name():
+    assert models.build("mlp", hidden=(8,)).count_params() == dense_params(784, 8) + dense_params(8, 10)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        models.build("transformer")

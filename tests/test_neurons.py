@@ -1,0 +1,40 @@
+import keras
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from lsnb import models, neurons
+
+
+def test_preactivation_of_fused_relu_dense_is_the_linear_part(rng):
+    m = models.mlp(hidden=(5, 4))
+    x = rng.random((7, 28, 28, 1), dtype=np.float32)
+    pre = neurons.preactivations(m, x, ["dense1", "dense2", "logits"])
+    w, b = m.get_layer("dense1").get_weights()
+    assert np.allclose(pre["dense1"], x.reshape(7, -1) @ w + b, atol=1e-5)
+    w2, b2 = m.get_layer("dense2").get_weights()
+    assert np.allclose(pre["dense2"], np.maximum(pre["dense1"], 0) @ w2 + b2, atol=1e-5)
+    assert np.allclose(softmax(pre["logits"], axis=1), m.predict(x, verbose=0), atol=1e-6)
+    assert (pre["dense1"] < 0).any()  # really before the ReLU
+
+
+def test_preactivation_with_separate_activation_layer(rng):
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(3, name="lin")(inp)
+    out = keras.layers.Dense(2, name="logits")(keras.layers.ReLU()(h))
+    m = keras.Model(inp, out)
+    x = rng.random((4, 6), dtype=np.float32)
+    w, b = m.get_layer("lin").get_weights()
+    assert np.allclose(neurons.preactivations(m, x, ["lin"])["lin"], x @ w + b, atol=1e-6)
+
+
+def test_conv_preactivation_shape_and_errors(rng):
+    m = models.small_cnn(channels=4, dense=8)
+    x = rng.random((2, 28, 28, 1), dtype=np.float32)
+    pre = neurons.preactivations(m, x, ["conv3"])
+    assert pre["conv3"].shape == (2, 14, 14, 4)
+    with pytest.raises(ValueError, match="not a neuron layer"):
+        neurons.preactivation_model(m, ["pool2"])
+    with pytest.raises(ValueError, match="do not fit"):
+        neurons.preactivations(m, rng.random((2, 32, 32, 3)), ["conv1"])
+    assert [l.name for l in neurons.hidden_layers(m)] == ["conv1", "conv2", "conv3", "dense1"]
