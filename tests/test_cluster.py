@@ -68,3 +68,179 @@ def test_partition_pickles_and_names():
     assert Subcluster("a", 1, np.array([1, 2])) != Subcluster("a", 1, np.array([1, 3]))
     with pytest.raises(ValueError, match="not in this partition"):
         part.live_units("nope")
+
+
+# ---------------------------------------------------------------- clustering
+
+import keras
+import networkx as nx
+import scipy.sparse as sp
+
+import lsnb
+from lsnb.cluster import layer_k, layerwise_labels, normalized_cut, spectral_labels
+from lsnb.graph import weight_graph
+
+
+def _groups(n: int, n_blocks: int) -> np.ndarray:
+    return np.repeat(np.arange(n_blocks), n // n_blocks)
+
+
+def _same_partition(labels: np.ndarray, planted: np.ndarray) -> bool:
+    """Labels equal the planted groups up to renaming (a bijection)."""
+    pairs = set(zip(labels.tolist(), planted.tolist()))
+    return len(pairs) == len(set(labels.tolist())) == len(set(planted.tolist()))
+
+
+def _block_kernel(rng, n_in: int, n_out: int, n_blocks: int, noise: float) -> np.ndarray:
+    gi, go = _groups(n_in, n_blocks), _groups(n_out, n_blocks)
+    on_block = gi[:, None] == go[None, :]
+    w = np.where(on_block, rng.uniform(0.5, 1.5, (n_in, n_out)), noise * rng.uniform(-1, 1, (n_in, n_out)))
+    return (w * rng.choice([-1, 1], size=w.shape)).astype("float32")
+
+
+def _planted_mlp(rng, n_blocks: int = 3, noise: float = 0.02, exact: bool = False) -> keras.Model:
+    """12 inputs -> 24 -> 24 -> 6 outputs, every kernel block-diagonal."""
+    model = lsnb.models.mlp(input_shape=(12,), hidden=(24, 24), n_classes=6)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            w, b = layer.get_weights()
+            k = _block_kernel(rng, w.shape[0], w.shape[1], n_blocks, 0.0 if exact else noise)
+            layer.set_weights([k, np.zeros_like(b)])
+    return model
+
+
+def test_normalized_cut_matches_networkx_on_random_graphs():
+    rng = np.random.default_rng(0)
+    for trial in range(5):
+        n = 30
+        a = rng.random((n, n)) * (rng.random((n, n)) < 0.3)
+        a = np.triu(a, 1)
+        a = a + a.T
+        labels = rng.integers(0, 4, size=n)
+        graph = nx.from_numpy_array(a)
+        expected = 0.5 * sum(
+            nx.cut_size(graph, np.flatnonzero(labels == c), weight="weight")
+            / nx.volume(graph, np.flatnonzero(labels == c), weight="weight")
+            for c in range(4)
+        )
+        assert normalized_cut(sp.csr_matrix(a), labels) == pytest.approx(expected)
+        if trial == 0:  # two clusters: networkx's normalized_cut_size counts both directions
+            two = (labels < 2).astype(int)
+            s, t = np.flatnonzero(two == 1), np.flatnonzero(two == 0)
+            assert 2 * normalized_cut(a, two) == pytest.approx(nx.normalized_cut_size(graph, s, t, weight="weight"))
+
+
+def test_normalized_cut_of_disconnected_blocks_is_zero():
+    a = sp.block_diag([np.ones((3, 3)) - np.eye(3)] * 2).tocsr()
+    assert normalized_cut(a, np.array([0, 0, 0, 1, 1, 1])) == 0.0
+    assert normalized_cut(a, np.array([0, 0, 1, 1, 1, 1])) > 0.0
+
+
+def test_spectral_labels_leave_out_isolated_nodes_and_check_k():
+    a = np.zeros((7, 7))
+    a[:3, :3] = 1.0
+    a[4:, 4:] = 1.0
+    np.fill_diagonal(a, 0.0)
+    a[2, 4] = a[4, 2] = 0.01
+    labels = spectral_labels(a, 2, seed=0)
+    assert labels.tolist() == [0, 0, 0, -1, 1, 1, 1]
+    with pytest.raises(ValueError, match="only 6 nodes with edges"):
+        spectral_labels(a, 7)
+    with pytest.raises(ValueError, match="symmetric"):
+        spectral_labels(np.triu(a), 2)
+    with pytest.raises(ValueError, match="eigen_solver"):
+        spectral_labels(a, 2, eigen_solver="magic")
+
+
+def test_weight_partition_recovers_planted_mlp_blocks():
+    model = _planted_mlp(np.random.default_rng(0))
+    part = lsnb.partition(model, method="weights", scope="network", k=3, seed=0)
+    assert set(part.labels) == {"dense1", "dense2"}
+    planted = _groups(24, 3)
+    for name in ("dense1", "dense2"):
+        assert _same_partition(part.labels[name], planted), part.labels[name]
+    subs = part.subclusters()
+    assert len(subs) == 6 and all(s.size == 8 for s in subs)
+    # layer-wise: each layer got 3 network-wide clusters, so 3 clusters per layer, same groups
+    layer = lsnb.partition(model, method="weights", scope="layer", k=3, seed=0)
+    assert layer.info["layer_k"] == {"dense1": 3, "dense2": 3}
+    for name in ("dense1", "dense2"):
+        assert _same_partition(layer.labels[name], planted)
+
+
+def test_weight_partition_recovers_planted_cnn_channel_groups():
+    rng = np.random.default_rng(1)
+    model = lsnb.models.small_cnn(input_shape=(8, 8, 1), channels=12, dense=8, n_classes=2)
+    for name in ("conv2", "conv3"):
+        layer = model.get_layer(name)
+        w, b = layer.get_weights()
+        blocks = _block_kernel(rng, 12, 12, 4, 0.0)
+        kernel = np.abs(rng.normal(size=w.shape)) * (blocks != 0) + 0.01 * rng.random(w.shape)
+        layer.set_weights([kernel.astype("float32"), b])
+    part = lsnb.partition(model, method="weights", scope="network", k=4, seed=0)
+    assert list(part.labels) == ["conv1", "conv2", "conv3"]
+    planted = _groups(12, 4)
+    for name in ("conv1", "conv2", "conv3"):
+        assert _same_partition(part.labels[name], planted), (name, part.labels[name])
+    layer = lsnb.partition(model, method="weights", scope="layer", k=4, seed=0)
+    assert layer.info["layer_k"] == {"conv1": 4, "conv2": 4, "conv3": 4}
+    for name in ("conv1", "conv2", "conv3"):
+        assert _same_partition(layer.labels[name], planted), (name, layer.labels[name])
+
+
+def test_activation_partition_recovers_groups_driven_by_disjoint_inputs():
+    model = _planted_mlp(np.random.default_rng(2), exact=True)
+    for layer in model.layers:  # positive weights: every unit increases with its block's inputs
+        if isinstance(layer, keras.layers.Dense):
+            w, b = layer.get_weights()
+            layer.set_weights([np.abs(w), b])
+    x = np.random.default_rng(3).random((400, 12)).astype("float32")
+    part = lsnb.partition(model, method="activations", scope="network", k=3, x=x, seed=0)
+    for name in ("dense1", "dense2"):
+        assert _same_partition(part.labels[name], _groups(24, 3)), part.labels[name]
+    layer = lsnb.partition(model, method="activations", scope="layer", k=3, x=x, seed=0)
+    for name in ("dense1", "dense2"):
+        assert _same_partition(layer.labels[name], _groups(24, 3))
+
+
+def test_layer_k_rule_and_labels_on_the_right_layer():
+    model = _planted_mlp(np.random.default_rng(4))
+    graph = weight_graph(model)
+    node_labels = np.zeros(graph.n_nodes, dtype=np.int64)
+    d1, d2 = graph.layer("dense1").nodes, graph.layer("dense2").nodes
+    node_labels[d1] = np.array([0, 5] * 12)  # dense1 got 2 network-wide clusters
+    node_labels[d2] = np.arange(24) % 4  # dense2 got 4, including cluster 0
+    node_labels[d2.start] = -1
+    assert layer_k(graph, node_labels, "dense1") == 2
+    assert layer_k(graph, node_labels, "dense2") == 4
+    labels, ks, ncuts = layerwise_labels(graph, node_labels, seed=0)
+    assert ks == {"dense1": 2, "dense2": 4}
+    assert len(labels["dense1"]) == 24 and len(np.unique(labels["dense1"])) <= 2
+    assert len(np.unique(labels["dense2"])) <= 4
+    # layer dense1's labels come from clustering {image, dense1, dense2} into 2 clusters
+    sub = graph.subgraph(["image", "dense1", "dense2"])
+    expected = spectral_labels(sub.adjacency, 2, seed=0)[sub.layer("dense1").nodes]
+    assert _same_partition(labels["dense1"], expected)
+    assert set(ncuts) == {"dense1", "dense2"}
+
+
+def test_same_seed_same_labels_and_errors():
+    model = lsnb.models.mlp(input_shape=(6, 6, 1), hidden=(20, 20), n_classes=4)
+    x = np.random.default_rng(0).random((120, 6, 6, 1)).astype("float32")
+    for method in ("weights", "activations"):
+        a = lsnb.partition(model, method=method, scope="network", k=5, x=x, seed=3)
+        b = lsnb.partition(model, method=method, scope="network", k=5, x=x, seed=3)
+        for name in a.labels:
+            np.testing.assert_array_equal(a.labels[name], b.labels[name])
+    with pytest.raises(ValueError, match="cannot make k=100"):
+        lsnb.partition(model, k=100)
+    with pytest.raises(ValueError, match="need inputs"):
+        lsnb.partition(model, method="activations", k=3)
+    with pytest.raises(ValueError, match="do not fit"):
+        lsnb.partition(model, method="activations", k=3, x=np.zeros((10, 5, 5, 1), "float32"))
+    with pytest.raises(ValueError, match="method"):
+        lsnb.partition(model, method="gradients")
+    with pytest.raises(ValueError, match="scope"):
+        lsnb.partition(model, scope="block")
+    part = pickle.loads(pickle.dumps(lsnb.partition(model, k=3, seed=1)))
+    assert part.k == 3 and part.seed == 1 and part.name == "weights/network"
