@@ -648,6 +648,10 @@ def featvis_test(
         raise ValueError(f"n_random must be at least 1, got {n_random}")
     if backend not in ("native", "lucid"):
         raise ValueError(f"backend must be 'native' or 'lucid', got {backend!r}")
+    if backend == "lucid":
+        from lsnb import lucid_backend
+
+        lucid_backend.load_lucid()  # a clear LucidUnavailableError before any work
     config = VisConfig(steps=opts["steps"], lr=opts["lr"], param=opts["param"],
                        decorrelate=opts["decorrelate"], transforms=get_transforms(opts["transforms"]),
                        objective=opts["objective"])
