@@ -215,7 +215,9 @@ def effect_terms(true_values: Sequence[float], random_means: Sequence[float]) ->
     ``x`` (true value) and ``mu`` (mean of the random values) below 0 are
     replaced by 0 (the paper does so for ``x``; it is silent on ``mu``, which
     can be negative on small test sets when random lesions help on average).
-    ``0 / 0`` counts as 1: no difference between true and random.
+    ``0 / 0`` counts as 1: no difference between true and random.  Infinite
+    values (possible with the authors' range / mean variant) give 2, 0, or 1
+    when both are infinite.
     """
     x = _as_1d(true_values, "true_values")
     mu = _as_1d(random_means, "random_means")
@@ -228,7 +230,10 @@ def effect_terms(true_values: Sequence[float], random_means: Sequence[float]) ->
     denom = x + mu
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(denom > 0, 2.0 * x / np.where(denom > 0, denom, 1.0), 1.0)
-    return terms
+    # infinite values (the authors' range / mean variant): the larger side wins
+    terms = np.where(np.isinf(x) & np.isfinite(mu), 2.0, terms)
+    terms = np.where(np.isfinite(x) & np.isinf(mu), 0.0, terms)
+    return np.where(np.isinf(x) & np.isinf(mu), 1.0, terms)
 
 
 def effect_measure(true_values: Sequence[float], random_means: Sequence[float]) -> tuple[float, float]:

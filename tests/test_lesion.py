@@ -1,0 +1,301 @@
+"""Tests of lsnb.lesion: hand-computed lesions, clean lesions through batch norm,
+agreement of the fast engine and the masked path with the naive reference, and
+the lesion-test table."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from lsnb import lesion, models, stats
+from lsnb.cluster import Partition
+
+
+# ----------------------------------------------------------------------------- fixtures
+def _hand_mlp() -> keras.Model:
+    """3 inputs -> 3 ReLU units (identity) -> 2 classes; unit 0 votes 0, units 1, 2 vote 1."""
+    model = models.mlp(input_shape=(3,), hidden=(3,), n_classes=2)
+    model.get_layer("dense1").set_weights([np.eye(3, dtype="float32"), np.zeros(3, "float32")])
+    model.get_layer("logits").set_weights([np.array([[1, 0], [0, 1], [0, 1]], "float32"),
+                                           np.array([0.05, 0.0], "float32")])
+    return model
+
+
+HAND_X = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.3, 0.3], [0.2, 0.1, 0]], "float32")
+HAND_Y = np.array([0, 1, 1, 1, 0])
+
+
+def _randomize_batch_norm(model: keras.Model, rng: np.random.Generator) -> None:
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.normal(1, 0.3, gamma.shape).astype("float32"),
+                               rng.normal(0, 0.5, beta.shape).astype("float32"),
+                               rng.normal(0.2, 0.3, mean.shape).astype("float32"),
+                               rng.uniform(0.5, 2.0, var.shape).astype("float32")])
+
+
+def _tiny_net(kind: str) -> keras.Model:
+    """A tiny MLP, small CNN with pooling, or VGG-like net with batch norm after the ReLU."""
+    keras.utils.set_random_seed(1)
+    if kind == "mlp":
+        return models.mlp(input_shape=(6, 6, 1), hidden=(24, 16, 16))
+    if kind == "cnn":
+        return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=12)
+    vgg = models.vgg_cifar(width=1 / 16, input_shape=(12, 12, 3), layout=(64, "M", 64, 64, "M"))
+    _randomize_batch_norm(vgg, np.random.default_rng(1))
+    return vgg
+
+
+def _spread_logits(model: keras.Model, x: np.ndarray, rng: np.random.Generator) -> None:
+    """Standardise the features entering the output layer so random nets predict varied classes."""
+    feats = np.asarray(keras.Model(model.inputs[0], model.get_layer("logits").input)(x, training=False))
+    mean, std = feats.mean(axis=0), feats.std(axis=0) + 1e-3
+    w = rng.normal(size=(feats.shape[1], 10)).astype("float32")
+    model.get_layer("logits").set_weights([w / std[:, None], -(mean / std) @ w])
+
+
+def _data_for(model: keras.Model, n: int, rng: np.random.Generator):
+    x = rng.random((n, *model.inputs[0].shape[1:])).astype("float32")
+    _spread_logits(model, x, rng)
+    y = np.argmax(np.asarray(model(x, training=False)), axis=-1)
+    y[: n // 3] = rng.integers(0, 10, n // 3)   # some errors, so lesions can also help
+    return x, y
+
+
+def _near_ties(model: keras.Model, x: np.ndarray, tol: float = 1e-5) -> int:
+    probs = np.sort(np.asarray(model(x, training=False)), axis=-1)
+    return int(np.sum(probs[:, -1] - probs[:, -2] < tol))
+
+
+# ----------------------------------------------------------------------------- hand cases
+@pytest.mark.parametrize("units, acc, per_class", [
+    ([], 1.0, [1.0, 1.0]),
+    ([0], 0.8, [0.5, 1.0]),
+    ([1], 0.6, [1.0, 1 / 3]),
+    ([1, 2], 0.4, [1.0, 0.0]),
+    ([0, 1, 2], 0.4, [1.0, 0.0]),
+])
+@pytest.mark.parametrize("method", ["engine", "masked", "naive"])
+def test_hand_built_mlp_lesion_accuracies(units, acc, per_class, method):
+    model = _hand_mlp()
+    got, got_class = lesion.lesioned_accuracy(model, HAND_X, HAND_Y, {"dense1": units}, method=method)
+    assert got == pytest.approx(acc)
+    np.testing.assert_allclose(got_class, per_class)
+    balanced, _ = lesion.lesioned_accuracy(model, HAND_X, HAND_Y, {"dense1": units}, method=method,
+                                           balanced=True)
+    assert balanced == pytest.approx(np.mean(per_class))
+
+
+def test_lesion_measures_paper_and_original_variants():
+    counts = np.array([2, 3])
+    base = np.array([2, 3])
+    lesioned = np.array([[2, 1], [1, 3], [2, 3]])      # lesions {1}, {0}, nothing lost
+    paper = lesion.lesion_measures(base, lesioned, counts)
+    np.testing.assert_allclose(paper["acc_drop"], [0.4, 0.2, 0.0])
+    np.testing.assert_allclose(paper["class_range"], [2 / 3, 0.5, 0.0])
+    original = lesion.lesion_measures(base, lesioned, counts, variant="original")
+    np.testing.assert_allclose(original["acc_drop"], [1 / 3, 0.25, 0.0])
+    np.testing.assert_allclose(original["class_range"], [2.0, 2.0, 0.0])
+    # a lesion that helps one class as much as it hurts the other: mean 0, range > 0
+    inf = lesion.lesion_measures(np.array([1, 1]), np.array([[2, 0]]), np.array([2, 2]), variant="original")
+    assert np.isinf(inf["class_range"][0])
+    with pytest.raises(ValueError):
+        lesion.lesion_measures(base, lesioned, counts, variant="nope")
+
+
+# ----------------------------------------------------------------------------- clean lesions
+def _conv_bn_net(channels: int) -> keras.Model:
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="conv1")(inputs)
+    h = keras.layers.MaxPooling2D(2, name="pool1")(h)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.Conv2D(5, 3, padding="valid", activation="relu", name="conv2")(h)
+    h = keras.layers.BatchNormalization(name="bn2")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    out = keras.layers.Dense(10, activation="softmax", name="logits")(h)
+    return keras.Model(inputs, out)
+
+
+def test_lesion_through_batch_norm_removes_the_unit_entirely():
+    """Lesioning channel 1 equals a net built without channel 1 (BN(0) does not leak)."""
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(2)
+    full = _conv_bn_net(4)
+    _randomize_batch_norm(full, rng)
+    keep = [0, 2, 3]
+    small = _conv_bn_net(3)
+    k1, b1 = full.get_layer("conv1").get_weights()
+    small.get_layer("conv1").set_weights([k1[..., keep], b1[keep]])
+    small.get_layer("bn1").set_weights([w[keep] for w in full.get_layer("bn1").get_weights()])
+    k2, b2 = full.get_layer("conv2").get_weights()
+    small.get_layer("conv2").set_weights([k2[:, :, keep, :], b2])
+    for name in ("bn2", "logits"):
+        small.get_layer(name).set_weights(full.get_layer(name).get_weights())
+    x = rng.random((300, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, 300)
+    expected_acc, expected_class = lesion.lesioned_accuracy(small, x, y, {})
+    for method in ("engine", "masked", "naive"):
+        acc, per_class = lesion.lesioned_accuracy(full, x, y, {"conv1": [1]}, method=method)
+        assert acc == pytest.approx(expected_acc)
+        np.testing.assert_allclose(per_class, expected_class)
+    # the authors' lesion (zero kernel column and bias) leaves BN(0) flowing: different outputs
+    leaky = keras.models.clone_model(full)
+    leaky.set_weights(full.get_weights())
+    k1z, b1z = k1.copy(), b1.copy()
+    k1z[..., 1], b1z[1] = 0.0, 0.0
+    leaky.get_layer("conv1").set_weights([k1z, b1z])
+    assert not np.allclose(np.asarray(leaky(x)), np.asarray(small(x)), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- engine vs naive
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "vgg_bn"])
+def test_engine_and_masked_path_agree_with_naive_reference(kind):
+    model = _tiny_net(kind)
+    rng = np.random.default_rng(3)
+    x, y = _data_for(model, 120, rng)
+    for layer in lesion.neurons.hidden_layers(model):
+        assert lesion.chain_plan(model, layer.name) is not None
+        sets = [np.sort(rng.choice(layer.n_units, size, replace=False))
+                for size in (1, 2, 2, 3, layer.n_units // 2)]
+        engine = lesion.lesioned_counts(model, x, y, layer.name, sets, method="engine")
+        masked = lesion.lesioned_counts(model, x, y, layer.name, sets, method="masked")
+        naive = lesion.lesioned_counts(model, x, y, layer.name, sets, method="naive")
+        for i, s in enumerate(sets):
+            if not (np.array_equal(engine[i], naive[i]) and np.array_equal(masked[i], naive[i])):
+                # allowed only where two outputs tie within float rounding
+                ties = _near_ties(lesion.naive_lesioned_model(model, {layer.name: s}), x)
+                assert np.abs(engine[i] - naive[i]).sum() <= ties, layer.name
+                assert np.abs(masked[i] - naive[i]).sum() <= ties, layer.name
+        # lesions matter: not every lesion reproduces the intact accuracy
+        base = lesion.baseline_counts(model, x, y)
+        assert np.any(naive.sum(axis=1) != base.sum())
+
+
+def test_engine_small_batches_match_one_big_pass():
+    model = _tiny_net("cnn")
+    rng = np.random.default_rng(9)
+    x, y = _data_for(model, 100, rng)
+    sets = [np.sort(rng.choice(6, 2, replace=False)) for _ in range(7)] + [np.array([], int)]
+    big = lesion.LesionEngine(model, "conv1").counts(x, y, sets)
+    small = lesion.LesionEngine(model, "conv1", max_elements=3 * 12 * 12 * 6).counts(x, y, sets)
+    np.testing.assert_array_equal(big, small)
+    np.testing.assert_array_equal(big[-1], lesion.baseline_counts(model, x, y))
+
+
+def test_several_layers_at_once_match_naive():
+    model = _tiny_net("mlp")
+    rng = np.random.default_rng(4)
+    x, y = _data_for(model, 150, rng)
+    lesions = {"dense1": [0, 3, 5], "dense3": [1, 2]}
+    masked = lesion.lesioned_accuracy(model, x, y, lesions)
+    naive = lesion.lesioned_accuracy(model, x, y, lesions, method="naive")
+    assert masked[0] == pytest.approx(naive[0], abs=1 / 150)
+    with pytest.raises(ValueError):
+        lesion.lesioned_accuracy(model, x, y, lesions, method="engine")
+
+
+def test_masked_path_on_a_residual_model():
+    """Non-chain models use the masked path; without BN it equals zeroing the unit's kernel column."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((8, 8, 2))
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    b = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_b")(a)
+    h = keras.layers.Add(name="add")([a, b])
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    out = keras.layers.Dense(10, activation="softmax", name="logits")(h)
+    model = keras.Model(inputs, out)
+    assert lesion.chain_plan(model, "conv_a") is None
+    rng = np.random.default_rng(5)
+    x, y = _data_for(model, 100, rng)
+    kernel, bias = model.get_layer("conv_a").get_weights()
+    for units in ([0], [1, 3]):
+        acc, per_class = lesion.lesioned_accuracy(model, x, y, {"conv_a": units})
+        zeroed = keras.models.clone_model(model)
+        zeroed.set_weights(model.get_weights())
+        kz, bz = kernel.copy(), bias.copy()
+        kz[..., units], bz[units] = 0.0, 0.0
+        zeroed.get_layer("conv_a").set_weights([kz, bz])
+        expected = lesion.lesioned_accuracy(zeroed, x, y, {})
+        assert acc == pytest.approx(expected[0])
+        np.testing.assert_allclose(per_class, expected[1])
+    with pytest.raises(ValueError):
+        lesion.lesioned_accuracy(model, x, y, {"conv_a": [0]}, method="naive")
+
+
+def test_bad_lesions_are_rejected():
+    model = _hand_mlp()
+    with pytest.raises(ValueError, match="not a neuron layer"):
+        lesion.lesioned_accuracy(model, HAND_X, HAND_Y, {"nope": [0]})
+    with pytest.raises(ValueError, match="output layer"):
+        lesion.lesioned_accuracy(model, HAND_X, HAND_Y, {"logits": [0]})
+    with pytest.raises(ValueError, match="unit indices"):
+        lesion.lesioned_accuracy(model, HAND_X, HAND_Y, {"dense1": [3]})
+    with pytest.raises(ValueError, match="labels"):
+        lesion.lesioned_accuracy(model, HAND_X, HAND_Y + 5, {"dense1": [0]})
+
+
+# ----------------------------------------------------------------------------- lesion_test
+def _planted_mlp():
+    """dense1 has 12 units; only units 0-3 reach the output (the others' outgoing weights are 0)."""
+    keras.utils.set_random_seed(6)
+    model = models.mlp(input_shape=(5,), hidden=(12, 8), n_classes=10)
+    kernel, bias = model.get_layer("dense2").get_weights()
+    kernel[4:, :] = 0.0
+    model.get_layer("dense2").set_weights([kernel, bias])
+    return model
+
+
+def test_lesion_test_table_and_planted_important_cluster():
+    model = _planted_mlp()
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 5)).astype("float32")
+    y = np.argmax(np.asarray(model(x)), axis=-1)
+    labels = {"dense1": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, -1]),
+              "dense2": np.array([0, 0, 0, 1, 1, 1, 2, 2])}
+    part = Partition(labels=labels, method="weights", scope="layer", k=3, seed=0)
+    table = lesion.lesion_test(model, part, x, y, n_random=19, seed=0, network="mlp", replicate=2,
+                               progress=False)
+    assert list(table.columns) == ["network", "replicate", "partitioning", "measure", "layer", "cluster",
+                                   "size", "true", "randoms", "random_mean", "percentile", "effect"]
+    assert len(table) == 2 * 6
+    assert set(table["measure"]) == {"acc_drop", "class_range"}
+    assert (table["network"] == "mlp").all() and (table["replicate"] == 2).all()
+    assert (table["partitioning"] == "weights/layer").all()
+    assert table.attrs["base_accuracy"] == 1.0
+    row = table[(table.layer == "dense1") & (table.cluster == 0) & (table.measure == "acc_drop")].iloc[0]
+    assert row["size"] == 4 and row["true"] > 0
+    assert len(row["randoms"]) == 19 and row["random_mean"] == pytest.approx(np.mean(row["randoms"]))
+    # no random 4-set of the 11 live units can contain all of units 0-3 except the true one
+    assert row["percentile"] == pytest.approx(0.025)
+    for cluster in (1, 2):   # units without outgoing weights: lesions change nothing
+        dead = table[(table.layer == "dense1") & (table.cluster == cluster)]
+        assert (dead["true"] == 0).all() and (dead["effect"] == 0).all()
+        assert (dead["percentile"] > 0.5).all()
+    expected_effect = stats.effect_terms(table["true"], table["random_mean"])
+    np.testing.assert_allclose(table["effect"], expected_effect)
+    for _, r in table.iterrows():
+        assert r["percentile"] == pytest.approx(stats.centered_percentile(r["true"], r["randoms"]))
+    # reproducible, and the engine agrees with the naive reference on the whole table
+    again = lesion.lesion_test(model, part, x, y, seed=0, progress=False, method="naive")
+    np.testing.assert_allclose(again["true"], table["true"], atol=1.5 / 300)
+    np.testing.assert_allclose(np.stack(again["randoms"]), np.stack(table["randoms"]), atol=1.5 / 300)
+    summary = stats.summarize(table)
+    assert len(summary) == 2 and (summary["n"] == 6).all()
+
+
+def test_lesion_test_random_controls_use_the_seeded_generator():
+    model = _planted_mlp()
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(100, 5)).astype("float32")
+    y = np.argmax(np.asarray(model(x)), axis=-1)
+    part = Partition(labels={"dense1": np.repeat([0, 1, 2], 4)})
+    subs = part.subclusters()
+    gen = np.random.default_rng(11)
+    controls = [part.random_controls(s, 5, gen) for s in subs]
+    table = lesion.lesion_test(model, part, x, y, n_random=5, seed=11, progress=False)
+    acc = table[table.measure == "acc_drop"]
+    base, _ = lesion.lesioned_accuracy(model, x, y, {})
+    for (_, row), sub, ctrl in zip(acc.iterrows(), subs, controls):
+        expected = [base - lesion.lesioned_accuracy(model, x, y, {"dense1": c})[0] for c in ctrl]
+        np.testing.assert_allclose(row["randoms"], expected, atol=1e-12)
