@@ -400,3 +400,83 @@ def bates_cdf_original(x: float, n: int) -> float:
     nx = n * float(np.clip(x, 0.0, 1.0))
     total = sum((-1) ** j * math.comb(n, j) * (nx - j) ** n for j in range(int(math.floor(nx))))
     return float(total / math.factorial(n))
+
+
+def run_halves(profile: str | Profile = "quick", partitionings: Sequence[str] = PARTITIONINGS,
+               k: int | None = None, seed: int = 0, layer: str = "dense1", n_random: int = 4,
+               align: bool = True, threshold: float = 2 / 3, timer: StageTimer | None = None):
+    """The halves-MNIST coherence demo (Appendix A.5): pictures and half preference.
+
+    For every replicate of ``mlp_halves`` and every partitioning, the
+    subclusters of ``layer`` and ``n_random`` random groups per subcluster get
+    their mean (sign-aligned) Spearman pixel pictures over the test set.
+
+    Returns
+    -------
+    pictures : dict
+        ``(replicate, partitioning) -> lsnb.correlation.SubclusterPictures``.
+    counts : pandas.DataFrame
+        Per replicate and partitioning: subclusters, how many true pictures
+        and how many random ones (mean over the ``n_random`` rows) put at
+        least ``threshold`` of their mass on one half.
+    """
+    from . import correlation
+
+    prof = get_profile(profile)
+    timer = timer if timer is not None else StageTimer()
+    pictures, rows = {}, []
+    for replicate in replicates("mlp_halves", prof):
+        with timer.stage("train"):
+            tnet = network("mlp_halves", prof, replicate, seed)
+        with timer.stage("correlation"):
+            per_unit = correlation.pixel_correlations(tnet.model, layer, tnet.data.x_test)
+        for partitioning in _check_partitionings(partitionings):
+            with timer.stage("partition"):
+                part = get_partition(tnet, "mlp_halves", prof, replicate, partitioning, k, seed)
+            if not any(s.layer == layer for s in part.subclusters()):
+                rows.append({"replicate": replicate, "partitioning": partitioning, "subclusters": 0})
+                continue
+            with timer.stage("correlation"):
+                result = correlation.subcluster_pictures(per_unit, part, layer, n_random=n_random, align=align)
+            pictures[(replicate, partitioning)] = result
+            rows.append({"replicate": replicate, "partitioning": partitioning, "subclusters": len(result.clusters),
+                         "true one-sided": correlation.count_half_preferring(result.true, threshold),
+                         "random one-sided (mean)": float(np.mean([
+                             correlation.count_half_preferring(r, threshold) for r in result.random]))
+                         if n_random else float("nan")})
+    print(f"[lsnb] halves-MNIST run ({prof.name}): {timer}", flush=True)
+    return pictures, pd.DataFrame(rows)
+
+
+def _joint_labels(part) -> np.ndarray:
+    """One label per tested unit over all layers: (layer, cluster) pairs as integers, -1 left out."""
+    out = []
+    for index, labels in enumerate(part.labels.values()):
+        out.append(np.where(labels >= 0, index * 100_000 + labels, -1))
+    return np.concatenate(out)
+
+
+def partition_agreement(net: str, profile: str | Profile, partitioning: str, *, seed: int = 0,
+                        other_seed: int | None = None, options: dict | None = None,
+                        other_options: dict | None = None, k: int | None = None) -> pd.DataFrame:
+    """How far two variants of one partitioning agree, per replicate (adjusted Rand index).
+
+    The two variants differ by clustering seed (``other_seed``) and/or by
+    partition options (``other_options``, e.g. ``{"fold_batchnorm": False}``).
+    Units left out by either are ignored; subclusters are (layer, cluster)
+    pairs, so the index is 1 when both give the same subclusters.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    prof = get_profile(profile)
+    other_seed = seed if other_seed is None else other_seed
+    rows = []
+    for replicate in replicates(net, prof):
+        tnet = network(net, prof, replicate, seed)
+        a = _joint_labels(get_partition(tnet, net, prof, replicate, partitioning, k, seed, **(options or {})))
+        b = _joint_labels(get_partition(tnet, net, prof, replicate, partitioning, k, other_seed,
+                                        **(other_options or options or {})))
+        both = (a >= 0) & (b >= 0)
+        rows.append({"network": net, "replicate": replicate, "partitioning": partitioning,
+                     "units": int(both.sum()), "adjusted_rand_index": float(adjusted_rand_score(a[both], b[both]))})
+    return pd.DataFrame(rows)

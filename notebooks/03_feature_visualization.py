@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (lsnb)
+#     language: python
+#     name: lsnb
+# ---
+
+# %% [markdown]
+# # Feature visualization: coherence (Section 4.2)
+#
+# For a group of units we optimise an input image to excite all of them at once
+# (the L1 norm of their pre-ReLU activations; for a channel, the L1 norm over
+# positions).  A group that detects one feature together can be driven hard by
+# one image: its **visualization score**, the objective on the final image, is
+# high.  And the image should look like something the network recognises: the
+# **softmax entropy** of the network's output on it is low.
+#
+# As for lesions, each subcluster is compared with 19 random groups of the same
+# size and layer.  The results fill the feature-visualization columns of
+# Tables 1, 2 and 8 and draw the paper's Figure 6 (true versus random
+# visualizations) and a Figure 2 style histogram of visualization-score
+# percentiles.
+
+# %% tags=["parameters"]
+profile = "quick"                        # "smoke", "quick" or "paper"
+nets = ["mlp_mnist", "cnn_mnist", "vgg"]
+imagenet_nets = ["vgg16", "vgg19"]       # run only when imagenet_dir holds images
+imagenet_dir = None
+imagenet_weights = "imagenet"
+partitionings = ["weights/network", "weights/layer", "activations/network", "activations/layer"]
+k = None                                 # None = the profile k (32 for ImageNet)
+steps = None                             # optimisation steps; None = the profile featvis_steps
+seed = 0
+alpha = 0.05
+grid_rows = 4                            # subclusters shown per Figure 6 panel
+
+# %%
+import pandas as pd
+from IPython.display import Markdown, display
+
+from lsnb import experiments as ex, report
+from lsnb.featvis import plot_featvis_grid
+
+pd.set_option("display.max_columns", 40)
+pd.set_option("display.width", 200)
+timer = ex.StageTimer()
+ok, why = ex.imagenet_available(imagenet_dir, imagenet_weights)
+all_nets = nets + (imagenet_nets if ok else [])
+options = {} if steps is None else {"steps": steps}
+display(Markdown(ex.describe_profile(profile) + ("" if ok else f"  ImageNet rows are not run: {why}.")))
+display(ex.provenance(all_nets, profile, seed, imagenet_dir, imagenet_weights))
+
+# %%
+tidy, images = ex.run_featvis(all_nets, profile, partitionings, k=k, seed=seed, imagenet_dir=imagenet_dir,
+                              imagenet_weights=imagenet_weights, featvis_options=options, timer=timer)
+summary = ex.combined(tidy, alpha=alpha)
+print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
+summary
+
+# %% [markdown]
+# ## Table 1 (feature-visualization columns): Fisher statistics
+
+# %%
+report.paper_table(summary, table=1, alpha=alpha)
+
+# %% [markdown]
+# ## Table 2 (feature-visualization columns): effect measures
+#
+# Vis score: above 1 is coherent.  Softmax entropy: *below* 1 is coherent.
+
+# %%
+report.paper_table(summary, table=2, alpha=alpha)
+
+# %% [markdown]
+# ## Table 8: Fisher statistic (p value) and effect measure together
+
+# %%
+report.paper_table(summary, table=8, alpha=alpha)
+
+# %%
+display(report.fisher_heatmap(report.compare(summary, 8, alpha), title="Feature visualization: Fisher statistics"))
+report.agreement_summary(summary, tables=(8,), alpha=alpha)
+
+# %% [markdown]
+# ## Figure 2: percentiles of the visualization score
+#
+# The paper's Figure 2 shows these histograms for the CIFAR VGG; here for every
+# network.
+
+# %%
+for net in tidy["network"].unique():
+    display(report.percentile_histograms(tidy, "vis_score", network=net))
+
+# %% [markdown]
+# ## Figure 6: true subclusters (left) beside random groups
+#
+# For each network, the first replicate's activations/network partitioning (or
+# the first one run): each row is one subcluster, its visualization first.
+
+# %%
+for net in tidy["network"].unique():
+    key = (net, 0, "activations/network")
+    key = key if key in images else next(key for key in images if key[0] == net and key[1] == 0)
+    pics = images[key]
+    display(plot_featvis_grid(pics, keys=list(pics)[:grid_rows], n_random=4, grayscale=net != "vgg",
+                              title=f"{net}, {key[2]}"))
+
+# %%
+print(f"[timing] {timer}")

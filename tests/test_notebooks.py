@@ -1,0 +1,105 @@
+"""Every notebook of the book executes in the ``smoke`` profile (papermill, headless).
+
+The notebooks share one cache folder for the session, so the smoke networks
+trained by the first notebook are reused by the others.  A failing cell fails
+its test with the cell's traceback.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def _build_book():
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def book_env(tmp_path_factory):
+    """A kernel for this interpreter and one cache shared by all notebooks of the session."""
+    build = _build_book()
+    kernel = build.ensure_kernel()
+    cache = tmp_path_factory.mktemp("notebook_cache")
+    old = {name: os.environ.get(name) for name in ("LSNB_CACHE", "TQDM_DISABLE")}
+    os.environ["LSNB_CACHE"] = str(cache)
+    os.environ["TQDM_DISABLE"] = "1"
+    yield build, kernel
+    for name, value in old.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _execute(build, kernel: str, source: Path, out_dir: Path, **parameters) -> nbformat.NotebookNode:
+    notebook = build.convert(source, out_dir / f"{source.stem}.ipynb")
+    try:
+        papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, kernel_name=kernel,
+                                   cwd=str(ROOT), progress_bar=False)
+    except papermill.PapermillExecutionError as error:
+        pytest.fail(f"{source.name} failed in cell {error.exec_count}:\n" + "\n".join(error.traceback),
+                    pytrace=False)
+    return nbformat.read(notebook, as_version=4)
+
+
+def _parameters_cell(source: Path) -> nbformat.NotebookNode:
+    import jupytext
+
+    cells = [c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{source.name} must have exactly one cell tagged 'parameters'"
+    return cells[0]
+
+
+def test_there_are_six_notebooks_in_chapter_order():
+    assert [p.stem for p in NOTEBOOKS] == ["01_halves_mnist", "02_lesions", "03_feature_visualization",
+                                           "04_k_robustness", "05_regularization", "06_original_code"]
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_is_tagged_and_sets_profile(source):
+    cell = _parameters_cell(source)
+    assert 'profile = "quick"' in cell.source
+    namespace: dict = {}
+    exec(cell.source, namespace)  # the parameters cell is plain assignments
+    assert namespace["profile"] == "quick" and "seed" in namespace
+
+
+def test_toc_lists_every_notebook():
+    toc = (ROOT / "_toc.yml").read_text()
+    for source in NOTEBOOKS:
+        assert f"book/_executed/{source.stem}" in toc
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_profile(source, book_env, tmp_path):
+    build, kernel = book_env
+    notebook = _execute(build, kernel, source, tmp_path, profile="smoke")
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any(o.get("output_type") in ("display_data", "execute_result") for o in outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_papermill_override_reaches_the_notebook(book_env, tmp_path):
+    build, kernel = book_env
+    source = ROOT / "notebooks" / "04_k_robustness.py"
+    notebook = _execute(build, kernel, source, tmp_path, profile="smoke", k=3, featvis=False)
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "k = 3" in injected[0].source
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "k values run: [3]" in printed
