@@ -28,7 +28,9 @@ summed units stay separate nodes, each receiving the consuming layer's edges,
 and a unit feeding several layers keeps its edges to all of them.
 
 Edges of the activation graph (:func:`activation_graph`) are squared Spearman
-correlations of the pre-activations on a sample of inputs.
+correlations of the pre-activations on a sample of inputs.  Its nodes are the
+neuron layers of the weight graph; the model input is left out by default
+(``layers=`` can add it back).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from lsnb.neurons import check_input_shape, neuron_layers, preactivations
+from lsnb.neurons import check_input_shape, neuron_layers, preactivation_model
 
 #: Layer types the graph walk passes through unchanged (besides batch norm and Add).
 PASS_THROUGH = (
@@ -479,31 +481,61 @@ def spearman_squared(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rho2, constant
 
 
+def _reduced_preactivation_fn(model: keras.Model, names: Sequence[str]):
+    """A compiled function: inputs -> per-unit pre-activations (conv: L1 over positions)."""
+    import tensorflow as tf
+
+    sub = preactivation_model(model, names)
+
+    @tf.function(reduce_retracing=True)
+    def run(batch):
+        outs = sub(batch, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [
+            tf.reduce_sum(tf.abs(o), axis=list(range(1, len(o.shape) - 1))) if len(o.shape) > 2 else o
+            for o in outs
+        ]
+
+    return run
+
+
 def unit_activations(
-    model: keras.Model, x: np.ndarray, layers: Sequence[str] | None = None, batch_size: int = 256
+    model: keras.Model,
+    x: np.ndarray,
+    layers: Sequence[str] | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per-unit activations of the node layers on inputs ``x`` (inference mode).
 
     Pre-activations of dense units; L1 norms over positions of the
-    pre-activations of conv channels; the flattened inputs for the input layer.
+    pre-activations of conv channels (reduced batch by batch, so the full
+    feature maps are never held); the flattened inputs for the input layer.
 
     Returns
     -------
     dict
-        Node layer name -> ``(n_samples, n_units)`` array.
+        Node layer name -> ``(n_samples, n_units)`` float64 array.
     """
+    from tqdm.auto import tqdm
+
     check_input_shape(model, x)
+    x = np.asarray(x, dtype=np.float32)
     names = [n for n, _, _ in node_layers(model, layers)]
     input_name = _input_layer(model).name
     neurons = [n for n in names if n != input_name]
-    acts = preactivations(model, np.asarray(x, dtype=np.float32), neurons, batch_size=batch_size) if neurons else {}
+    parts: dict[str, list] = {n: [] for n in neurons}
+    if neurons:
+        run = _reduced_preactivation_fn(model, neurons)
+        for start in tqdm(range(0, len(x), batch_size), desc="activations", disable=not progress):
+            for name, value in zip(neurons, run(x[start : start + batch_size])):
+                parts[name].append(np.asarray(value, dtype=np.float64))
     result = {}
     for name in names:
         if name == input_name:
-            result[name] = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-            continue
-        a = np.asarray(acts[name], dtype=np.float64)
-        result[name] = np.abs(a).sum(axis=tuple(range(1, a.ndim - 1))) if a.ndim > 2 else a
+            result[name] = x.astype(np.float64).reshape(len(x), -1)
+        else:
+            result[name] = np.concatenate(parts[name])
     return result
 
 
@@ -524,7 +556,10 @@ def activation_graph(
         Inputs, shape ``(n, *model input shape)`` (the paper: about 5,000
         training images).
     layers : sequence of str, optional
-        Node layers (default: see the module docstring).
+        Node layers.  Default: those of the weight graph without the model
+        input (pixels are not neuron activations; with them, the strong
+        pixel-pixel correlations of images take every cluster and leave each
+        hidden layer of an MNIST MLP in one cluster).
     n_samples : int, optional
         Use a random subset of this many inputs (drawn with ``seed``).
     seed : int
@@ -544,6 +579,9 @@ def activation_graph(
     if n_samples is not None and n_samples < len(x):
         pick = np.sort(np.random.default_rng(seed).choice(len(x), size=n_samples, replace=False))
         x = np.asarray(x)[pick]
+    if layers is None:
+        input_name = _input_layer(model).name
+        layers = [name for name, _, _ in node_layers(model) if name != input_name]
     blocks = _blocks(model, layers)
     acts = unit_activations(model, x, [b.name for b in blocks], batch_size)
     values = np.concatenate([acts[b.name] for b in blocks], axis=1)

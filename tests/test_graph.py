@@ -203,7 +203,8 @@ def test_activation_graph_reports_dead_units_and_reduces_conv_channels_by_l1():
     d1.set_weights([w, b])
     x = np.random.default_rng(0).random((40, 2, 3, 1)).astype("float32")
     x[:, 0, 0, 0] = 0.5  # a constant input pixel
-    g = activation_graph(model, x)
+    assert [b.name for b in activation_graph(model, x).layers] == ["dense1", "dense2", "logits"]
+    g = activation_graph(model, x, layers=["image", "dense1", "dense2", "logits"])
     assert {k: v.tolist() for k, v in g.dead.items()} == {"image": [0], "dense1": [2]}
     adj = g.adjacency.toarray()
     assert np.all(np.isfinite(adj)) and np.all(np.diag(adj) == 0)
@@ -229,4 +230,18 @@ def test_activation_graph_input_errors():
     with pytest.raises(ValueError, match="do not fit"):
         activation_graph(model, np.zeros((10, 3, 2, 1), "float32"))
     x = np.random.default_rng(0).random((30, 2, 3, 1)).astype("float32")
-    assert activation_graph(model, x, n_samples=10, seed=3).adjacency.shape == (15, 15)
+    assert activation_graph(model, x, n_samples=10, seed=3).adjacency.shape == (9, 9)
+
+
+def test_flatten_from_conv_to_dense_sums_positions_per_channel():
+    model = _tiny_cnn()
+    g = weight_graph(model, layers=["conv_b", "logits"])
+    assert [(b.name, b.n_units, b.tested) for b in g.layers] == [("conv_b", 3, True), ("logits", 2, False)]
+    w = np.abs(model.get_layer("logits").get_weights()[0])  # (2 * 2 * 3, 2), channels last
+    expected = w.reshape(4, 3, 2).sum(axis=0)
+    np.testing.assert_allclose(_block(g, "conv_b", "logits"), expected, rtol=1e-6)
+    inputs = keras.Input((4, 4, 1), name="image")
+    pooled = keras.layers.Flatten()(keras.layers.AveragePooling2D(2)(inputs))
+    pooled_model = keras.Model(inputs, keras.layers.Dense(2, name="out")(pooled))
+    with pytest.raises(ValueError, match="pooling or padding"):
+        weight_graph(pooled_model)
