@@ -1,0 +1,166 @@
+"""Tests of lsnb.experiments: orchestration on a tiny hand-made network, caching, combining."""
+from __future__ import annotations
+
+import math
+import re
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from lsnb import experiments as ex, stats
+from lsnb.data import Dataset
+from lsnb.profiles import get_profile
+from lsnb.train import TrainedNet
+
+
+def _tiny_net(seed: int = 0) -> TrainedNet:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((3, 3, 1))
+    h = keras.layers.Flatten(name="flatten")(inputs)
+    h = keras.layers.Dense(12, activation="relu", name="dense1")(h)
+    h = keras.layers.Dense(12, activation="relu", name="dense2")(h)
+    outputs = keras.layers.Dense(3, activation="softmax", name="logits")(h)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(seed)
+    x = rng.random((240, 3, 3, 1)).astype(np.float32)
+    y = np.argmax(x.reshape(240, -1)[:, :3], axis=1).astype(np.int64)
+    data = Dataset(x[:150], y[:150], x[150:], y[150:], "toy", "test", n_classes=3)
+    return TrainedNet(model, data, 0.5, {"net": "toy", "arch": "toy", "replicate": 0, "seed": seed}, 0.0, True)
+
+
+@pytest.fixture
+def toy(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    net = _tiny_net()
+    monkeypatch.setattr(ex, "network", lambda *args, **kwargs: net)
+    profile = get_profile("smoke").with_(n_replicates=1, n_test=None, n_random=5, n_activation_samples=150,
+                                         featvis_steps=3, n_init=2, k=3)
+    return net, profile, tmp_path
+
+
+def test_stage_timer_accumulates_and_prints():
+    timer = ex.StageTimer()
+    for _ in range(2):
+        with timer.stage("partition"):
+            pass
+    with timer.stage("lesion"):
+        sum(range(1000))
+    assert list(timer.seconds) == ["partition", "lesion"]
+    assert re.fullmatch(r"partition: \d+\.\d s, lesion: \d+\.\d s", str(timer))
+    assert str(ex.StageTimer()) == "nothing timed"
+
+
+def test_k_and_replicates_follow_the_profile():
+    assert ex.k_for("mlp_mnist", "quick") == 16
+    assert ex.k_for("vgg", "quick", 8) == 8
+    assert ex.k_for("vgg16", "quick") == 32
+    assert ex.replicates("vgg", "quick") == list(range(get_profile("quick").n_replicates))
+    assert ex.replicates("resnet18", "paper") == [0]
+    with pytest.raises(ValueError, match="k must be"):
+        ex.k_for("vgg", "quick", 1)
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="unknown network"):
+        ex.run_lesions(["alexnet"], "smoke")
+    with pytest.raises(ValueError, match="unknown partitioning"):
+        ex.run_lesions(["mlp_mnist"], "smoke", partitionings=["weights/everything"])
+
+
+def test_imagenet_availability(tmp_path):
+    assert ex.imagenet_available(None)[0] is False
+    assert ex.imagenet_available(tmp_path)[0] is False
+    (tmp_path / "n01440764").mkdir()
+    assert ex.imagenet_available(tmp_path)[0] is True
+
+
+def test_bates_original_drops_the_last_term():
+    assert ex.bates_cdf_original(0.34, 5) == pytest.approx(1.7 ** 5 / 120, abs=1e-12)  # 0.1183
+    assert round(ex.bates_cdf_original(0.34, 5), 4) == 0.1183
+    assert round(stats.bates_cdf(0.34, 5), 4) == 0.1113
+    exact = (1.7 ** 5 - 5 * 0.7 ** 5) / math.factorial(5)
+    assert stats.bates_cdf(0.34, 5) == pytest.approx(exact, abs=1e-12)
+    assert ex.bates_cdf_original(0.1, 5) == 0.0  # floor(nx) = 0: the only term is dropped
+
+
+def test_partitions_are_cached_under_their_configuration(toy):
+    net, profile, cache = toy
+    first = ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
+    files = sorted((cache / "partition").glob("*.pkl"))
+    again = ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
+    assert sorted((cache / "partition").glob("*.pkl")) == files and len(files) == 1
+    assert all(np.array_equal(first.labels[name], again.labels[name]) for name in first.labels)
+    ex.get_partition(net, "toy", profile, 0, "weights/network", k=4)
+    assert len(list((cache / "partition").glob("*.pkl"))) == 2
+    assert set(first.labels) == {"dense1", "dense2"} and first.k == 3
+
+
+def test_run_lesions_concatenates_tidy_rows(toy, capsys):
+    net, profile, _ = toy
+    parts = ["weights/network", "activations/network"]
+    table = ex.run_lesions(["mlp_mnist"], profile, parts, seed=0)
+    expected = sum(len(ex.get_partition(net, "mlp_mnist", profile, 0, p).subclusters()) for p in parts)
+    assert len(table) == 2 * expected
+    assert set(table.measure) == {"acc_drop", "class_range"}
+    assert set(table.partitioning) == set(parts)
+    assert (table.k == 3).all() and (table.profile == "smoke").all() and (table.seed == 0).all()
+    assert table.randoms.map(len).eq(5).all()
+    assert re.search(r"partition: [\d.]+ s, lesion: [\d.]+ s", capsys.readouterr().out)
+    # a second run reads everything from the cache and returns the same numbers
+    again = ex.run_lesions(["mlp_mnist"], profile, parts, seed=0)
+    pd.testing.assert_frame_equal(table.drop(columns="randoms"), again.drop(columns="randoms"))
+
+
+def test_run_featvis_returns_rows_and_images(toy):
+    _, profile, _ = toy
+    table, images = ex.run_featvis(["mlp_mnist"], profile, ["weights/network"], seed=0)
+    assert set(table.measure) == {"vis_score", "softmax_entropy"}
+    pics = images[("mlp_mnist", 0, "weights/network")]
+    assert len(pics) == len(table) // 2
+    first = next(iter(pics.values()))
+    assert first.shape == (6, 3, 3, 1) and first.min() >= 0 and first.max() <= 1
+
+
+def test_combined_by_k_combines_each_group_and_corrects_all_together():
+    rng = np.random.default_rng(1)
+    rows = []
+    for k in (8, 12):
+        for replicate in range(2):
+            for cluster in range(12):
+                shift = 0.3 if k == 8 else 0.0
+                pct = float(np.clip(rng.random() - shift, 0.025, 0.975))
+                rows.append({"network": "vgg", "replicate": replicate, "partitioning": "weights/network",
+                             "measure": "acc_drop", "layer": "conv1", "cluster": cluster, "size": 3,
+                             "true": rng.random(), "random_mean": rng.random(), "percentile": pct, "k": k})
+    tidy = pd.DataFrame(rows)
+    result = ex.combined(tidy, by=["k"])
+    assert sorted(result.k) == [8, 12]
+    for k in (8, 12):
+        alone = stats.combine(tidy[tidy.k == k])
+        row = result[result.k == k].iloc[0]
+        assert row.fisher == pytest.approx(alone.fisher.iloc[0])
+        assert row.p == pytest.approx(alone.p.iloc[0])
+    reject, _ = stats.benjamini_hochberg(result.p.to_numpy())
+    assert result.significant.tolist() == reject.tolist()
+
+
+def test_provenance_states_data_profile_replicates_and_seeds(toy):
+    _, profile, _ = toy
+    table = ex.provenance(["mlp_mnist", "vgg16"], profile, seed=3)
+    row = table.set_index("network").loc["mlp_mnist"]
+    assert row["data"] == "toy" and row["profile"] == "smoke" and row["replicates"] == 1
+    assert "seed 3" in row["seeds"] and row["train / test"] == "150 / 90"
+    assert table.set_index("network").loc["vgg16", "data"].startswith("not run")
+    assert "embedded" in ex.describe_profile("quick") and "stand-in" in ex.describe_profile("quick")
+
+
+def test_partition_agreement_is_one_for_identical_settings(toy):
+    _, profile, _ = toy
+    same = ex.partition_agreement("mlp_mnist", profile, "weights/network", seed=0)
+    assert same.adjusted_rand_index.tolist() == [pytest.approx(1.0)]
+    assert same.units.iloc[0] > 0
+
+
+
