@@ -8,6 +8,8 @@ layer (:meth:`Partition.random_controls`).
 """
 from __future__ import annotations
 
+import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -250,8 +252,6 @@ def spectral_labels(
         n_clusters=k, affinity="precomputed", eigen_solver=eigen_solver,
         assign_labels="kmeans", n_init=int(n_init), random_state=int(seed),
     )
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Graph is not fully connected")
         labels[live] = model.fit_predict(adj[live][:, live])
@@ -339,6 +339,9 @@ def layerwise_labels(
             continue
         sub = graph.subgraph([name, *graph.neighbors.get(name, [])])
         live = int(np.sum(np.asarray(sub.adjacency.sum(axis=1)).ravel() > 0))
+        if live == 0:
+            labels[name] = np.full(block.n_units, -1, dtype=np.int64)
+            continue
         sub_labels = spectral_labels(sub.adjacency, min(k_l, live), seed, eigen_solver, n_init)
         ncuts[name] = normalized_cut(sub.adjacency, sub_labels)
         labels[name] = _canonical(sub_labels[sub.layer(name).nodes])
@@ -419,8 +422,6 @@ def partition(
     -------
     Partition
     """
-    import time
-
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     start = time.perf_counter()

@@ -256,7 +256,7 @@ class _Path:
     scale: np.ndarray
 
 
-def _history_layer(tensor) -> keras.layers.Layer:
+def _keras_history(tensor):
     history = getattr(tensor, "_keras_history", None)
     if history is None:
         raise ValueError(f"cannot trace tensor {tensor!r} back through the model graph")
@@ -264,7 +264,7 @@ def _history_layer(tensor) -> keras.layers.Layer:
 
 
 def _inputs_of(tensor) -> tuple[keras.layers.Layer, list]:
-    op, node_index, _ = _history_layer(tensor)
+    op, node_index, _ = _keras_history(tensor)
     node = op._inbound_nodes[node_index]
     return op, list(node.input_tensors)
 
@@ -347,7 +347,7 @@ def _kernel_strength(layer: keras.layers.Layer) -> np.ndarray:
     return np.abs(kernel)
 
 
-def _path_units(model: keras.Model, path: _Path, input_name: str) -> np.ndarray:
+def _path_units(path: _Path, input_name: str) -> np.ndarray:
     """Producer node index (within its block) of each consumer input feature."""
     if path.producer != input_name:
         return path.channel
@@ -371,7 +371,7 @@ def layer_connections(model: keras.Model, names: Sequence[str], fold_batchnorm: 
         for path in producers(model, consumer, fold_batchnorm):
             if path.producer not in sizes:
                 continue
-            units = _path_units(model, path, input_name)
+            units = _path_units(path, input_name)
             block = np.zeros((sizes[path.producer], strength.shape[1]))
             np.add.at(block, units, strength * path.scale[:, None])
             key = (path.producer, consumer)
