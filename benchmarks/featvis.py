@@ -1,0 +1,153 @@
+"""Feature-visualization engine: batched versus one at a time, and its share of the floor.
+
+On the quick-profile small CNN (falling back to an untrained one), for each
+conv layer, the same groups (a subcluster and its random controls from the
+weight/network partition, or random groups when clustering is unavailable)
+are visualized
+
+* batched: all groups of the layer in one batch (``--batch`` images),
+* one at a time: the same engine with batch size 1,
+
+and the time per visualization is printed beside the *floor*: the forward and
+backward FLOPs the optimisation must do (the prefix of the network up to the
+group's layer, forward once and backward to the input once per step, as
+weight gradients are never needed) over the float32 matmul rate measured in
+the same run.  ``share`` is floor / measured time (100 % = at the floor).
+
+Usage: ``python benchmarks/featvis.py [--steps 100] [--batch 40] [--single 6]``
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import lsnb
+from lsnb import featvis, neurons
+
+
+def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
+    """Best measured float32 matmul rate in FLOP/s (a tf.function, n x n by n x n)."""
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+
+    @tf.function
+    def mm(a, b):
+        return tf.reduce_sum(tf.matmul(a, b))
+
+    mm(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mm(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 / best
+
+
+def layer_flops(layer: keras.layers.Layer) -> float:
+    """Forward multiply-add FLOPs (x2) of one Dense or Conv2D layer for one image."""
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, c_out = layer.output.shape
+        kh, kw, c_in, _ = layer.kernel.shape
+        return 2.0 * h * w * kh * kw * c_in * c_out
+    if isinstance(layer, keras.layers.Dense):
+        c_in, c_out = layer.kernel.shape
+        return 2.0 * c_in * c_out
+    return 0.0
+
+
+def prefix_flops(model: keras.Model, layer_name: str) -> float:
+    """Forward FLOPs of the neuron layers up to and including ``layer_name``."""
+    total = 0.0
+    for info in neurons.neuron_layers(model):
+        total += layer_flops(model.get_layer(info.name))
+        if info.name == layer_name:
+            return total
+    raise ValueError(f"{layer_name!r} is not a neuron layer")
+
+
+def load_model():
+    try:
+        net = lsnb.train.trained("cnn_mnist", "quick", progress=False)
+        return net.model, "quick-profile trained small CNN"
+    except Exception as err:  # noqa: BLE001 - report and fall back
+        print(f"note: could not load the quick-profile CNN ({type(err).__name__}: {err}); "
+              "using an untrained small_cnn (timings do not depend on the weights)")
+        return lsnb.models.small_cnn(), "untrained small CNN"
+
+
+def groups_for(model, layer: str, n_groups: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A subcluster of ``layer`` and its random controls, else random groups of 8 units."""
+    try:
+        part = lsnb.partition(model, method="weights", scope="network", k=16, seed=0)
+        subs = [s for s in part.subclusters() if s.layer == layer]
+        groups = []
+        for sub in subs:
+            groups += [sub.units] + list(part.random_controls(sub, 19))
+            if len(groups) >= n_groups:
+                return groups[:n_groups]
+    except Exception as err:  # noqa: BLE001
+        print(f"note: clustering unavailable ({type(err).__name__}: {err}); random groups")
+    n_units = model.get_layer(layer).filters
+    return [np.sort(rng.choice(n_units, size=8, replace=False)) for _ in range(n_groups)]
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_layer(engine, model, layer, groups, config, batch, n_single, rate):
+    seeds = [(0, i) for i in range(len(groups))]
+    # compile both functions first (one batch each), then time
+    engine.visualize(layer, groups[:1], seeds[:1], config, batch_size=batch)
+    engine.visualize(layer, groups[:1], seeds[:1], config, batch_size=1)
+    t_batched = timed(lambda: engine.visualize(layer, groups, seeds, config, batch_size=batch))
+    t_single = timed(lambda: engine.visualize(layer, groups[:n_single], seeds[:n_single], config,
+                                              batch_size=1))
+    per_batched = t_batched / len(groups)
+    per_single = t_single / n_single
+    fwd = prefix_flops(model, layer)
+    floor = config.steps * 2.0 * fwd / rate
+    print(f"{layer:>6} {len(groups):>6} {per_batched * 1e3:>12.1f} {per_single * 1e3:>12.1f} "
+          f"{per_single / per_batched:>8.1f}x {floor * 1e3:>10.1f} {100 * floor / per_batched:>7.0f}% "
+          f"{per_batched / floor:>8.2f}x {100 * 1.5 * floor / per_batched:>7.0f}%")
+    return per_batched, per_single, floor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=40, help="images per batch (batched path)")
+    parser.add_argument("--groups", type=int, default=40, help="groups per layer")
+    parser.add_argument("--single", type=int, default=6, help="groups timed one at a time")
+    args = parser.parse_args()
+    rate = matmul_rate()
+    model, what = load_model()
+    print(f"model: {what}; {args.steps} steps, pixel parameterization, jitter+scale transforms")
+    print(f"matmul rate measured now: {rate / 1e9:.0f} GFLOP/s (float32, 2048^3)")
+    engine = featvis.FeatvisEngine(model)
+    config = featvis.VisConfig(steps=args.steps)
+    rng = np.random.default_rng(0)
+    print(f"{'layer':>6} {'groups':>6} {'batched ms':>12} {'single ms':>12} {'speedup':>9} "
+          f"{'floor ms':>10} {'share':>8} {'ratio':>9} {'share3x':>8}")
+    totals = np.zeros(3)
+    for info in neurons.hidden_layers(model):
+        if info.kind != "conv":
+            continue
+        groups = groups_for(model, info.name, args.groups, rng)
+        totals += bench_layer(engine, model, info.name, groups, config, args.batch, args.single, rate)
+    per_batched, per_single, floor = totals
+    print(f"all conv layers (sum of per-visualization times): batched {per_batched * 1e3:.1f} ms, "
+          f"one at a time {per_single * 1e3:.1f} ms ({per_single / per_batched:.1f}x), floor {floor * 1e3:.1f} ms; "
+          f"batched at {per_batched / floor:.2f}x the floor ({100 * floor / per_batched:.0f}% share)")
+    print("floor = steps x (forward + input-gradient backward = 2 x forward FLOPs of the prefix) / matmul rate; "
+          "share3x counts backward as 2 x forward (the usual 3x rule with weight gradients)")
+
+
+if __name__ == "__main__":
+    main()
