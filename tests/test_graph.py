@@ -245,3 +245,21 @@ def test_flatten_from_conv_to_dense_sums_positions_per_channel():
     pooled_model = keras.Model(inputs, keras.layers.Dense(2, name="out")(pooled))
     with pytest.raises(ValueError, match="pooling or padding"):
         weight_graph(pooled_model)
+
+
+def test_vgg_graph_uses_conv_channels_and_folds_its_batch_norms():
+    from lsnb.models import vgg_cifar
+
+    model = vgg_cifar(width=1 / 32)
+    g = weight_graph(model)
+    assert g.tested == [f"conv{i}" for i in range(1, 14)]
+    assert g.neighbors["conv2"] == ["conv1", "conv3"]
+    bn = model.get_layer("bn1")
+    gamma, beta, mean, var = bn.get_weights()
+    bn.set_weights([2 * gamma, beta, mean, var])
+    doubled = weight_graph(model)
+    np.testing.assert_allclose(_block(doubled, "conv1", "conv2"), 2 * _block(g, "conv1", "conv2"), rtol=1e-6)
+    np.testing.assert_allclose(_block(doubled, "conv2", "conv3"), _block(g, "conv2", "conv3"), rtol=1e-6)
+    unfolded = weight_graph(model, fold_batchnorm=False)
+    w2 = np.abs(model.get_layer("conv2").get_weights()[0]).sum(axis=(0, 1))
+    np.testing.assert_allclose(_block(unfolded, "conv1", "conv2"), w2, rtol=1e-6)
