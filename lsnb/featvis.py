@@ -695,6 +695,59 @@ def _run_tasks(engine: FeatvisEngine, tasks: list[_Task], config: VisConfig, bat
     return [out[i] for i in range(len(tasks))]
 
 
+def compare_backends(
+    model: keras.Model,
+    partition: Partition,
+    n_random: int = 19,
+    steps: int | None = None,
+    seed: int = 0,
+    *,
+    network: str = "model",
+    replicate: int = 0,
+    max_subclusters: int | None = None,
+    progress: bool = True,
+    **options,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Run :func:`featvis_test` with the native engine and with Lucid on the same groups.
+
+    Both backends get the same subclusters, random groups and settings
+    (``options`` go to :func:`featvis_test`).
+
+    Parameters
+    ----------
+    max_subclusters : int, optional
+        Test only the first subclusters (Lucid is slow).
+
+    Returns
+    -------
+    side_by_side : pandas.DataFrame
+        One row per (subcluster, measure): ``true`` and ``percentile`` of
+        each backend (suffixes ``_native`` and ``_lucid``).
+    summary : pandas.DataFrame
+        :func:`lsnb.stats.summarize` per backend (Fisher statistic, p,
+        effect) with a ``backend`` column.
+    images : dict
+        ``backend -> {(layer, cluster) -> images}``.
+    """
+    subs = options.pop("subclusters", None)
+    if subs is None:
+        min_size = options.get("min_size") or VARIANTS[options.get("variant", "paper")]["min_size"]
+        subs = partition.subclusters(min_size)
+    subs = list(subs)[:max_subclusters]
+    tables, images = [], {}
+    for backend in ("native", "lucid"):
+        table, images[backend] = featvis_test(model, partition, n_random, steps, seed=seed, network=network,
+                                              replicate=replicate, backend=backend, subclusters=subs,
+                                              return_images=True, progress=progress, **options)
+        tables.append(table.assign(backend=backend))
+    keys = ["network", "replicate", "partitioning", "measure", "layer", "cluster", "size"]
+    cols = keys + ["true", "random_mean", "percentile"]
+    side = tables[0][cols].merge(tables[1][cols], on=keys, suffixes=("_native", "_lucid"))
+    summary = stats.summarize(pd.concat(tables, ignore_index=True),
+                              keys=["network", "replicate", "partitioning", "backend", "measure"])
+    return side, summary, images
+
+
 # ----------------------------------------------------------------------------
 # Figures
 # ----------------------------------------------------------------------------

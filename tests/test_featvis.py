@@ -203,3 +203,13 @@ def test_lucid_backend_agrees_with_native_engine():
     # mixed-sign groups may settle on another sign pattern from another initialisation
     assert scores["true"].iloc[0] == pytest.approx(native_scores[0], rel=0.01)
     np.testing.assert_allclose(scores["true"].to_numpy(), native_scores, rtol=0.25)
+
+
+@pytest.mark.skipif(not lucid_backend.is_available(), reason="Lucid is not installed")
+def test_compare_backends_side_by_side():
+    part = Partition({"hidden": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])})
+    side, summary, images = featvis.compare_backends(planted_mlp(), part, n_random=3, steps=5,
+                                                     max_subclusters=2, transforms="none", progress=False)
+    assert len(side) == 2 * 2 and {"true_native", "true_lucid", "percentile_lucid"} <= set(side.columns)
+    assert set(summary.backend) == {"native", "lucid"} and len(summary) == 4
+    assert images["lucid"][("hidden", 0)].shape == (4, 8, 8, 1)
