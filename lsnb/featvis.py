@@ -41,8 +41,9 @@ Choices (documented here once):
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -291,6 +292,17 @@ def group_objective(preact: tf.Tensor, masks: tf.Tensor, objective: str = "l1") 
     return tf.reduce_sum(per_unit * masks, axis=1)
 
 
+@contextmanager
+def _quiet_tf_logging() -> Iterator[None]:
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def softmax_entropy(logits: tf.Tensor | np.ndarray) -> np.ndarray:
     """Entropy in nats of ``softmax(logits)`` along the last axis."""
     logits = tf.convert_to_tensor(logits, tf.float32)
@@ -453,7 +465,8 @@ class FeatvisEngine:
         all_moves = np.zeros((config.steps, batch_size, 8), np.float32)
         all_moves[:, :n] = np.stack(moves, axis=1)
         all_moves[:, n:, 0] = all_moves[:, n:, 4] = 1.0
-        final, trace = self._optimizer(layer, batch_size, config)(params, full_masks, all_moves)
+        with _quiet_tf_logging():  # each new engine traces its own functions; TF warns of "retracing"
+            final, trace = self._optimizer(layer, batch_size, config)(params, full_masks, all_moves)
         images = to_image(final[:n], config, self.image_shape)
         scores, entropies = self.score(layer, images, masks, config.objective)
         return images.numpy(), scores, entropies, trace.numpy()[:, :n]
