@@ -367,11 +367,10 @@ class FeatvisEngine:
         pshape = param_shape(config, shape)
         b1, b2, eps = 0.9, 0.999, 1e-8
 
-        def objective(params, moves):
+        def preactivation(params, moves):
             images = _apply_transforms(to_image(params, config, shape), moves, config.transforms)
             preact = prefix(self._prep(images), training=False)
-            preact = preact[0] if isinstance(preact, (list, tuple)) else preact
-            return preact
+            return preact[0] if isinstance(preact, (list, tuple)) else preact
 
         signature = [tf.TensorSpec((batch, *pshape), tf.float32),
                      tf.TensorSpec((batch, self.units[layer]), tf.float32),
@@ -385,7 +384,7 @@ class FeatvisEngine:
             for t in tf.range(config.steps):
                 with tf.GradientTape() as tape:
                     tape.watch(params)
-                    obj = group_objective(objective(params, moves[t]), masks, config.objective)
+                    obj = group_objective(preactivation(params, moves[t]), masks, config.objective)
                     total = tf.reduce_sum(obj)
                 grad = tape.gradient(total, params)
                 step = tf.cast(t + 1, tf.float32)
@@ -420,7 +419,9 @@ class FeatvisEngine:
             own seed and group, not on the batch it is optimised in.
         config : VisConfig
         batch_size : int
-            Images optimised together (1: one at a time).
+            Most images optimised together (1: one at a time).  The batches
+            are evened out (``ceil(n / ceil(n / batch_size))`` images each)
+            so that little of the last one is padding.
         progress : bool
             Show a progress bar over batches.
         """
@@ -430,6 +431,9 @@ class FeatvisEngine:
             raise ValueError(f"got {len(seeds)} seeds for {len(masks)} groups")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if len(masks) == 0:
+            raise ValueError("no groups to visualize")
+        batch_size = -(-len(masks) // -(-len(masks) // batch_size))
         parts = []
         starts = range(0, len(masks), batch_size)
         for start in tqdm(starts, desc=f"featvis {layer}", disable=not progress or len(starts) < 2):

@@ -91,11 +91,11 @@ def test_objective_rises_and_planted_group_lights_up_its_region():
 
 def test_batched_and_one_at_a_time_give_the_same_images():
     model = tiny_cnn()
-    groups = [np.array([0, 1]), np.array([2, 3, 4]), np.array([5]), np.array([1, 5])]
-    seeds = [(7, i) for i in range(4)]
+    groups = [np.array([0, 1]), np.array([2, 3, 4]), np.array([5]), np.array([1, 5]), np.array([0, 3])]
+    seeds = [(7, i) for i in range(5)]
     engine = featvis.FeatvisEngine(model)
     for config in (featvis.VisConfig(steps=12), featvis.VisConfig(steps=12, param="fft", transforms=featvis.TRANSFORM_PRESETS["imagenet"])):
-        batched = engine.visualize("conv2", groups, seeds, config, batch_size=3)  # 3 + a padded batch
+        batched = engine.visualize("conv2", groups, seeds, config, batch_size=3)  # batches of 3 and 2 (+ 1 padding)
         single = engine.visualize("conv2", groups, seeds, config, batch_size=1)
         np.testing.assert_allclose(batched.images, single.images, atol=1e-5)
         np.testing.assert_allclose(batched.scores, single.scores, rtol=1e-4)
