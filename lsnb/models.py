@@ -74,6 +74,7 @@ def vgg_cifar(
     n_classes: int = 10,
     layout: Sequence = VGG_CIFAR_LAYOUT,
     l2: float = 5e-4,
+    bn_momentum: float = 0.99,
     name: str | None = None,
 ) -> keras.Model:
     """VGG-16 for CIFAR-10 as in the paper (13 convs with batch norm).
@@ -91,6 +92,11 @@ def vgg_cifar(
     width : float
         Multiplies every channel count (``0.25`` gives 16..128 channels), for
         the CPU-sized quick profile.
+    bn_momentum : float
+        Momentum of the batch-norm moving statistics (Keras' default 0.99).
+        Short trainings (the quick profile's few hundred steps) need ``0.9``,
+        or the inference-mode statistics lag behind the weights and test
+        accuracy stays at chance.
     """
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
@@ -109,7 +115,7 @@ def vgg_cifar(
         pooled = pos + 1 < len(layout) and layout[pos + 1] == "M"
         if pooled:
             x = keras.layers.MaxPooling2D(2, name=f"pool{conv_i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{conv_i}")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{conv_i}")(x)
         if regularized and not pooled:
             x = keras.layers.Dropout(0.3 if conv_i == 1 else 0.4, name=f"dropout{conv_i}")(x)
     if regularized:
@@ -117,7 +123,7 @@ def vgg_cifar(
     x = keras.layers.Flatten(name="flatten")(x)
     dense = max(1, int(round(512 * width)))
     x = keras.layers.Dense(dense, activation="relu", kernel_regularizer=reg, name="dense1")(x)
-    x = keras.layers.BatchNormalization(name="bn_dense1")(x)
+    x = keras.layers.BatchNormalization(momentum=bn_momentum, name="bn_dense1")(x)
     if regularized:
         x = keras.layers.Dropout(0.5, name="dropout_dense1")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="logits")(x)

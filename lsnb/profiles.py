@@ -39,6 +39,12 @@ class Profile:
         Optimisation steps per feature visualization.
     n_init : int
         k-means restarts in spectral clustering.
+    vgg_bn_momentum : float
+        Batch-norm momentum of the VGG (0.99 in the paper; 0.9 for short
+        trainings, whose moving statistics would otherwise lag).
+    halves_pairs : tuple of int
+        Train and test examples of halves/stacked MNIST (pairs of digits drawn
+        from the MNIST splits; more pairs than digits is fine).
     """
 
     name: str
@@ -54,6 +60,8 @@ class Profile:
     n_activation_samples: int
     featvis_steps: int
     n_init: int
+    vgg_bn_momentum: float
+    halves_pairs: tuple
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,19 +76,19 @@ PROFILES: dict[str, Profile] = {
         name="smoke", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=1,
         n_train=1000, n_test=300, epochs={"mlp": 2, "small_cnn": 1, "vgg_cifar": 1},
         vgg_width=0.125, k=4, n_random=19, n_activation_samples=300,
-        featvis_steps=5, n_init=3,
+        featvis_steps=5, n_init=3, vgg_bn_momentum=0.9, halves_pairs=(2000, 500),
     ),
     "quick": Profile(
         name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=2,
-        n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 6, "vgg_cifar": 8},
+        n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 6, "vgg_cifar": 30},
         vgg_width=0.25, k=16, n_random=19, n_activation_samples=2000,
-        featvis_steps=50, n_init=10,
+        featvis_steps=50, n_init=10, vgg_bn_momentum=0.9, halves_pairs=(20000, 2000),
     ),
     "paper": Profile(
         name="paper", data_source="auto", vgg_data="cifar10", n_replicates=5,
         n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 10, "vgg_cifar": 200},
         vgg_width=1.0, k=16, n_random=19, n_activation_samples=5000,
-        featvis_steps=100, n_init=25,
+        featvis_steps=100, n_init=25, vgg_bn_momentum=0.99, halves_pairs=(60000, 10000),
     ),
 }
 

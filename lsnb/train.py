@@ -192,24 +192,26 @@ def dataset(name: str, profile: str | Profile = "quick", seed: int = 0) -> data_
     prof = get_profile(profile)
     if name == "vgg_data":
         name = prof.vgg_data
-    return _dataset(name, prof.data_source, prof.n_train, prof.n_test, seed)
+    return _dataset(name, prof.data_source, prof.n_train, prof.n_test, tuple(prof.halves_pairs), seed)
 
 
 @lru_cache(maxsize=16)
 def _dataset(name: str, source: str, n_train: int | None, n_test: int | None,
-             seed: int) -> data_mod.Dataset:
+             pairs: tuple, seed: int) -> data_mod.Dataset:
     if name == "cifar10":
         base = data_mod.load_cifar10()
     else:
         mnist = data_mod.load_mnist(source)
         builders = {"mnist": lambda: mnist,
                     "mnist_rgb32": lambda: data_mod.mnist_rgb32(mnist),
-                    "halves_mnist": lambda: data_mod.halves_mnist(mnist, seed=seed),
-                    "stacked_mnist": lambda: data_mod.stacked_mnist(mnist, seed=seed)}
+                    "halves_mnist": lambda: data_mod.halves_mnist(mnist, *pairs, seed=seed),
+                    "stacked_mnist": lambda: data_mod.stacked_mnist(mnist, *pairs, seed=seed)}
         if name not in builders:
             raise ValueError(f"unknown dataset {name!r}; choose one of "
                              f"{sorted(builders) + ['cifar10', 'vgg_data']}")
         base = builders[name]()
+        if name in ("halves_mnist", "stacked_mnist"):
+            return base  # sized by the profile's halves_pairs
     return base.subset(n_train, n_test, seed=seed)
 
 
@@ -233,6 +235,7 @@ def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
     model_kwargs = dict(spec)
     if arch == "vgg_cifar":
         model_kwargs["width"] = prof.vgg_width
+        model_kwargs["bn_momentum"] = prof.vgg_bn_momentum
     result = train(arch, data, epochs=prof.epochs[arch], seed=seed, replicate=replicate,
                    model_kwargs=model_kwargs, augment=arch == "vgg_cifar" and data.name == "cifar10",
                    net=net, progress=progress)
