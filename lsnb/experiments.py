@@ -338,6 +338,10 @@ def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se
     from .stats import benjamini_hochberg, combine
 
     by = list(by)
+    if tidy.empty:
+        print("[lsnb] no subclusters were tested: nothing to combine")
+        return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "fisher", "p",
+                                     "effect", "se", "significant"])
     if not by:
         return combine(tidy, alpha=alpha, se=se)
     parts = []
@@ -480,3 +484,14 @@ def partition_agreement(net: str, profile: str | Profile, partitioning: str, *, 
         rows.append({"network": net, "replicate": replicate, "partitioning": partitioning,
                      "units": int(both.sum()), "adjusted_rand_index": float(adjusted_rand_score(a[both], b[both]))})
     return pd.DataFrame(rows)
+
+
+def example_images(images: dict, net: str, prefer: str = "activations/network") -> tuple[tuple, dict] | None:
+    """The first replicate's visualizations of ``net`` to draw as Figure 6.
+
+    Takes the ``prefer`` partitioning when it has subclusters, else the first
+    one that has; ``None`` when no partitioning of ``net`` has any.
+    """
+    keys = [key for key in images if key[0] == net and images[key]]
+    keys.sort(key=lambda key: (key[1], key[2] != prefer))
+    return (keys[0], images[keys[0]]) if keys else None

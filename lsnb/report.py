@@ -462,6 +462,8 @@ def paper_table(ours: pd.DataFrame, table: int, alpha: float = 0.05) -> pd.DataF
         index (measure, column).
     """
     joined = compare(ours, table, alpha)
+    if joined.empty:
+        return pd.DataFrame(index=pd.Index([], name="network"))
     show_fisher = joined["paper_fisher"].notna().any()
     show_effect = joined["paper_effect"].notna().any()
     cells = pd.DataFrame({

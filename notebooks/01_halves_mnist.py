@@ -28,7 +28,7 @@
 
 # %% tags=["parameters"]
 profile = "quick"       # "smoke", "quick" or "paper"
-k = None                # clusters; None = the profile k (16 outside smoke)
+k = None                # clusters; None means the profile k (16 outside smoke)
 seed = 0
 layer = "dense1"        # the first hidden layer
 n_random = 4            # random groups drawn under each subcluster

@@ -34,7 +34,7 @@ imagenet_nets = ["vgg16", "resnet18"]    # run only when imagenet_dir holds imag
 imagenet_dir = None                      # folder of ImageNet validation images, one sub-folder per class
 imagenet_weights = "imagenet"            # "imagenet" (Keras cache) or a folder of <name>.h5 files
 partitionings = ["weights/network", "weights/layer", "activations/network", "activations/layer"]
-k = None                                 # clusters; None = the profile k (32 for ImageNet)
+k = None                                 # clusters; None means the profile k (32 for ImageNet)
 seed = 0
 alpha = 0.05                             # false discovery rate of the BH correction
 

@@ -33,8 +33,8 @@ imagenet_nets = ["vgg16", "vgg19"]       # run only when imagenet_dir holds imag
 imagenet_dir = None
 imagenet_weights = "imagenet"
 partitionings = ["weights/network", "weights/layer", "activations/network", "activations/layer"]
-k = None                                 # None = the profile k (32 for ImageNet)
-steps = None                             # optimisation steps; None = the profile featvis_steps
+k = None                                 # None means the profile k (32 for ImageNet)
+steps = None                             # optimisation steps; None means the profile featvis_steps
 seed = 0
 alpha = 0.05
 grid_rows = 4                            # subclusters shown per Figure 6 panel
@@ -104,11 +104,13 @@ for net in tidy["network"].unique():
 
 # %%
 for net in tidy["network"].unique():
-    key = (net, 0, "activations/network")
-    key = key if key in images else next(key for key in images if key[0] == net and key[1] == 0)
-    pics = images[key]
+    example = ex.example_images(images, net)
+    if example is None:
+        print(f"{net}: no subcluster to draw")
+        continue
+    (_, _, partitioning), pics = example
     display(plot_featvis_grid(pics, keys=list(pics)[:grid_rows], n_random=4, grayscale=net != "vgg",
-                              title=f"{net}, {key[2]}"))
+                              title=f"{net}, {partitioning}, replicate 0"))
 
 # %%
 print(f"[timing] {timer}")

@@ -26,7 +26,7 @@
 profile = "quick"                 # "smoke", "quick" or "paper"
 nets = ["vgg", "vgg_unreg"]
 partitionings = ["weights/network", "weights/layer", "activations/network", "activations/layer"]
-k = None                          # None = the profile k
+k = None                          # None means the profile k
 featvis = True                    # also run the feature-visualization half (Table 4)
 seed = 0
 alpha = 0.05

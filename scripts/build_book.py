@@ -79,7 +79,8 @@ def execute(notebook: Path, parameters: dict, kernel: str) -> float:
 
 def render(builder: str = "html") -> int:
     """Run ``jupyter-book build`` on the repository; return its exit status."""
-    command = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(ROOT), "--builder", builder]
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+               "build", str(ROOT), "--builder", builder]
     return subprocess.run(command, cwd=ROOT).returncode
 
 
