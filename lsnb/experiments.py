@@ -495,3 +495,23 @@ def example_images(images: dict, net: str, prefer: str = "activations/network") 
     keys = [key for key in images if key[0] == net and images[key]]
     keys.sort(key=lambda key: (key[1], key[2] != prefer))
     return (keys[0], images[keys[0]]) if keys else None
+
+
+def _data_label(net: str, prof: Profile) -> str:
+    mnist = "MNIST (embedded 5k digits)" if prof.data_source == "embedded" else "MNIST"
+    if _is_imagenet(net):
+        return "ImageNet validation images"
+    if net in ("vgg", "vgg_unreg"):
+        return "CIFAR-10" if prof.vgg_data == "cifar10" else "stand-in: " + mnist + " as 32x32 RGB"
+    return ("halves-" if net == "mlp_halves" else "") + mnist
+
+
+def source_note(nets: Sequence[str], profile: str | Profile, seed: int = 0) -> str:
+    """One line naming each network's data, the profile, the replicates and the seed.
+
+    Meant as the caption of a result table (no network is loaded).
+    """
+    prof = get_profile(profile)
+    data = "; ".join(f"{net}: {_data_label(net, prof)}, {len(replicates(net, prof))} replicate(s)"
+                     for net in _check_nets(nets))
+    return f"Ours: profile {prof.name}, seed {seed}; {data}. Paper: 5 replicates, full datasets."

@@ -612,3 +612,19 @@ def fisher_heatmap(joined: pd.DataFrame, title: str = ""):
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _agreement_colour(value: str) -> str:
+    return {"yes": "color: #1a7f37", "NO": "color: #cf222e; font-weight: bold"}.get(value, "color: #6e7781")
+
+
+def styled(table: pd.DataFrame, caption: str = ""):
+    """A :func:`paper_table` for display: agreement cells coloured, a caption stating the source.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+    """
+    agree_columns = [c for c in table.columns if isinstance(c, tuple) and c[-1] in ("agrees", "effect agrees")]
+    styler = table.style.map(_agreement_colour, subset=agree_columns) if agree_columns else table.style
+    return styler.set_caption(caption) if caption else styler

@@ -49,6 +49,7 @@ pd.set_option("display.width", 200)
 timer = ex.StageTimer()
 ok, why = ex.imagenet_available(imagenet_dir, imagenet_weights)
 all_nets = nets + (imagenet_nets if ok else [])
+note = ex.source_note(all_nets, profile, seed)
 display(Markdown(ex.describe_profile(profile) + ("" if ok else f"  ImageNet rows are not run: {why}.")))
 display(ex.provenance(all_nets, profile, seed, imagenet_dir, imagenet_weights))
 
@@ -66,7 +67,7 @@ summary
 # `agrees` says whether both are significant or both are not.
 
 # %%
-report.paper_table(summary, table=1, alpha=alpha)
+report.styled(report.paper_table(summary, table=1, alpha=alpha), note)
 
 # %% [markdown]
 # ## Table 2 (lesion columns): effect measures
@@ -75,13 +76,13 @@ report.paper_table(summary, table=1, alpha=alpha)
 # groups on average; `*` marks an effect more than two standard errors above 1.
 
 # %%
-report.paper_table(summary, table=2, alpha=alpha)
+report.styled(report.paper_table(summary, table=2, alpha=alpha), note)
 
 # %% [markdown]
 # ## Table 7: Fisher statistic (p value) and effect measure together
 
 # %%
-report.paper_table(summary, table=7, alpha=alpha)
+report.styled(report.paper_table(summary, table=7, alpha=alpha), note)
 
 # %%
 display(report.fisher_heatmap(report.compare(summary, 7, alpha), title="Lesions: Fisher statistics"))

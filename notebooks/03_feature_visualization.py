@@ -51,6 +51,7 @@ pd.set_option("display.width", 200)
 timer = ex.StageTimer()
 ok, why = ex.imagenet_available(imagenet_dir, imagenet_weights)
 all_nets = nets + (imagenet_nets if ok else [])
+note = ex.source_note(all_nets, profile, seed)
 options = {} if steps is None else {"steps": steps}
 display(Markdown(ex.describe_profile(profile) + ("" if ok else f"  ImageNet rows are not run: {why}.")))
 display(ex.provenance(all_nets, profile, seed, imagenet_dir, imagenet_weights))
@@ -66,7 +67,7 @@ summary
 # ## Table 1 (feature-visualization columns): Fisher statistics
 
 # %%
-report.paper_table(summary, table=1, alpha=alpha)
+report.styled(report.paper_table(summary, table=1, alpha=alpha), note)
 
 # %% [markdown]
 # ## Table 2 (feature-visualization columns): effect measures
@@ -74,13 +75,13 @@ report.paper_table(summary, table=1, alpha=alpha)
 # Vis score: above 1 is coherent.  Softmax entropy: *below* 1 is coherent.
 
 # %%
-report.paper_table(summary, table=2, alpha=alpha)
+report.styled(report.paper_table(summary, table=2, alpha=alpha), note)
 
 # %% [markdown]
 # ## Table 8: Fisher statistic (p value) and effect measure together
 
 # %%
-report.paper_table(summary, table=8, alpha=alpha)
+report.styled(report.paper_table(summary, table=8, alpha=alpha), note)
 
 # %%
 display(report.fisher_heatmap(report.compare(summary, 8, alpha), title="Feature visualization: Fisher statistics"))

@@ -41,6 +41,7 @@ pd.set_option("display.width", 200)
 timer = ex.StageTimer()
 k_values = [int(k)] if k is not None else [int(v) for v in ks]
 print(f"k values run: {k_values}")
+note = ex.source_note([net], profile, seed)
 display(Markdown(ex.describe_profile(profile)))
 display(ex.provenance([net], profile, seed))
 
@@ -54,7 +55,7 @@ lesion_summary
 # ## Table 5: lesions for each k
 
 # %%
-report.paper_table(lesion_summary, table=5, alpha=alpha)
+report.styled(report.paper_table(lesion_summary, table=5, alpha=alpha), note)
 
 # %% [markdown]
 # The paper gives no p values for Tables 5 and 6, and its bold type was lost,
@@ -74,7 +75,7 @@ if featvis:
 
 # %%
 if featvis:
-    display(report.paper_table(vis_summary, table=6, alpha=alpha))
+    display(report.styled(report.paper_table(vis_summary, table=6, alpha=alpha), note))
 
 # %%
 both = pd.concat([lesion_summary] + ([vis_summary] if featvis else []), ignore_index=True)

@@ -40,6 +40,7 @@ from lsnb import experiments as ex, report
 pd.set_option("display.max_columns", 40)
 pd.set_option("display.width", 200)
 timer = ex.StageTimer()
+note = ex.source_note(nets, profile, seed)
 display(Markdown(ex.describe_profile(profile)))
 display(ex.provenance(nets, profile, seed))
 
@@ -56,7 +57,7 @@ lesion_summary
 # them.
 
 # %%
-report.paper_table(lesion_summary, table=3, alpha=alpha)
+report.styled(report.paper_table(lesion_summary, table=3, alpha=alpha), note)
 
 # %%
 if featvis:
@@ -72,7 +73,7 @@ if featvis:
 
 # %%
 if featvis:
-    display(report.paper_table(vis_summary, table=4, alpha=alpha))
+    display(report.styled(report.paper_table(vis_summary, table=4, alpha=alpha), note))
 
 # %%
 both = pd.concat([lesion_summary] + ([vis_summary] if featvis else []), ignore_index=True)

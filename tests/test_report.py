@@ -189,3 +189,13 @@ def test_figures_are_drawn():
     assert len(heat.axes) == 3  # ours, paper, colour bar
     texts = [t.get_text() for t in heat.axes[1].texts]
     assert "2.13*" in texts
+
+
+def test_styled_table_colours_disagreements_and_keeps_the_caption():
+    ours = _ours([
+        ["mlp_mnist", "weights/network", "acc_drop", 1.9, 2e-6, 1.2, 0.02, True],
+        ["mlp_mnist", "weights/network", "class_range", 1.5, 1e-4, 0.7, 0.03, True],
+    ])
+    html = report.styled(report.paper_table(ours, 7), caption="profile smoke").to_html()
+    assert "profile smoke" in html
+    assert "#cf222e" in html and "#1a7f37" in html  # class range disagrees, acc drop agrees
