@@ -239,6 +239,25 @@ def _copy_model(model: keras.Model, call_function=None) -> keras.Model:
     return clone
 
 
+def _zero_rows(model: keras.Model, units: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Zero the weights out of ``units`` in ``model`` (in place); return the original kernels."""
+    saved = {}
+    for name, idx in units.items():
+        plan = chain_plan(model, name)
+        if plan is None:
+            raise ValueError(f"the naive reference needs a chain model; cannot lesion {name!r} of {model.name!r}")
+        target = plan.next_layer
+        kernel = np.array(target.kernel.numpy())
+        saved.setdefault(target.name, kernel.copy())
+        rows = plan.columns[idx].reshape(-1)
+        if kernel.ndim == 2:
+            kernel[rows, :] = 0.0
+        else:
+            kernel[..., rows, :] = 0.0
+        target.kernel.assign(kernel)
+    return saved
+
+
 def naive_lesioned_model(model: keras.Model, lesions: Mapping[str, Iterable[int]]) -> keras.Model:
     """A copy of ``model`` with the weights out of the lesioned units zeroed.
 
@@ -249,27 +268,34 @@ def naive_lesioned_model(model: keras.Model, lesions: Mapping[str, Iterable[int]
     """
     units = _normalise_units(model, lesions)
     clone = _copy_model(model)
-    for name, idx in units.items():
-        plan = chain_plan(model, name)
-        if plan is None:
-            raise ValueError(f"the naive reference needs a chain model; cannot lesion {name!r} of {model.name!r}")
-        target = clone.get_layer(plan.next_layer.name)
-        kernel = np.array(target.kernel.numpy())
-        rows = plan.columns[idx].reshape(-1)
-        if kernel.ndim == 2:
-            kernel[rows, :] = 0.0
-        else:
-            kernel[..., rows, :] = 0.0
-        target.kernel.assign(kernel)
+    _zero_rows(clone, units)
     return clone
+
+
+class NaiveLesioner:
+    """The naive reference: one copy of the model, kernels zeroed per lesion, full forward passes."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self.copy = _copy_model(model)
+        self._forward = tf.function(lambda batch: self.copy(batch, training=False))
+
+    def counts(self, x: np.ndarray, y: np.ndarray, lesions: Mapping[str, Iterable[int]],
+               batch_size: int = 512) -> np.ndarray:
+        """Per-class correct counts with ``lesions`` applied (the copy is restored afterwards)."""
+        x, y, n_classes = _validate(self.model, x, y)
+        saved = _zero_rows(self.copy, _normalise_units(self.model, lesions))
+        try:
+            return _predict_counts(self._forward, x, y, n_classes, batch_size)
+        finally:
+            for name, kernel in saved.items():
+                self.copy.get_layer(name).kernel.assign(kernel)
 
 
 def naive_lesioned_counts(model: keras.Model, x: np.ndarray, y: np.ndarray,
                           lesions: Mapping[str, Iterable[int]], batch_size: int = 512) -> np.ndarray:
     """Per-class correct counts of :func:`naive_lesioned_model` (reference)."""
-    x, y, n_classes = _validate(model, x, y)
-    clone = naive_lesioned_model(model, lesions)
-    return _predict_counts(lambda b: clone(b, training=False), x, y, n_classes, batch_size)
+    return NaiveLesioner(model).counts(x, y, lesions, batch_size=batch_size)
 
 
 # ============================================================================ masked path
@@ -385,6 +411,13 @@ def masked_lesioned_counts(model: keras.Model, x: np.ndarray, y: np.ndarray, lay
 class LesionEngine:
     """Fast lesion evaluation for one lesioned layer of a chain model.
 
+    Per batch of test images the input ``h`` of the next neuron layer ``N`` and
+    its pre-activation ``z`` are computed once.  For a lesion of the units
+    ``S``, ``z' = z - h[..., S] W[S]``: a batched matmul over the removed units'
+    columns only, or for a conv ``N`` a convolution over the removed channels
+    only.  Then ``N``'s activation and the layers after ``N`` run on ``z'`` for
+    many lesions stacked along the batch axis.
+
     Parameters
     ----------
     model : keras.Model
@@ -392,7 +425,7 @@ class LesionEngine:
         The hidden neuron layer whose units are lesioned.
     max_elements : int
         Largest number of floats in one intermediate tensor of a pass; sets how
-        many (mask, example) pairs are evaluated together.
+        many (lesion, example) pairs are evaluated together.
     """
 
     def __init__(self, model: keras.Model, layer_name: str, max_elements: int = 2 ** 24):
@@ -408,10 +441,20 @@ class LesionEngine:
         self._prefix = keras.Model(model.inputs[0], nxt.input, name=f"{model.name}__to_{nxt.name}")
         self._preact = neurons.PreActivation(nxt)
         self._columns = tf.constant(plan.columns, dtype=tf.int32)
-        sizes = [int(np.prod(nxt.output.shape[1:]))] + [int(np.prod(l.output.shape[1:])) for l in plan.suffix]
-        self.row_elements = max(max(sizes), int(np.prod(nxt.input.shape[1:])))
-        self._head = tf.function(self._head_fn, reduce_retracing=True)
-        self._pass = tf.function(self._pass_fn, reduce_retracing=True)
+        h_shape = [int(d) for d in nxt.input.shape[1:]]
+        # floats gathered per (example, lesion, removed unit)
+        self.gather_per_unit = int(np.prod(h_shape[:-1])) if self._is_conv else int(plan.columns.shape[1])
+        self._z_shape = [int(d) for d in nxt.output.shape[1:]]
+        sizes = [int(np.prod(self._z_shape))] + [int(np.prod(l.output.shape[1:])) for l in plan.suffix]
+        self.row_elements = max(sizes)
+        self.head_elements = int(np.prod(h_shape)) + int(np.prod(self._z_shape))
+        x_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+        self._head = tf.function(self._head_fn, input_signature=[x_spec])
+        self._pass = tf.function(self._pass_fn, input_signature=[
+            tf.TensorSpec([None, *h_shape], tf.float32),
+            tf.TensorSpec([None, *self._z_shape], tf.float32),
+            tf.TensorSpec([None, self.n_classes], tf.float32),
+            tf.TensorSpec([None, None], tf.int32)])
 
     # ---------------------------------------------------------------- TF pieces
     def _head_fn(self, x):
@@ -421,25 +464,24 @@ class LesionEngine:
     def _removed_term(self, h, idx):
         """The removed units' share of N's pre-activation, ``(n_masks, n, ...)``."""
         nxt = self.plan.next_layer
-        cols = tf.reshape(tf.gather(self._columns, idx), [tf.shape(idx)[0], -1])  # (B, s*k)
         if not self._is_conv:
-            h_sel = tf.gather(h, cols, axis=1)                       # (n, B, s*k)
-            w_sel = tf.gather(nxt.kernel, cols)                      # (B, s*k, out)
+            cols = tf.reshape(tf.gather(self._columns, idx), [tf.shape(idx)[0], -1])   # (B, s*k)
+            h_sel = tf.gather(h, cols, axis=1)                                      # (n, B, s*k)
+            w_sel = tf.gather(nxt.kernel, cols)                                     # (B, s*k, out)
             return tf.einsum("nbj,bjo->bno", h_sel, w_sel)
         strides = list(nxt.strides)
         dilations = list(nxt.dilation_rate)
         padding = nxt.padding.upper()
 
-        def one(c):
-            return tf.nn.conv2d(tf.gather(h, c, axis=3), tf.gather(nxt.kernel, c, axis=2),
+        def one(units):   # a convolution over the removed channels only
+            return tf.nn.conv2d(tf.gather(h, units, axis=3), tf.gather(nxt.kernel, units, axis=2),
                                 strides=strides, padding=padding, dilations=dilations)
 
-        return tf.map_fn(one, cols, fn_output_signature=tf.TensorSpec(None, h.dtype))
+        return tf.map_fn(one, idx, fn_output_signature=tf.TensorSpec(None, h.dtype))
 
     def _pass_fn(self, h, z, y_onehot, idx):
-        term = self._removed_term(h, idx)
-        z_new = tf.expand_dims(z, 0) - term                          # (B, n, ...)
         n_masks = tf.shape(idx)[0]
+        z_new = tf.expand_dims(z, 0) - self._removed_term(h, idx)                  # (B, n, ...)
         out = tf.reshape(z_new, tf.concat([[-1], tf.shape(z)[1:]], axis=0))
         activation = self.plan.next_layer.activation
         if activation is not None:
@@ -448,8 +490,8 @@ class LesionEngine:
             out = layer(out, training=False)
         pred = tf.reshape(tf.argmax(out, axis=-1, output_type=tf.int32), [n_masks, -1])
         labels = tf.argmax(y_onehot, axis=-1, output_type=tf.int32)
-        hit = tf.cast(tf.equal(pred, labels[None, :]), tf.float32)   # (B, n)
-        return tf.matmul(hit, y_onehot)                              # (B, classes)
+        hit = tf.cast(tf.equal(pred, labels[None, :]), tf.float32)                  # (B, n)
+        return tf.matmul(hit, y_onehot)                                             # (B, classes)
 
     # ---------------------------------------------------------------- driver
     def counts(self, x: np.ndarray, y: np.ndarray, unit_sets: Sequence[np.ndarray],
@@ -481,20 +523,53 @@ class LesionEngine:
         if not by_size:
             return result
         rows = max(1, self.max_elements // self.row_elements)
-        chunk = int(min(len(x), max(16, rows // 20)))
+        chunk = int(min(len(x), max(8, rows // 16), max(1, self.max_elements // self.head_elements)))
         onehot = np.eye(n_classes, dtype=np.float32)[y]
         for start in range(0, len(x), chunk):
-            h, z = self._head(tf.constant(x[start:start + chunk]))
-            yo = tf.constant(onehot[start:start + chunk])
-            group = max(1, rows // int(h.shape[0]))
+            stop = min(start + chunk, len(x))
+            p, z = self._head(tf.constant(x[start:stop]))
+            yo = tf.constant(onehot[start:stop])
             for size, members in by_size.items():
+                gathered = (stop - start) * size * self.gather_per_unit
+                group = max(1, min(rows // (stop - start), self.max_elements // max(1, gathered)))
                 for first in range(0, len(members), group):
                     ids = members[first:first + group]
                     idx = tf.constant(np.stack([sets[i] for i in ids]), dtype=tf.int32)
-                    result[ids] += np.rint(self._pass(h, z, yo, idx).numpy()).astype(np.int64)
-                    if progress is not None and start + chunk >= len(x):
+                    result[ids] += np.rint(self._pass(p, z, yo, idx).numpy()).astype(np.int64)
+                    if progress is not None and stop >= len(x):
                         progress.update(len(ids))
         return result
+
+
+# ============================================================================ cost model
+def layer_flops(layer: keras.layers.Layer) -> int:
+    """Floating-point operations (2 per multiply-add) of one example through a Dense/Conv2D layer."""
+    if isinstance(layer, keras.layers.Dense):
+        return 2 * int(layer.input.shape[-1]) * int(layer.units)
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw, c_in, c_out = (int(d) for d in layer.kernel.shape)
+        h, w = (int(d) for d in layer.output.shape[1:3])
+        return 2 * h * w * kh * kw * c_in * c_out
+    return 0
+
+
+def forward_flops(model: keras.Model) -> int:
+    """Matmul/convolution FLOPs of one example through ``model`` (what a naive lesion costs)."""
+    return sum(layer_flops(layer) for layer in model.layers)
+
+
+def engine_flops(model: keras.Model, layer_name: str, size: int) -> int:
+    """Useful FLOPs per (example, lesion) of the engine: the removed term plus the suffix.
+
+    The prefix (once per example, shared by all lesions of the layer) is not
+    counted.
+    """
+    plan = chain_plan(model, layer_name)
+    if plan is None:
+        raise ValueError(f"{layer_name!r}: the engine needs a chain model")
+    share = size / int(model.get_layer(layer_name).output.shape[-1])
+    removed = int(round(layer_flops(plan.next_layer) * share))
+    return removed + sum(layer_flops(layer) for layer in plan.suffix)
 
 
 # ============================================================================ public API
@@ -515,7 +590,8 @@ def lesioned_counts(model: keras.Model, x: np.ndarray, y: np.ndarray, layer_name
     """
     _normalise_units(model, {layer_name: np.concatenate([np.ravel(u) for u in unit_sets] or [[]])})
     if method == "naive":
-        result = np.stack([naive_lesioned_counts(model, x, y, {layer_name: u}) for u in unit_sets])
+        naive = NaiveLesioner(model)
+        result = np.stack([naive.counts(x, y, {layer_name: u}) for u in unit_sets])
     elif _use_engine(model, [layer_name], method):
         result = LesionEngine(model, layer_name).counts(x, y, unit_sets, progress=progress)
         return result
