@@ -769,7 +769,10 @@ def compare_backends(
 # Figures
 # ----------------------------------------------------------------------------
 
-def _display(image: np.ndarray, grayscale: bool) -> tuple[np.ndarray, str | None]:
+def _display(image: np.ndarray, grayscale: bool, stretch: bool) -> tuple[np.ndarray, str | None]:
+    if stretch:
+        lo, hi = float(image.min()), float(image.max())
+        image = (image - lo) / (hi - lo) if hi > lo else np.full_like(image, 0.5)
     if image.shape[-1] == 1:
         return image[..., 0], "gray"
     if grayscale:
@@ -784,6 +787,7 @@ def plot_featvis_grid(
     grayscale: bool = False,
     size: float = 1.1,
     title: str | None = None,
+    stretch: bool = False,
 ):
     """Figure 6: each row a subcluster, its visualization left, random groups' to the right.
 
@@ -800,6 +804,9 @@ def plot_featvis_grid(
         Show RGB images as grey (the paper does for the MNIST nets).
     size : float
         Inches per image.
+    stretch : bool
+        Scale each image to its own [min, max] (shows faint structure, such
+        as a nearly uniform first-layer visualization's pattern).
 
     Returns
     -------
@@ -815,7 +822,7 @@ def plot_featvis_grid(
     fig, axes = plt.subplots(len(keys), cols, figsize=(size * cols + 0.6, size * len(keys)), squeeze=False)
     for r, key in enumerate(keys):
         for c in range(cols):
-            picture, cmap = _display(np.asarray(images[key][c]), grayscale)
+            picture, cmap = _display(np.asarray(images[key][c]), grayscale, stretch)
             ax = axes[r, c]
             ax.imshow(picture, cmap=cmap, vmin=0, vmax=1)
             ax.set_xticks([])
