@@ -585,7 +585,7 @@ def featvis_test(
     *,
     network: str = "model",
     replicate: int = 0,
-    batch_size: int = 80,
+    batch_size: int = 40,
     backend: str = "native",
     variant: str = "paper",
     param: str | None = None,
