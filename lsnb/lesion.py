@@ -389,11 +389,27 @@ class MaskedModel:
         return np.argmax(probs, axis=-1).reshape(self.n_masks, len(x))
 
 
+def _largest_activation(model: keras.Model) -> int:
+    """Floats in the largest layer output of one example."""
+    sizes = [1]
+    for layer in model.layers:
+        outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+        sizes += [int(np.prod([d for d in t.shape[1:] if d is not None])) for t in outputs]
+    return max(sizes)
+
+
 def masked_lesioned_counts(model: keras.Model, x: np.ndarray, y: np.ndarray, layer_name: str,
                            unit_sets: Sequence[np.ndarray], n_masks: int = 8,
-                           batch_size: int = 256) -> np.ndarray:
-    """Per-class correct counts ``(len(unit_sets), n_classes)`` by the masked path."""
+                           batch_size: int | None = None, max_elements: int = 2 ** 24) -> np.ndarray:
+    """Per-class correct counts ``(len(unit_sets), n_classes)`` by the masked path.
+
+    ``n_masks`` lesions are evaluated per pass on ``batch_size`` test inputs
+    each (by default as many as keep the largest activation of a pass under
+    ``max_elements`` floats).
+    """
     x, y, n_classes = _validate(model, x, y)
+    if batch_size is None:
+        batch_size = max(1, max_elements // (_largest_activation(model) * n_masks))
     masked = MaskedModel(model, [layer_name], n_masks)
     onehot = np.eye(n_classes, dtype=np.int64)[y]
     result = np.zeros((len(unit_sets), n_classes), dtype=np.int64)
