@@ -299,3 +299,26 @@ def test_lesion_test_random_controls_use_the_seeded_generator():
     for (_, row), sub, ctrl in zip(acc.iterrows(), subs, controls):
         expected = [base - lesion.lesioned_accuracy(model, x, y, {"dense1": c})[0] for c in ctrl]
         np.testing.assert_allclose(row["randoms"], expected, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- null calibration
+def test_null_calibration_random_true_subclusters():
+    """When the 'true' subclusters are random sets, percentiles are uniform or conservative and
+    Fisher p values give no excess of false positives at 0.05."""
+    model = _tiny_net("mlp")
+    rng = np.random.default_rng(12)
+    x, y = _data_for(model, 200, rng)
+    n_sub, size, n_random = 400, 4, 19
+    sets = [np.sort(rng.choice(24, size, replace=False)) for _ in range(n_sub * (n_random + 1))]
+    correct = lesion.lesioned_counts(model, x, y, "dense1", sets)
+    base = lesion.baseline_counts(model, x, y)
+    drops = lesion.lesion_measures(base, correct, lesion.class_counts(y, 10))["acc_drop"]
+    drops = drops.reshape(n_sub, n_random + 1)
+    pct = np.array([stats.centered_percentile(d[0], d[1:]) for d in drops])
+    assert np.ptp(drops) > 0.02   # the lesions do change the accuracy
+    # ties (equal accuracy drops) count against significance: never more low percentiles than chance
+    for cut in (0.05, 0.1, 0.25):
+        assert np.mean(pct < cut) <= cut + 3 * np.sqrt(cut * (1 - cut) / n_sub)
+    assert np.mean(pct) > 0.5 - 3 * np.sqrt(1 / 12 / n_sub)
+    pvalues = np.array([stats.fisher_pvalue(pct[i:i + 10]) for i in range(0, n_sub, 10)])
+    assert np.mean(pvalues < 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(pvalues))
