@@ -178,8 +178,10 @@ pd.concat([ex.partition_agreement(net, profile, "activations/network", seed=seed
 #   The ImageNet rows need the weights and images, which the default build
 #   does not have.
 #
-# The full list, with the reasoning, is in `docs/` and in the design notes of
-# the package.
+# Each option used above is documented where it lives: `fold_batchnorm` in
+# `lsnb.cluster.partition`, `variant` in `lsnb.lesion.lesion_test` and
+# `lsnb.featvis.featvis_test`, `se` in `lsnb.stats.combine`, `align` in
+# `lsnb.correlation.subcluster_pictures`.
 
 # %%
 print(f"[timing] {timer}")
