@@ -34,6 +34,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from lsnb.featvis import _quiet_tf_logging
+
 INSTALL_HINT = (
     "Lucid is an optional backend. Install it into this environment with\n"
     "    pip install --no-deps lucid==0.3.10 && pip install decorator future cachetools filelock\n"
@@ -232,16 +234,6 @@ def _objective(lucid, preact_name: str, masks: np.ndarray, objective: str):
     return lucid.objectives.Objective(func, name="lsnb_group_l1")
 
 
-@contextmanager
-def _quiet_tf_logging() -> Iterator[None]:
-    """Silence TF1 deprecation warnings (Lucid calls deprecated ops) for the duration."""
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def render(engine, layer: str, masks: np.ndarray, seed: Sequence[int], config,
