@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     times = run_all(sources, parameters, kernel)
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
     status, render_seconds = 0, 0.0
+    missing = [s.stem for s in notebook_sources() if not (EXECUTED / f"{s.stem}.ipynb").exists()]
+    if missing and not args.no_render:
+        print(f"[build_book] not rendering: {missing} have never been executed; "
+              "run once without --only first", file=sys.stderr)
+        status, args.no_render = 1, True
     if not args.no_render:
         render_start = time.perf_counter()
         status = render()
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'jupyter-book render':<28s} {render_seconds:8.1f} s")
     print(f"  {'build total':<28s} {total:8.1f} s ({total / 60:.1f} min)", flush=True)
     if status:
-        print(f"[build_book] jupyter-book build failed (exit {status})", file=sys.stderr)
+        print(f"[build_book] the site was not built (exit {status})", file=sys.stderr)
         return status
     if args.warm_rerun:
         warm_start = time.perf_counter()
