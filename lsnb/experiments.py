@@ -515,3 +515,19 @@ def source_note(nets: Sequence[str], profile: str | Profile, seed: int = 0) -> s
     data = "; ".join(f"{net}: {_data_label(net, prof)}, {len(replicates(net, prof))} replicate(s)"
                      for net in _check_nets(nets))
     return f"Ours: profile {prof.name}, seed {seed}; {data}. Paper: 5 replicates, full datasets."
+
+
+def spread_rows(pictures: dict, n: int = 4) -> list[tuple]:
+    """Up to ``n`` subcluster keys ``(layer, cluster)`` spread evenly over the layers.
+
+    One subcluster per chosen layer (layers evenly spaced from first to last),
+    topped up with the remaining subclusters when there are fewer layers than ``n``.
+    """
+    keys = list(pictures)
+    layers = list(dict.fromkeys(layer for layer, _ in keys))
+    if not layers or n < 1:
+        return []
+    chosen = sorted(set(np.linspace(0, len(layers) - 1, min(n, len(layers))).round().astype(int)))
+    rows = [next(key for key in keys if key[0] == layers[i]) for i in chosen]
+    rows += [key for key in keys if key not in rows][: n - len(rows)]
+    return sorted(rows, key=keys.index)

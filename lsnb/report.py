@@ -628,3 +628,16 @@ def styled(table: pd.DataFrame, caption: str = ""):
     agree_columns = [c for c in table.columns if isinstance(c, tuple) and c[-1] in ("agrees", "effect agrees")]
     styler = table.style.map(_agreement_colour, subset=agree_columns) if agree_columns else table.style
     return styler.set_caption(caption) if caption else styler
+
+
+def show(figure) -> None:
+    """Display ``figure`` once in a notebook and close it.
+
+    (Displaying a figure inside a loop and leaving it open would make the
+    inline backend draw it a second time at the end of the cell.)
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(figure)
+    plt.close(figure)

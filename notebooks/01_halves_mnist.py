@@ -58,7 +58,7 @@ from lsnb.correlation import plot_correlation_grid
 
 for (replicate, partitioning), result in pictures.items():
     if replicate == 0:
-        display(plot_correlation_grid(result, title=f"{partitioning} ({layer}, replicate 0)"))
+        report.show(plot_correlation_grid(result, title=f"{partitioning} ({layer}, replicate 0)"))
 
 # %% [markdown]
 # ## How many subclusters prefer one half?

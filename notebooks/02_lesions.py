@@ -85,7 +85,7 @@ report.styled(report.paper_table(summary, table=2, alpha=alpha), note)
 report.styled(report.paper_table(summary, table=7, alpha=alpha), note)
 
 # %%
-display(report.fisher_heatmap(report.compare(summary, 7, alpha), title="Lesions: Fisher statistics"))
+report.show(report.fisher_heatmap(report.compare(summary, 7, alpha), title="Lesions: Fisher statistics"))
 report.agreement_summary(summary, tables=(7,), alpha=alpha)
 
 # %% [markdown]
@@ -98,7 +98,7 @@ report.agreement_summary(summary, tables=(7,), alpha=alpha)
 # %%
 for net in tidy["network"].unique():
     for measure in ("acc_drop", "class_range"):
-        display(report.percentile_histograms(tidy, measure, network=net))
+        report.show(report.percentile_histograms(tidy, measure, network=net))
 
 # %%
 print(f"[timing] {timer}")

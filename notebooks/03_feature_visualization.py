@@ -84,7 +84,7 @@ report.styled(report.paper_table(summary, table=2, alpha=alpha), note)
 report.styled(report.paper_table(summary, table=8, alpha=alpha), note)
 
 # %%
-display(report.fisher_heatmap(report.compare(summary, 8, alpha), title="Feature visualization: Fisher statistics"))
+report.show(report.fisher_heatmap(report.compare(summary, 8, alpha), title="Feature visualization: Fisher statistics"))
 report.agreement_summary(summary, tables=(8,), alpha=alpha)
 
 # %% [markdown]
@@ -95,13 +95,14 @@ report.agreement_summary(summary, tables=(8,), alpha=alpha)
 
 # %%
 for net in tidy["network"].unique():
-    display(report.percentile_histograms(tidy, "vis_score", network=net))
+    report.show(report.percentile_histograms(tidy, "vis_score", network=net))
 
 # %% [markdown]
 # ## Figure 6: true subclusters (left) beside random groups
 #
 # For each network, the first replicate's activations/network partitioning (or
-# the first one run): each row is one subcluster, its visualization first.
+# the first with subclusters): each row is one subcluster, from layers spread
+# from the first to the last, its own visualization first.
 
 # %%
 for net in tidy["network"].unique():
@@ -110,8 +111,8 @@ for net in tidy["network"].unique():
         print(f"{net}: no subcluster to draw")
         continue
     (_, _, partitioning), pics = example
-    display(plot_featvis_grid(pics, keys=list(pics)[:grid_rows], n_random=4, grayscale=net != "vgg",
-                              title=f"{net}, {partitioning}, replicate 0"))
+    report.show(plot_featvis_grid(pics, keys=ex.spread_rows(pics, grid_rows), n_random=4,
+                                  grayscale=net != "vgg", title=f"{net}, {partitioning}, replicate 0"))
 
 # %%
 print(f"[timing] {timer}")

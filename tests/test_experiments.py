@@ -164,3 +164,21 @@ def test_partition_agreement_is_one_for_identical_settings(toy):
 
 
 
+
+
+def test_spread_rows_takes_one_subcluster_per_evenly_spaced_layer():
+    pics = {(f"conv{i}", c): None for i in range(1, 8) for c in (0, 1)}
+    assert ex.spread_rows(pics, 4) == [("conv1", 0), ("conv3", 0), ("conv5", 0), ("conv7", 0)]
+    two_layers = {("dense1", 0): None, ("dense1", 1): None, ("dense2", 5): None}
+    assert ex.spread_rows(two_layers, 4) == [("dense1", 0), ("dense1", 1), ("dense2", 5)]
+    assert ex.spread_rows({}, 4) == []
+
+
+def test_example_images_prefers_the_named_partitioning_with_subclusters():
+    images = {("vgg", 0, "weights/network"): {("conv1", 0): 1},
+              ("vgg", 0, "activations/network"): {},
+              ("vgg", 1, "activations/network"): {("conv2", 0): 1}}
+    assert ex.example_images(images, "vgg")[0] == ("vgg", 0, "weights/network")
+    images[("vgg", 0, "activations/network")] = {("conv3", 1): 1}
+    assert ex.example_images(images, "vgg")[0] == ("vgg", 0, "activations/network")
+    assert ex.example_images(images, "mlp_mnist") is None
