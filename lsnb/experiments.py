@@ -133,7 +133,11 @@ def network(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
 
 def replicates(net: str, profile: str | Profile) -> list[int]:
     """Replicate indices of ``net`` under ``profile`` (one for pretrained nets)."""
-    return [0] if _is_imagenet(net) else list(range(get_profile(profile).n_replicates))
+    if _is_imagenet(net):
+        return [0]
+    from .train import NETS
+
+    return list(range(get_profile(profile).replicates_for(NETS[net]["arch"])))
 
 
 def k_for(net: str, profile: str | Profile, k: int | None = None) -> int:

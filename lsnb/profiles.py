@@ -23,6 +23,9 @@ class Profile:
         ``"mnist_rgb32"`` (offline stand-in) or ``"cifar10"``.
     n_replicates : int
         Independently trained nets per architecture.
+    vgg_replicates : int
+        Replicates of the CIFAR VGGs (the expensive nets; the quick profile
+        trains one so the whole book fits 30 minutes on 2 CPU cores).
     n_train, n_test : int or None
         Caps on training / test examples (None: all).
     epochs : dict
@@ -51,6 +54,7 @@ class Profile:
     data_source: str
     vgg_data: str
     n_replicates: int
+    vgg_replicates: int
     n_train: int | None
     n_test: int | None
     epochs: dict
@@ -63,6 +67,10 @@ class Profile:
     vgg_bn_momentum: float
     halves_pairs: tuple
 
+    def replicates_for(self, arch: str) -> int:
+        """How many replicates of an architecture this profile trains."""
+        return self.vgg_replicates if arch == "vgg_cifar" else self.n_replicates
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -73,19 +81,19 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=1,
+        name="smoke", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=1, vgg_replicates=1,
         n_train=1000, n_test=300, epochs={"mlp": 2, "small_cnn": 1, "vgg_cifar": 1},
         vgg_width=0.125, k=4, n_random=19, n_activation_samples=300,
         featvis_steps=5, n_init=3, vgg_bn_momentum=0.9, halves_pairs=(2000, 500),
     ),
     "quick": Profile(
         name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=2,
-        n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 6, "vgg_cifar": 30},
-        vgg_width=0.25, k=16, n_random=19, n_activation_samples=2000,
-        featvis_steps=50, n_init=10, vgg_bn_momentum=0.9, halves_pairs=(20000, 2000),
+        vgg_replicates=1, n_train=None, n_test=500, epochs={"mlp": 20, "small_cnn": 6, "vgg_cifar": 30},
+        vgg_width=0.25, k=16, n_random=19, n_activation_samples=1000,
+        featvis_steps=25, n_init=10, vgg_bn_momentum=0.9, halves_pairs=(20000, 2000),
     ),
     "paper": Profile(
-        name="paper", data_source="auto", vgg_data="cifar10", n_replicates=5,
+        name="paper", data_source="auto", vgg_data="cifar10", n_replicates=5, vgg_replicates=5,
         n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 10, "vgg_cifar": 200},
         vgg_width=1.0, k=16, n_random=19, n_activation_samples=5000,
         featvis_steps=100, n_init=25, vgg_bn_momentum=0.99, halves_pairs=(60000, 10000),
