@@ -56,7 +56,10 @@ def test_k_and_replicates_follow_the_profile():
     assert ex.k_for("mlp_mnist", "quick") == 16
     assert ex.k_for("vgg", "quick", 8) == 8
     assert ex.k_for("vgg16", "quick") == 32
-    assert ex.replicates("vgg", "quick") == list(range(get_profile("quick").n_replicates))
+    quick = get_profile("quick")
+    assert ex.replicates("mlp_mnist", "quick") == list(range(quick.n_replicates))
+    assert ex.replicates("vgg", "quick") == ex.replicates("vgg_unreg", "quick") == list(range(quick.vgg_replicates))
+    assert ex.replicates("vgg", "paper") == [0, 1, 2, 3, 4]
     assert ex.replicates("resnet18", "paper") == [0]
     with pytest.raises(ValueError, match="k must be"):
         ex.k_for("vgg", "quick", 1)
