@@ -149,6 +149,23 @@ def k_for(net: str, profile: str | Profile, k: int | None = None) -> int:
     return IMAGENET_K if _is_imagenet(net) else get_profile(profile).k
 
 
+def _without_defaults(function, options: dict) -> dict:
+    """``options`` less the entries equal to ``function``'s defaults (so they share cache entries)."""
+    import inspect
+
+    params = inspect.signature(function).parameters
+    return {key: value for key, value in options.items()
+            if key not in params or params[key].default is inspect.Parameter.empty
+            or not _same(params[key].default, value)}
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _net_key(tnet) -> dict:
     """The part of a network's configuration that identifies its weights."""
     return {key: value for key, value in tnet.config.items() if key != "seconds"}
@@ -176,6 +193,7 @@ def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partit
     from .cluster import partition
 
     _check_partitionings([partitioning])
+    options = _without_defaults(partition, options)
     prof = get_profile(profile)
     method, scope = partitioning.split("/")
     k = k_for(net, prof, k)
@@ -200,6 +218,7 @@ def _lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, 
     from .lesion import lesion_test
 
     x, y = _test_data(tnet, prof)
+    options = _without_defaults(lesion_test, options)
     config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "partition": part.labels,
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": prof.n_random,
               "n_test": len(x), "options": options}
@@ -213,6 +232,7 @@ def _featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int,
     from .featvis import featvis_test
 
     steps = options.pop("steps", prof.featvis_steps)
+    options = _without_defaults(featvis_test, options)
     if _is_imagenet(net):
         options.setdefault("transforms", "imagenet")
     config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "partition": part.labels,

@@ -185,3 +185,15 @@ def test_example_images_prefers_the_named_partitioning_with_subclusters():
     images[("vgg", 0, "activations/network")] = {("conv3", 1): 1}
     assert ex.example_images(images, "vgg")[0] == ("vgg", 0, "activations/network")
     assert ex.example_images(images, "mlp_mnist") is None
+
+
+def test_options_equal_to_defaults_share_the_cache_entry(toy):
+    net, profile, cache = toy
+    ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
+    ex.get_partition(net, "toy", profile, 0, "weights/network", k=3, fold_batchnorm=True)
+    assert len(list((cache / "partition").glob("*.pkl"))) == 1
+    ex.get_partition(net, "toy", profile, 0, "weights/network", k=3, fold_batchnorm=False)
+    assert len(list((cache / "partition").glob("*.pkl"))) == 2
+    ex.run_lesions(["mlp_mnist"], profile, ["weights/network"], lesion_options={"variant": "paper"})
+    ex.run_lesions(["mlp_mnist"], profile, ["weights/network"])
+    assert len(list((cache / "lesion").glob("*.pkl"))) == 1
