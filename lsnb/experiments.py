@@ -412,9 +412,11 @@ def describe_profile(profile: str | Profile) -> str:
     prof = get_profile(profile)
     data = "the embedded 5,000 MNIST digits" if prof.data_source == "embedded" else "full MNIST"
     vgg = "CIFAR-10" if prof.vgg_data == "cifar10" else "the MNIST-as-32x32-RGB stand-in for CIFAR-10"
-    return (f"Profile `{prof.name}`: {prof.n_replicates} replicate(s) per network, {data}, VGG on {vgg} "
+    return (f"Profile `{prof.name}`: {prof.n_replicates} replicate(s) per small network and "
+            f"{prof.replicates_for('vgg_cifar')} per VGG, {data}, VGG on {vgg} "
             f"at width {prof.vgg_width:g}, k = {prof.k}, {prof.n_random} random controls per subcluster, "
-            f"{prof.featvis_steps} visualization steps, {prof.n_activation_samples} images per activation graph.")
+            f"{prof.featvis_steps} visualization steps, {prof.n_activation_samples} images per activation graph, "
+            f"{'all' if prof.n_test is None else prof.n_test} test images.")
 
 
 def bates_cdf_original(x: float, n: int) -> float:
