@@ -223,26 +223,14 @@ def plot_correlation_grid(result: SubclusterPictures, title: str | None = None, 
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    from .report import image_grid
 
     grid = scale_columns(result)
-    rows, cols = grid.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.6, size * rows + 0.4), squeeze=False)
-    for r in range(rows):
-        for c in range(cols):
-            ax = axes[r, c]
-            picture = grid[r, c]
-            ax.imshow(picture if picture.ndim == 2 else picture[..., :3], cmap=cmap, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"#{result.clusters[c]} ({result.sizes[c]})", fontsize=7)
-            if c == 0:
-                ax.set_ylabel("true" if r == 0 else f"random {r}", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    pictures = [[p if p.ndim == 2 else p[..., :3] for p in row] for row in grid]
+    cmaps = [[cmap if p.ndim == 2 else None for p in row] for row in grid]
+    rows = ["true"] + [f"random {r}" for r in range(1, len(grid))]
+    cols = [f"#{cluster} ({n_units})" for cluster, n_units in zip(result.clusters, result.sizes)]
+    return image_grid(pictures, rows, cols, cmaps=cmaps, size=size, title=title)
 
 
 def half_preference(pictures: np.ndarray) -> np.ndarray:

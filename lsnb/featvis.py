@@ -812,26 +812,15 @@ def plot_featvis_grid(
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    from .report import image_grid
 
     keys = list(keys) if keys is not None else list(images)
     if not keys:
         raise ValueError("no subclusters to plot")
     n_random = min(n_random, min(len(images[k]) - 1 for k in keys))
-    cols = 1 + n_random
-    fig, axes = plt.subplots(len(keys), cols, figsize=(size * cols + 0.6, size * len(keys)), squeeze=False)
-    for r, key in enumerate(keys):
-        for c in range(cols):
-            picture, cmap = _display(np.asarray(images[key][c]), grayscale, stretch)
-            ax = axes[r, c]
-            ax.imshow(picture, cmap=cmap, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(f"{key[0]}\n#{key[1]}", fontsize=7)
-            if r == 0:
-                ax.set_title("true" if c == 0 else f"random {c}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    shown = [[_display(np.asarray(images[key][c]), grayscale, stretch) for c in range(1 + n_random)]
+             for key in keys]
+    return image_grid([[picture for picture, _ in row] for row in shown],
+                      [f"{key[0]}\n#{key[1]}" for key in keys],
+                      ["true"] + [f"random {c}" for c in range(1, 1 + n_random)],
+                      cmaps=[[cmap for _, cmap in row] for row in shown], size=size, title=title)

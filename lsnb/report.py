@@ -630,6 +630,50 @@ def styled(table: pd.DataFrame, caption: str = ""):
     return styler.set_caption(caption) if caption else styler
 
 
+def image_grid(pictures: list, row_labels: list[str] | None = None,
+               col_labels: list[str] | None = None, cmaps: list | None = None,
+               size: float = 1.0, title: str | None = None, fontsize: int = 7):
+    """Draw rows of images (each 2-D grey or ``(h, w, 3)`` RGB, values in [0, 1]).
+
+    The shared layout of the correlation pictures (Figure 5) and the feature
+    visualizations (Figure 6): no ticks, row labels on the left, column
+    labels on top.
+
+    Parameters
+    ----------
+    pictures : list of lists of arrays
+        ``pictures[r][c]`` is drawn in row ``r``, column ``c``.
+    row_labels, col_labels : list of str, optional
+    cmaps : list of lists, optional
+        A colormap per picture (default: grey for 2-D pictures).
+    size : float
+        Inches per picture.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(pictures), max(len(row) for row in pictures)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.6, size * rows + 0.4), squeeze=False)
+    for r, row in enumerate(pictures):
+        for c, picture in enumerate(row):
+            cmap = cmaps[r][c] if cmaps is not None else ("gray" if np.ndim(picture) == 2 else None)
+            axes[r, c].imshow(picture, cmap=cmap, vmin=0, vmax=1)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=fontsize)
+    for c, label in enumerate(col_labels or []):
+        axes[0, c].set_title(label, fontsize=fontsize)
+    if title:
+        fig.suptitle(title, fontsize=fontsize + 2)
+    fig.tight_layout()
+    return fig
+
+
 def show(figure) -> None:
     """Display ``figure`` once in a notebook and close it.
 
