@@ -407,6 +407,25 @@ def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int 
     return pd.DataFrame(rows)
 
 
+def start_notebook(nets: Sequence[str], profile: str | Profile = "quick", seed: int = 0,
+                   imagenet_dir: str | Path | None = None,
+                   imagenet_weights: str | Path | None = "imagenet", note: str = "") -> StageTimer:
+    """The opening of every notebook: display settings, the profile's sizes and provenance.
+
+    Sets pandas to show wide tables, displays :func:`describe_profile` (plus
+    ``note``) and the :func:`provenance` table of ``nets`` (which trains or
+    loads them), and returns a fresh :class:`StageTimer` for the notebook.
+    """
+    from IPython.display import Markdown, display
+
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.width", 200)
+    timer = StageTimer()
+    display(Markdown(describe_profile(profile) + (f"  {note}" if note else "")))
+    display(provenance(nets, profile, seed, imagenet_dir, imagenet_weights))
+    return timer
+
+
 def describe_profile(profile: str | Profile) -> str:
     """One sentence stating a profile's sizes, for the text under a result."""
     prof = get_profile(profile)

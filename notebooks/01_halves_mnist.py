@@ -35,13 +35,11 @@ n_random = 4            # random groups drawn under each subcluster
 threshold = 2 / 3       # share of the picture mass on one half that counts as "one-sided"
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from lsnb import experiments as ex, report
 
-timer = ex.StageTimer()
-display(Markdown(ex.describe_profile(profile)))
-display(ex.provenance(["mlp_halves"], profile, seed))
+timer = ex.start_notebook(["mlp_halves"], profile, seed)
 
 # %%
 pictures, counts = ex.run_halves(profile, k=k, seed=seed, layer=layer, n_random=n_random,

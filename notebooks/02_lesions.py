@@ -39,19 +39,13 @@ seed = 0
 alpha = 0.05                             # false discovery rate of the BH correction
 
 # %%
-import pandas as pd
-from IPython.display import Markdown, display
-
 from lsnb import experiments as ex, report
 
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.width", 200)
-timer = ex.StageTimer()
 ok, why = ex.imagenet_available(imagenet_dir, imagenet_weights)
 all_nets = nets + (imagenet_nets if ok else [])
 note = ex.source_note(all_nets, profile, seed)
-display(Markdown(ex.describe_profile(profile) + ("" if ok else f"  ImageNet rows are not run: {why}.")))
-display(ex.provenance(all_nets, profile, seed, imagenet_dir, imagenet_weights))
+timer = ex.start_notebook(all_nets, profile, seed, imagenet_dir, imagenet_weights,
+                          note="" if ok else f"ImageNet rows are not run: {why}.")
 
 # %%
 tidy = ex.run_lesions(all_nets, profile, partitionings, k=k, seed=seed, imagenet_dir=imagenet_dir,

@@ -32,18 +32,14 @@ alpha = 0.05
 
 # %%
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from lsnb import experiments as ex, report
 
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.width", 200)
-timer = ex.StageTimer()
 k_values = [int(k)] if k is not None else [int(v) for v in ks]
 print(f"k values run: {k_values}")
 note = ex.source_note([net], profile, seed)
-display(Markdown(ex.describe_profile(profile)))
-display(ex.provenance([net], profile, seed))
+timer = ex.start_notebook([net], profile, seed)
 
 # %%
 lesions = pd.concat([ex.run_lesions([net], profile, partitionings, k=value, seed=seed, timer=timer)

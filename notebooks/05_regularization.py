@@ -33,16 +33,12 @@ alpha = 0.05
 
 # %%
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from lsnb import experiments as ex, report
 
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.width", 200)
-timer = ex.StageTimer()
 note = ex.source_note(nets, profile, seed)
-display(Markdown(ex.describe_profile(profile)))
-display(ex.provenance(nets, profile, seed))
+timer = ex.start_notebook(nets, profile, seed)
 
 # %%
 lesions = ex.run_lesions(nets, profile, partitionings, k=k, seed=seed, timer=timer)

@@ -32,15 +32,11 @@ alpha = 0.05
 # %%
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from lsnb import experiments as ex, stats
 
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.width", 200)
-timer = ex.StageTimer()
-display(Markdown(ex.describe_profile(profile)))
-display(ex.provenance(sorted(set(nets + [vgg_net, featvis_net, "mlp_halves"])), profile, seed))
+timer = ex.start_notebook(sorted(set(nets + [vgg_net, featvis_net, "mlp_halves"])), profile, seed)
 columns = ["network", "partitioning", "measure", "variant", "n", "fisher", "p", "effect", "se", "significant"]
 
 # %% [markdown]
