@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
+	$(BIN)/python scripts/build_book.py --profile $(PROFILE) --warm-rerun
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -212,7 +212,10 @@ def _dataset(name: str, source: str, n_train: int | None, n_test: int | None,
         base = builders[name]()
         if name in ("halves_mnist", "stacked_mnist"):
             return base  # sized by the profile's halves_pairs
-    return base.subset(n_train, n_test, seed=seed)
+    sub = base.subset(n_train, n_test, seed=seed)
+    if (len(sub.x_train), len(sub.x_test)) != (len(base.x_train), len(base.x_test)):
+        print(f"[lsnb.data] profile subset (stratified, seed {seed}): {sub.describe()}", flush=True)
+    return sub
 
 
 def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed: int = 0,
