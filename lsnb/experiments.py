@@ -344,6 +344,52 @@ def run_featvis(nets: Sequence[str], profile: str | Profile = "quick",
                 partition_options, featvis_options, timer, progress)
 
 
+def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "quick",
+                             partitioning: str = "weights/network", replicate: int = 0, seed: int = 0,
+                             max_subclusters: int | None = None,
+                             timer: StageTimer | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The native TF2 engine and Lucid on the same subclusters and random groups, cached.
+
+    Returns
+    -------
+    side_by_side : pandas.DataFrame
+        One row per (subcluster, measure) with each backend's true value and
+        percentile (empty when Lucid cannot be imported; the reason is printed).
+    summary : pandas.DataFrame
+        Fisher statistic, p and effect per backend and measure.
+    agreement : dict
+        Correlation of the two backends' true scores and the mean absolute
+        difference of their percentiles, per measure.
+    """
+    from .featvis import compare_backends
+    from .lucid_backend import LucidUnavailableError, load_lucid
+
+    try:
+        load_lucid()
+    except LucidUnavailableError as err:
+        print(f"[lsnb] Lucid comparison not run: {err}")
+        return pd.DataFrame(), pd.DataFrame(), {}
+    prof = get_profile(profile)
+    timer = timer if timer is not None else StageTimer()
+    tnet = network(net, prof, replicate=replicate, seed=seed)
+    with timer.stage("partition"):
+        part = get_partition(tnet, net, prof, replicate, partitioning, seed=seed)
+    config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "partition": part.labels,
+              "seed": seed, "n_random": prof.n_random, "steps": prof.featvis_steps,
+              "max_subclusters": max_subclusters}
+    with timer.stage("featvis (native and Lucid)"):
+        side, summary = cache.cached("featvis_backends", config, lambda: compare_backends(
+            tnet.model, part, prof.n_random, prof.featvis_steps, seed, network=net, replicate=replicate,
+            max_subclusters=max_subclusters, progress=False)[:2])
+    agreement = {measure: {"true-value correlation": float(np.corrcoef(rows["true_native"], rows["true_lucid"])[0, 1])
+                           if len(rows) > 1 else float("nan"),
+                           "mean |percentile difference|": float(np.mean(np.abs(rows["percentile_native"]
+                                                                               - rows["percentile_lucid"])))}
+                 for measure, rows in side.groupby("measure")}
+    print(f"[lsnb] backend comparison ({prof.name}): {timer}")
+    return side, summary, agreement
+
+
 def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se: str = "nets") -> pd.DataFrame:
     """Replicates combined (mean Fisher, Bates p, effect ± s.e.), BH over the whole table.
 
