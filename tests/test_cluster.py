@@ -244,3 +244,18 @@ def test_same_seed_same_labels_and_errors():
         lsnb.partition(model, scope="block")
     part = pickle.loads(pickle.dumps(lsnb.partition(model, k=3, seed=1)))
     assert part.k == 3 and part.seed == 1 and part.name == "weights/network"
+
+
+def test_amg_solver_recovers_the_same_planted_blocks_as_arpack():
+    rng = np.random.default_rng(3)
+    sizes = (40, 30, 50)
+    n = sum(sizes)
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    adjacency = 0.01 * rng.random((n, n)) + (truth[:, None] == truth[None, :])
+    adjacency = (adjacency + adjacency.T) / 2
+    np.fill_diagonal(adjacency, 0)
+    from sklearn.metrics import adjusted_rand_score
+
+    for solver in ("arpack", "amg"):
+        labels = spectral_labels(adjacency, len(sizes), seed=0, eigen_solver=solver)
+        assert adjusted_rand_score(truth, labels) == 1.0, solver
