@@ -233,16 +233,21 @@ def _featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int,
 
     steps = options.pop("steps", prof.featvis_steps)
     options = _without_defaults(featvis_test, options)
+    preprocess = None
     if _is_imagenet(net):
+        from .models import imagenet_unit_preprocess
+
         options.setdefault("transforms", "imagenet")
+        preprocess = imagenet_unit_preprocess(net)
     config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "partition": part.labels,
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": prof.n_random,
-              "steps": steps, "options": options}
+              "steps": steps, "options": options,
+              "preprocess": f"image-classifiers {net} on 255 * image" if preprocess else None}
 
     def compute() -> tuple[pd.DataFrame, dict]:
         table, images = featvis_test(tnet.model, part, n_random=prof.n_random, steps=steps, seed=seed,
                                      network=net, replicate=replicate, return_images=True,
-                                     progress=progress, **options)
+                                     progress=progress, preprocess=preprocess, **options)
         return table, {key: np.round(np.asarray(v) * 255).astype(np.uint8) for key, v in images.items()}
 
     table, images = cache.cached("featvis", config, compute)

@@ -175,6 +175,22 @@ def imagenet_preprocess(name: str):
     return Classifiers.get(name)[1]
 
 
+def imagenet_unit_preprocess(name: str):
+    """Map images in ``[0, 1]`` to the input of the ImageNet network ``name``.
+
+    image-classifiers' preprocessing expects pixel values in ``[0, 255]``;
+    feature visualization optimizes images in ``[0, 1]``, so this scales
+    first.  It works on NumPy arrays and on TensorFlow tensors (inside the
+    visualization graph, where the softmax entropy is measured through it).
+    """
+    preprocess = imagenet_preprocess(name)
+
+    def unit_preprocess(x):
+        return preprocess(x * 255.0)
+
+    return unit_preprocess
+
+
 def build(arch: str, **kwargs) -> keras.Model:
     """Build an architecture by name: ``mlp``, ``small_cnn``, ``vgg_cifar``."""
     builders = {"mlp": mlp, "small_cnn": small_cnn, "vgg_cifar": vgg_cifar}

@@ -75,3 +75,15 @@ def test_build_by_name():
     assert models.build("mlp", hidden=(8,)).count_params() == dense_params(784, 8) + dense_params(8, 10)
     with pytest.raises(ValueError, match="unknown architecture"):
         models.build("transformer")
+
+
+def test_imagenet_unit_preprocess_scales_to_0_255_first():
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    vgg = models.imagenet_unit_preprocess("vgg16")
+    expected = models.imagenet_preprocess("vgg16")(x * 255.0)
+    assert np.allclose(vgg(x), expected)
+    assert np.allclose(np.asarray(vgg(tf.constant(x))), expected, atol=1e-4)
+    # caffe-style VGG input: BGR with the ImageNet channel means removed
+    assert np.allclose(expected[..., 0], x[..., 2] * 255 - 103.939, atol=1e-3)
