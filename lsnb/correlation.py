@@ -23,6 +23,7 @@ from scipy.stats import rankdata
 
 from lsnb import neurons
 from lsnb.cluster import Partition
+from lsnb.graph import unit_activations
 
 
 def _standardized_ranks(values: np.ndarray) -> np.ndarray:
@@ -52,18 +53,6 @@ def spearman_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _standardized_ranks(a).T @ _standardized_ranks(b)
 
 
-def unit_activations(model: keras.Model, layer: str, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Pre-activations of ``layer`` on ``x``, one value per unit: ``(n, units)``.
-
-    Conv channels are reduced by the L1 norm over positions, as for the
-    activation graph.
-    """
-    act = neurons.preactivations(model, x, [layer], batch_size=batch_size)[layer]
-    if act.ndim == 4:
-        act = np.abs(act).sum(axis=(1, 2))
-    return act
-
-
 def pixel_correlations(model: keras.Model, layer: str, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Each unit's Spearman correlation with every input pixel over inputs ``x``.
 
@@ -82,7 +71,7 @@ def pixel_correlations(model: keras.Model, layer: str, x: np.ndarray, batch_size
         otherwise.  Constant pixels and constant (dead) units give 0.
     """
     neurons.check_input_shape(model, x)
-    acts = unit_activations(model, layer, x, batch_size)
+    acts = unit_activations(model, x, [layer], batch_size)[layer]
     pixels = np.asarray(x, np.float32).reshape(len(x), -1)
     corr = spearman_matrix(acts, pixels).astype(np.float32)
     shape = x.shape[1:-1] if x.shape[-1] == 1 else x.shape[1:]
