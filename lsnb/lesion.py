@@ -133,14 +133,14 @@ def chain_plan(model: keras.Model, layer_name: str) -> ChainPlan | None:
         raise ValueError(f"{layer_name!r} is not a layer of model {model.name!r}")
     start = names.index(layer_name)
     lesioned = layers[start]
-    if not neurons._is_neuron_layer(lesioned):
+    if not neurons.is_neuron_layer(lesioned):
         raise ValueError(f"{layer_name!r} is not a Dense or Conv2D layer")
     n_units = int(lesioned.output.shape[-1])
     columns = np.arange(n_units).reshape(n_units, 1)
     between = []
     for pos in range(start + 1, len(layers)):
         layer = layers[pos]
-        if neurons._is_neuron_layer(layer):
+        if neurons.is_neuron_layer(layer):
             if isinstance(layer, keras.layers.Conv2D) and (
                     getattr(layer, "groups", 1) != 1 or layer.data_format != "channels_last"):
                 return None

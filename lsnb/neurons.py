@@ -44,12 +44,13 @@ class NeuronLayer:
     is_output: bool
 
 
-def _is_neuron_layer(layer: keras.layers.Layer) -> bool:
-    # DepthwiseConv2D/Conv2DTranspose subclass Conv2D's base but not Conv2D itself.
-    return type(layer) in (keras.layers.Dense, keras.layers.Conv2D) or (
-        isinstance(layer, NEURON_LAYER_TYPES)
-        and not isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose))
-    )
+def is_neuron_layer(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer``'s output units are neurons (a Dense or Conv2D layer).
+
+    Depthwise and transposed convolutions are not neuron layers.
+    """
+    return isinstance(layer, NEURON_LAYER_TYPES) and not isinstance(
+        layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose))
 
 
 def _output_layer_names(model: keras.Model) -> set[str]:
@@ -77,7 +78,7 @@ def neuron_layers(model: keras.Model) -> list[NeuronLayer]:
         model output is marked ``is_output``: it is the last neuron layer.
     """
     _require_built(model)
-    layers = [l for l in model.layers if _is_neuron_layer(l)]
+    layers = [l for l in model.layers if is_neuron_layer(l)]
     if not layers:
         raise ValueError(f"model {model.name!r} has no Dense or Conv2D layer: nothing to analyse")
     out_names = _output_layer_names(model)
