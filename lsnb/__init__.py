@@ -4,7 +4,8 @@ Each step of the pipeline lives in its own submodule, imported on first use:
 ``data``, ``models``, ``train``, ``cache``, ``profiles``, ``neurons``,
 ``graph``, ``cluster``, ``lesion``, ``featvis``, ``correlation``, ``stats``,
 ``report``.  The few calls most users need are available at the top level:
-:func:`partition`, :func:`lesion_test` and :func:`featvis_test`.
+:func:`partition`, :func:`lesion_test`, :func:`featvis_test` and
+:class:`Study` (one profile and seed for a notebook).
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "cache", "cluster", "correlation", "data", "featvis", "graph", "lesion",
-    "models", "neurons", "profiles", "report", "stats", "train",
+    "book", "cache", "cluster", "correlation", "data", "experiments", "featvis", "figures", "graph", "lesion",
+    "models", "networks", "neurons", "profiles", "report", "stats", "study", "train",
 )
-_SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis"}
+_SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "Study": "study"}
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS, "__version__"]
 

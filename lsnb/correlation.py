@@ -212,7 +212,7 @@ def plot_correlation_grid(result: SubclusterPictures, title: str | None = None, 
     -------
     matplotlib.figure.Figure
     """
-    from .report import image_grid
+    from .figures import image_grid
 
     grid = scale_columns(result)
     pictures = [[p if p.ndim == 2 else p[..., :3] for p in row] for row in grid]

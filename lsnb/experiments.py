@@ -1,72 +1,48 @@
-"""The experiments of the book, run end to end with caching and stage timing.
+"""The book's experiment runs: partition, test and combine, every step cached.
 
-The notebooks stay thin by calling these functions:
-
-* :func:`network` — a trained network (or a pretrained ImageNet one);
 * :func:`get_partition` — one partitioning of one network, cached;
 * :func:`run_lesions` and :func:`run_featvis` — for each network, replicate
   and partitioning: partition, test, and concatenate the tidy rows (each step
   cached under a configuration holding everything it depends on);
 * :func:`combined` — replicates combined and BH-corrected (optionally per
   ``k`` or per variant);
-* :func:`provenance` — data source, profile, replicates and seeds of each
-  network, to print under every result.
+* :func:`run_halves` and :func:`partition_agreement` — the halves-MNIST
+  pictures and the agreement of two variants of one partitioning.
 
-Each run prints the time spent per stage (``partition: 12.3 s, lesion:
-45.6 s``) so the sizes of a profile can be revisited.
+Which networks exist and how they are obtained lives in :mod:`lsnb.networks`;
+notebook helpers (timer, provenance, captions) in :mod:`lsnb.book`; the
+object notebooks use, holding one profile and seed, is :class:`lsnb.study.Study`.
+Each run logs the time spent per stage (``partition: 12.3 s, lesion: 45.6 s``).
 """
 from __future__ import annotations
 
+import inspect
+import logging
 import math
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import adjusted_rand_score
 
-from . import cache
-from .profiles import Profile, get_profile
-from .report import PARTITIONINGS
+from lsnb import cache, correlation
+from lsnb.cluster import partition
+from lsnb.featvis import compare_backends, featvis_test
+from lsnb.lesion import lesion_test
+from lsnb.models import imagenet_unit_preprocess
+from lsnb.stats import benjamini_hochberg, combine
+from lsnb.book import StageTimer
+from lsnb.networks import (IMAGENET_K, IMAGENET_NETS, TRAINED_NETS, check_nets, imagenet_available,
+                           is_imagenet, k_for, net_key, network, replicates)
+from lsnb.profiles import Profile, get_profile
+from lsnb.report import PARTITIONINGS
 
-#: The pretrained ImageNet networks of the paper.
-IMAGENET_NETS = ("vgg16", "vgg19", "resnet18")
-#: The networks trained by :func:`lsnb.train.trained`.
-TRAINED_NETS = ("mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg", "mlp_halves")
-#: Clusters asked for in ImageNet networks (the paper).
-IMAGENET_K = 32
+log = logging.getLogger(__name__)
 
-
-class StageTimer:
-    """Wall-clock seconds accumulated per named stage."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time the body of a ``with`` block under ``name`` (accumulating)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-    def __str__(self) -> str:
-        return ", ".join(f"{name}: {seconds:.1f} s" for name, seconds in self.seconds.items()) or "nothing timed"
-
-
-def _is_imagenet(net: str) -> bool:
-    return net in IMAGENET_NETS
-
-
-def _check_nets(nets: Sequence[str]) -> list[str]:
-    nets = [nets] if isinstance(nets, str) else list(nets)
-    unknown = [n for n in nets if n not in TRAINED_NETS + IMAGENET_NETS]
-    if unknown:
-        raise ValueError(f"unknown network(s) {unknown}; choose from {TRAINED_NETS + IMAGENET_NETS}")
-    return nets
+__all__ = ["IMAGENET_K", "IMAGENET_NETS", "TRAINED_NETS", "StageTimer", "network", "replicates", "k_for",
+           "imagenet_available", "get_partition", "run_lesions", "run_featvis", "compare_featvis_backends",
+           "combined", "bates_cdf_original", "run_halves", "partition_agreement"]
 
 
 def _check_partitionings(partitionings: Sequence[str]) -> list[str]:
@@ -77,82 +53,8 @@ def _check_partitionings(partitionings: Sequence[str]) -> list[str]:
     return partitionings
 
 
-def imagenet_available(imagenet_dir: str | Path | None, weights: str | Path | None = "imagenet") -> tuple[bool, str]:
-    """Whether the ImageNet experiments can run, and why not.
-
-    Parameters
-    ----------
-    imagenet_dir : path or None
-        The validation images, one folder per class.
-    weights : str or path
-        ``"imagenet"`` (Keras cache / download) or a folder holding
-        ``<name>.h5`` files.
-    """
-    if imagenet_dir is None:
-        return False, "no ImageNet folder was given (parameter imagenet_dir=None)"
-    folder = Path(imagenet_dir)
-    if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
-        return False, f"{folder} is not a folder of ImageNet class folders"
-    return True, f"ImageNet validation images from {folder}"
-
-
-def _imagenet_weights(net: str, weights: str | Path | None) -> str | None:
-    if weights is None or weights == "imagenet":
-        return weights
-    path = Path(weights)
-    return str(path / f"{net}.h5") if path.is_dir() else str(path)
-
-
-def network(net: str, profile: str | Profile = "quick", replicate: int = 0, seed: int = 0,
-            imagenet_dir: str | Path | None = None, imagenet_weights: str | Path | None = "imagenet"):
-    """A network of the paper: trained at the profile's sizes, or pretrained on ImageNet.
-
-    Returns
-    -------
-    lsnb.train.TrainedNet
-        For ImageNet nets, ``data`` holds the validation images (test: 8 per
-        class, train: 2 per class for activation graphs) and the accuracy is
-        measured on them.
-    """
-    from . import train
-
-    if not _is_imagenet(net):
-        return train.trained(net, profile, replicate=replicate, seed=seed, progress=False, verbose=False)
-    from . import data as data_mod, models
-
-    ok, why = imagenet_available(imagenet_dir, imagenet_weights)
-    if not ok:
-        raise FileNotFoundError(why)
-    model = models.imagenet_model(net, _imagenet_weights(net, imagenet_weights))
-    data = data_mod.load_imagenet(imagenet_dir, net, seed=seed, verbose=False)
-    accuracy = train.accuracy(model, data.x_test, data.y_test, batch_size=64)
-    config = {"net": net, "arch": net, "replicate": 0, "weights": str(imagenet_weights),
-              "data": data.describe(), "seed": seed}
-    return train.TrainedNet(model, data, accuracy, config, 0.0, True)
-
-
-def replicates(net: str, profile: str | Profile) -> list[int]:
-    """Replicate indices of ``net`` under ``profile`` (one for pretrained nets)."""
-    if _is_imagenet(net):
-        return [0]
-    from .train import NETS
-
-    return list(range(get_profile(profile).replicates_for(NETS[net]["arch"])))
-
-
-def k_for(net: str, profile: str | Profile, k: int | None = None) -> int:
-    """Clusters for ``net``: ``k`` if given, else 32 for ImageNet and the profile's k."""
-    if k is not None:
-        if int(k) < 2:
-            raise ValueError(f"k must be at least 2, got {k}")
-        return int(k)
-    return IMAGENET_K if _is_imagenet(net) else get_profile(profile).k
-
-
 def _without_defaults(function, options: dict) -> dict:
     """``options`` less the entries equal to ``function``'s defaults (so they share cache entries)."""
-    import inspect
-
     params = inspect.signature(function).parameters
     return {key: value for key, value in options.items()
             if key not in params or params[key].default is inspect.Parameter.empty
@@ -164,11 +66,6 @@ def _same(a, b) -> bool:
         return bool(a == b) and type(a) is type(b)
     except (TypeError, ValueError):
         return False
-
-
-def _net_key(tnet) -> dict:
-    """The part of a network's configuration that identifies its weights."""
-    return {key: value for key, value in tnet.config.items() if key != "seconds"}
 
 
 def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partitioning: str,
@@ -190,15 +87,13 @@ def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partit
         Passed to :func:`lsnb.cluster.partition` (for example
         ``fold_batchnorm=False``).
     """
-    from .cluster import partition
-
     _check_partitionings([partitioning])
     options = _without_defaults(partition, options)
     prof = get_profile(profile)
     method, scope = partitioning.split("/")
     k = k_for(net, prof, k)
     n_samples = prof.n_activation_samples if method == "activations" else None
-    config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "method": method, "scope": scope,
+    config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "method": method, "scope": scope,
               "k": k, "seed": seed, "n_init": prof.n_init, "n_samples": n_samples, "options": options}
     x = tnet.data.x_train if method == "activations" else None
     return cache.cached("partition", config, lambda: partition(
@@ -215,37 +110,33 @@ def _test_data(tnet, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
 
 def _lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
                 progress: bool) -> pd.DataFrame:
-    from .lesion import lesion_test
-
     x, y = _test_data(tnet, prof)
+    n_random = int(options.pop("n_random", prof.n_random))
     options = _without_defaults(lesion_test, options)
-    config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "partition": part.labels,
-              "partitioning": part.name, "k": part.k, "seed": seed, "n_random": prof.n_random,
+    config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
+              "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
               "n_test": len(x), "options": options}
     return cache.cached("lesion", config, lambda: lesion_test(
-        tnet.model, part, x, y, n_random=prof.n_random, seed=seed, network=net, replicate=replicate,
+        tnet.model, part, x, y, n_random=n_random, seed=seed, network=net, replicate=replicate,
         progress=progress, **options))
 
 
 def _featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
                  progress: bool) -> tuple[pd.DataFrame, dict]:
-    from .featvis import featvis_test
-
     steps = options.pop("steps", prof.featvis_steps)
+    n_random = int(options.pop("n_random", prof.n_random))
     options = _without_defaults(featvis_test, options)
     preprocess = None
-    if _is_imagenet(net):
-        from .models import imagenet_unit_preprocess
-
+    if is_imagenet(net):
         options.setdefault("transforms", "imagenet")
         preprocess = imagenet_unit_preprocess(net)
-    config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "partition": part.labels,
-              "partitioning": part.name, "k": part.k, "seed": seed, "n_random": prof.n_random,
+    config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
+              "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
               "steps": steps, "options": options,
               "preprocess": f"image-classifiers {net} on 255 * image" if preprocess else None}
 
     def compute() -> tuple[pd.DataFrame, dict]:
-        table, images = featvis_test(tnet.model, part, n_random=prof.n_random, steps=steps, seed=seed,
+        table, images = featvis_test(tnet.model, part, n_random=n_random, steps=steps, seed=seed,
                                      network=net, replicate=replicate, return_images=True,
                                      progress=progress, preprocess=preprocess, **options)
         return table, {key: np.round(np.asarray(v) * 255).astype(np.uint8) for key, v in images.items()}
@@ -257,12 +148,12 @@ def _featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int,
 def _run(test: str, nets, profile, partitionings, k, seed, imagenet_dir, imagenet_weights,
          partition_options, test_options, timer, progress):
     prof = get_profile(profile)
-    nets, partitionings = _check_nets(nets), _check_partitionings(partitionings)
+    nets, partitionings = check_nets(nets), _check_partitionings(partitionings)
     timer = timer if timer is not None else StageTimer()
     tables, images = [], {}
     for net in nets:
-        if _is_imagenet(net) and not imagenet_available(imagenet_dir, imagenet_weights)[0]:
-            print(f"[lsnb] skipping {net}: {imagenet_available(imagenet_dir, imagenet_weights)[1]}")
+        if is_imagenet(net) and not imagenet_available(imagenet_dir, imagenet_weights)[0]:
+            log.warning("skipping %s: %s", net, imagenet_available(imagenet_dir, imagenet_weights)[1])
             continue
         for replicate in replicates(net, prof):
             with timer.stage("train"):
@@ -280,7 +171,7 @@ def _run(test: str, nets, profile, partitionings, k, seed, imagenet_dir, imagene
                                                    dict(test_options or {}), progress)
                         images[(net, replicate, partitioning)] = pics
                 tables.append(table.assign(k=part.k, profile=prof.name, seed=seed))
-    print(f"[lsnb] {test} run ({prof.name}): {timer}", flush=True)
+    log.info("%s run (%s): %s", test, prof.name, timer)
     if not tables:
         raise ValueError(f"nothing was run: none of {nets} is available")
     return pd.concat(tables, ignore_index=True), images
@@ -366,20 +257,19 @@ def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "q
         Correlation of the two backends' true scores and the mean absolute
         difference of their percentiles, per measure.
     """
-    from .featvis import compare_backends
-    from .lucid_backend import LucidUnavailableError, load_lucid
+    from lsnb.lucid_backend import LucidUnavailableError, load_lucid  # optional backend
 
     try:
         load_lucid()
     except LucidUnavailableError as err:
-        print(f"[lsnb] Lucid comparison not run: {err}")
+        log.warning("Lucid comparison not run: %s", err)
         return pd.DataFrame(), pd.DataFrame(), {}
     prof = get_profile(profile)
     timer = timer if timer is not None else StageTimer()
     tnet = network(net, prof, replicate=replicate, seed=seed)
     with timer.stage("partition"):
         part = get_partition(tnet, net, prof, replicate, partitioning, seed=seed)
-    config = {"net": net, "weights": _net_key(tnet), "replicate": replicate, "partition": part.labels,
+    config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
               "seed": seed, "n_random": prof.n_random, "steps": prof.featvis_steps,
               "max_subclusters": max_subclusters}
     with timer.stage("featvis (native and Lucid)"):
@@ -391,7 +281,7 @@ def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "q
                            "mean |percentile difference|": float(np.mean(np.abs(rows["percentile_native"]
                                                                                - rows["percentile_lucid"])))}
                  for measure, rows in side.groupby("measure")}
-    print(f"[lsnb] backend comparison ({prof.name}): {timer}")
+    log.info("backend comparison (%s): %s", prof.name, timer)
     return side, summary, agreement
 
 
@@ -410,11 +300,9 @@ def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se
     se : {"nets", "pooled"}
         See :func:`lsnb.stats.combine`.
     """
-    from .stats import benjamini_hochberg, combine
-
     by = list(by)
     if tidy.empty:
-        print("[lsnb] no subclusters were tested: nothing to combine")
+        log.warning("no subclusters were tested: nothing to combine")
         return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "fisher", "p",
                                      "effect", "se", "significant"])
     if not by:
@@ -428,65 +316,6 @@ def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se
     result["significant"] = reject
     result.attrs.update(bh_critical_p=critical, bh_alpha=alpha)
     return result
-
-
-def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int = 0,
-               imagenet_dir: str | Path | None = None,
-               imagenet_weights: str | Path | None = "imagenet") -> pd.DataFrame:
-    """Where each network's numbers come from: data, sizes, replicates, seeds, accuracy.
-
-    Networks are loaded from the cache (trained if missing); ImageNet nets
-    without images are listed as not run.
-    """
-    prof = get_profile(profile)
-    rows = []
-    for net in _check_nets(nets):
-        if _is_imagenet(net) and not imagenet_available(imagenet_dir, imagenet_weights)[0]:
-            rows.append({"network": net, "data": "not run: " + imagenet_available(imagenet_dir)[1]})
-            continue
-        nets_ = [network(net, prof, r, seed, imagenet_dir, imagenet_weights) for r in replicates(net, prof)]
-        data = nets_[0].data
-        accuracy = np.array([t.test_accuracy for t in nets_])
-        rows.append({
-            "network": net, "data": data.name, "source": data.source,
-            "stand-in": data.name == "mnist_rgb32",
-            "train / test": f"{len(data.x_train):,} / {len(data.x_test):,}",
-            "profile": prof.name, "replicates": len(nets_),
-            "seeds": f"seed {seed}, replicates {', '.join(str(r) for r in replicates(net, prof))}",
-            "test accuracy": f"{accuracy.mean():.4f}" + (f" ± {accuracy.std(ddof=1):.4f}" if len(accuracy) > 1 else ""),
-        })
-    return pd.DataFrame(rows)
-
-
-def start_notebook(nets: Sequence[str], profile: str | Profile = "quick", seed: int = 0,
-                   imagenet_dir: str | Path | None = None,
-                   imagenet_weights: str | Path | None = "imagenet", note: str = "") -> StageTimer:
-    """The opening of every notebook: display settings, the profile's sizes and provenance.
-
-    Sets pandas to show wide tables, displays :func:`describe_profile` (plus
-    ``note``) and the :func:`provenance` table of ``nets`` (which trains or
-    loads them), and returns a fresh :class:`StageTimer` for the notebook.
-    """
-    from IPython.display import Markdown, display
-
-    pd.set_option("display.max_columns", 40)
-    pd.set_option("display.width", 200)
-    timer = StageTimer()
-    display(Markdown(describe_profile(profile) + (f"  {note}" if note else "")))
-    display(provenance(nets, profile, seed, imagenet_dir, imagenet_weights))
-    return timer
-
-
-def describe_profile(profile: str | Profile) -> str:
-    """One sentence stating a profile's sizes, for the text under a result."""
-    prof = get_profile(profile)
-    data = "the embedded 5,000 MNIST digits" if prof.data_source == "embedded" else "full MNIST"
-    vgg = "CIFAR-10" if prof.vgg_data == "cifar10" else "the MNIST-as-32x32-RGB stand-in for CIFAR-10"
-    return (f"Profile `{prof.name}`: {prof.n_replicates} replicate(s) per small network and "
-            f"{prof.replicates_for('vgg_cifar')} per VGG, {data}, VGG on {vgg} "
-            f"at width {prof.vgg_width:g}, k = {prof.k}, {prof.n_random} random controls per subcluster, "
-            f"{prof.featvis_steps} visualization steps, {prof.n_activation_samples} images per activation graph, "
-            f"{'all' if prof.n_test is None else prof.n_test} test images.")
 
 
 def bates_cdf_original(x: float, n: int) -> float:
@@ -520,8 +349,6 @@ def run_halves(profile: str | Profile = "quick", partitionings: Sequence[str] = 
         and how many random ones (mean over the ``n_random`` rows) put at
         least ``threshold`` of their mass on one half.
     """
-    from . import correlation
-
     prof = get_profile(profile)
     timer = timer if timer is not None else StageTimer()
     pictures, rows = {}, []
@@ -544,7 +371,7 @@ def run_halves(profile: str | Profile = "quick", partitionings: Sequence[str] = 
                          "random one-sided (mean)": float(np.mean([
                              correlation.count_half_preferring(r, threshold) for r in result.random]))
                          if n_random else float("nan")})
-    print(f"[lsnb] halves-MNIST run ({prof.name}): {timer}", flush=True)
+    log.info("halves-MNIST run (%s): %s", prof.name, timer)
     return pictures, pd.DataFrame(rows)
 
 
@@ -566,8 +393,6 @@ def partition_agreement(net: str, profile: str | Profile, partitioning: str, *, 
     Units left out by either are ignored; subclusters are (layer, cluster)
     pairs, so the index is 1 when both give the same subclusters.
     """
-    from sklearn.metrics import adjusted_rand_score
-
     prof = get_profile(profile)
     other_seed = seed if other_seed is None else other_seed
     rows = []
@@ -580,50 +405,3 @@ def partition_agreement(net: str, profile: str | Profile, partitioning: str, *, 
         rows.append({"network": net, "replicate": replicate, "partitioning": partitioning,
                      "units": int(both.sum()), "adjusted_rand_index": float(adjusted_rand_score(a[both], b[both]))})
     return pd.DataFrame(rows)
-
-
-def example_images(images: dict, net: str, prefer: str = "activations/network") -> tuple[tuple, dict] | None:
-    """The first replicate's visualizations of ``net`` to draw as Figure 6.
-
-    Takes the ``prefer`` partitioning when it has subclusters, else the first
-    one that has; ``None`` when no partitioning of ``net`` has any.
-    """
-    keys = [key for key in images if key[0] == net and images[key]]
-    keys.sort(key=lambda key: (key[1], key[2] != prefer))
-    return (keys[0], images[keys[0]]) if keys else None
-
-
-def _data_label(net: str, prof: Profile) -> str:
-    mnist = "MNIST (embedded 5k digits)" if prof.data_source == "embedded" else "MNIST"
-    if _is_imagenet(net):
-        return "ImageNet validation images"
-    if net in ("vgg", "vgg_unreg"):
-        return "CIFAR-10" if prof.vgg_data == "cifar10" else "stand-in: " + mnist + " as 32x32 RGB"
-    return ("halves-" if net == "mlp_halves" else "") + mnist
-
-
-def source_note(nets: Sequence[str], profile: str | Profile, seed: int = 0) -> str:
-    """One line naming each network's data, the profile, the replicates and the seed.
-
-    Meant as the caption of a result table (no network is loaded).
-    """
-    prof = get_profile(profile)
-    data = "; ".join(f"{net}: {_data_label(net, prof)}, {len(replicates(net, prof))} replicate(s)"
-                     for net in _check_nets(nets))
-    return f"Ours: profile {prof.name}, seed {seed}; {data}. Paper: 5 replicates, full datasets."
-
-
-def spread_rows(pictures: dict, n: int = 4) -> list[tuple]:
-    """Up to ``n`` subcluster keys ``(layer, cluster)`` spread evenly over the layers.
-
-    One subcluster per chosen layer (layers evenly spaced from first to last),
-    topped up with the remaining subclusters when there are fewer layers than ``n``.
-    """
-    keys = list(pictures)
-    layers = list(dict.fromkeys(layer for layer, _ in keys))
-    if not layers or n < 1:
-        return []
-    chosen = sorted(set(np.linspace(0, len(layers) - 1, min(n, len(layers))).round().astype(int)))
-    rows = [next(key for key in keys if key[0] == layers[i]) for i in chosen]
-    rows += [key for key in keys if key not in rows][: n - len(rows)]
-    return sorted(rows, key=keys.index)

@@ -75,7 +75,16 @@ class Profile:
         return asdict(self)
 
     def with_(self, **changes) -> "Profile":
-        """A copy with some fields changed (``profile.with_(k=12)``)."""
+        """A copy with some fields changed (``profile.with_(k=12)``).
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a field of the profile (the message lists them).
+        """
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {unknown}; a Profile has {sorted(self.__dataclass_fields__)}")
         return replace(self, **changes)
 
 

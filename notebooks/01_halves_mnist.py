@@ -37,13 +37,15 @@ threshold = 2 / 3       # share of the picture mass on one half that counts as "
 # %%
 from IPython.display import display
 
-from lsnb import experiments as ex, report
+from lsnb import experiments, figures
+from lsnb.study import Study
 
-timer = ex.start_notebook(["mlp_halves"], profile, seed)
+study = Study(profile, seed=seed)
+timer = study.start(["mlp_halves"])
 
 # %%
-pictures, counts = ex.run_halves(profile, k=k, seed=seed, layer=layer, n_random=n_random,
-                                 threshold=threshold, timer=timer)
+pictures, counts = experiments.run_halves(study.profile, k=k, seed=seed, layer=layer, n_random=n_random,
+                                          threshold=threshold, timer=timer)
 
 # %% [markdown]
 # ## Figure 5: true subclusters (top row) over random groups
@@ -56,7 +58,7 @@ from lsnb.correlation import plot_correlation_grid
 
 for (replicate, partitioning), result in pictures.items():
     if replicate == 0:
-        report.show(plot_correlation_grid(result, title=f"{partitioning} ({layer}, replicate 0)"))
+        figures.show(plot_correlation_grid(result, title=f"{partitioning} ({layer}, replicate 0)"))
 
 # %% [markdown]
 # ## How many subclusters prefer one half?

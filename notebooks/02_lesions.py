@@ -39,18 +39,17 @@ seed = 0
 alpha = 0.05                             # false discovery rate of the BH correction
 
 # %%
-from lsnb import experiments as ex, report
+from lsnb import figures, report
+from lsnb.study import Study
 
-ok, why = ex.imagenet_available(imagenet_dir, imagenet_weights)
-all_nets = nets + (imagenet_nets if ok else [])
-note = ex.source_note(all_nets, profile, seed)
-timer = ex.start_notebook(all_nets, profile, seed, imagenet_dir, imagenet_weights,
-                          note="" if ok else f"ImageNet rows are not run: {why}.")
+study = Study(profile, seed=seed, imagenet_dir=imagenet_dir, imagenet_weights=imagenet_weights)
+all_nets = study.available(nets + imagenet_nets)
+note = study.source_note(all_nets)
+timer = study.start(nets + imagenet_nets)
 
 # %%
-tidy = ex.run_lesions(all_nets, profile, partitionings, k=k, seed=seed, imagenet_dir=imagenet_dir,
-                      imagenet_weights=imagenet_weights, timer=timer)
-summary = ex.combined(tidy, alpha=alpha)
+tidy = study.lesions(all_nets, partitionings, k=k)
+summary = study.combined(tidy, alpha=alpha)
 print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
 summary
 
@@ -79,7 +78,7 @@ report.styled(report.paper_table(summary, table=2, alpha=alpha), note)
 report.styled(report.paper_table(summary, table=7, alpha=alpha), note)
 
 # %%
-report.show(report.fisher_heatmap(report.compare(summary, 7, alpha), title="Lesions: Fisher statistics"))
+figures.show(figures.fisher_heatmap(report.compare(summary, 7, alpha), title="Lesions: Fisher statistics"))
 report.agreement_summary(summary, tables=(7,), alpha=alpha)
 
 # %% [markdown]
@@ -92,7 +91,7 @@ report.agreement_summary(summary, tables=(7,), alpha=alpha)
 # %%
 for net in tidy["network"].unique():
     for measure in ("acc_drop", "class_range"):
-        report.show(report.percentile_histograms(tidy, measure, network=net))
+        figures.show(figures.percentile_histograms(tidy, measure, network=net))
 
 # %%
 print(f"[timing] {timer}")

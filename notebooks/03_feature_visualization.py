@@ -44,20 +44,19 @@ compare_lucid = True                     # also run Lucid (the authors' library)
 import pandas as pd
 from IPython.display import display
 
-from lsnb import experiments as ex, report
+from lsnb import book, experiments, figures, report
 from lsnb.featvis import plot_featvis_grid
+from lsnb.study import Study
 
-ok, why = ex.imagenet_available(imagenet_dir, imagenet_weights)
-all_nets = nets + (imagenet_nets if ok else [])
-note = ex.source_note(all_nets, profile, seed)
-options = {} if steps is None else {"steps": steps}
-timer = ex.start_notebook(all_nets, profile, seed, imagenet_dir, imagenet_weights,
-                          note="" if ok else f"ImageNet rows are not run: {why}.")
+study = Study(profile, seed=seed, imagenet_dir=imagenet_dir, imagenet_weights=imagenet_weights,
+              featvis_steps=steps)
+all_nets = study.available(nets + imagenet_nets)
+note = study.source_note(all_nets)
+timer = study.start(nets + imagenet_nets)
 
 # %%
-tidy, images = ex.run_featvis(all_nets, profile, partitionings, k=k, seed=seed, imagenet_dir=imagenet_dir,
-                              imagenet_weights=imagenet_weights, featvis_options=options, timer=timer)
-summary = ex.combined(tidy, alpha=alpha)
+tidy, images = study.featvis(all_nets, partitionings, k=k)
+summary = study.combined(tidy, alpha=alpha)
 print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
 summary
 
@@ -82,7 +81,7 @@ report.styled(report.paper_table(summary, table=2, alpha=alpha), note)
 report.styled(report.paper_table(summary, table=8, alpha=alpha), note)
 
 # %%
-report.show(report.fisher_heatmap(report.compare(summary, 8, alpha), title="Feature visualization: Fisher statistics"))
+figures.show(figures.fisher_heatmap(report.compare(summary, 8, alpha), title="Feature visualization: Fisher statistics"))
 report.agreement_summary(summary, tables=(8,), alpha=alpha)
 
 # %% [markdown]
@@ -93,7 +92,7 @@ report.agreement_summary(summary, tables=(8,), alpha=alpha)
 
 # %%
 for net in tidy["network"].unique():
-    report.show(report.percentile_histograms(tidy, "vis_score", network=net))
+    figures.show(figures.percentile_histograms(tidy, "vis_score", network=net))
 
 # %% [markdown]
 # ## Figure 6: true subclusters (left) beside random groups
@@ -104,12 +103,12 @@ for net in tidy["network"].unique():
 
 # %%
 for net in tidy["network"].unique():
-    example = ex.example_images(images, net)
+    example = book.example_images(images, net)
     if example is None:
         print(f"{net}: no subcluster to draw")
         continue
     (_, _, partitioning), pics = example
-    report.show(plot_featvis_grid(pics, keys=ex.spread_rows(pics, grid_rows), n_random=4,
+    figures.show(plot_featvis_grid(pics, keys=book.spread_rows(pics, grid_rows), n_random=4,
                                   grayscale=net != "vgg", title=f"{net}, {partitioning}, replicate 0"))
 
 # %% [markdown]
@@ -131,7 +130,8 @@ for net in tidy["network"].unique():
 
 # %%
 if compare_lucid:
-    side, backend_summary, agreement = ex.compare_featvis_backends("cnn_mnist", profile, seed=seed)
+    side, backend_summary, agreement = experiments.compare_featvis_backends("cnn_mnist", study.profile, seed=seed,
+                                                                              timer=timer)
     display(backend_summary)
     display(pd.DataFrame(agreement).T)
 

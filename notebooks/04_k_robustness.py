@@ -34,17 +34,19 @@ alpha = 0.05
 import pandas as pd
 from IPython.display import display
 
-from lsnb import experiments as ex, report
+from lsnb import report
+from lsnb.study import Study
 
 k_values = [int(k)] if k is not None else [int(v) for v in ks]
 print(f"k values run: {k_values}")
-note = ex.source_note([net], profile, seed)
-timer = ex.start_notebook([net], profile, seed)
+study = Study(profile, seed=seed)
+note = study.source_note([net])
+timer = study.start([net])
 
 # %%
-lesions = pd.concat([ex.run_lesions([net], profile, partitionings, k=value, seed=seed, timer=timer)
+lesions = pd.concat([study.lesions([net], partitionings, k=value)
                      for value in k_values], ignore_index=True)
-lesion_summary = ex.combined(lesions, by=["k"], alpha=alpha)
+lesion_summary = study.combined(lesions, by=["k"], alpha=alpha)
 lesion_summary
 
 # %% [markdown]
@@ -61,9 +63,9 @@ report.styled(report.paper_table(lesion_summary, table=5, alpha=alpha), note)
 
 # %%
 if featvis:
-    vis = pd.concat([ex.run_featvis([net], profile, partitionings, k=value, seed=seed, timer=timer)[0]
+    vis = pd.concat([study.featvis([net], partitionings, k=value)[0]
                      for value in k_values], ignore_index=True)
-    vis_summary = ex.combined(vis, by=["k"], alpha=alpha)
+    vis_summary = study.combined(vis, by=["k"], alpha=alpha)
     display(vis_summary)
 
 # %% [markdown]

@@ -35,14 +35,16 @@ alpha = 0.05
 import pandas as pd
 from IPython.display import display
 
-from lsnb import experiments as ex, report
+from lsnb import report
+from lsnb.study import Study
 
-note = ex.source_note(nets, profile, seed)
-timer = ex.start_notebook(nets, profile, seed)
+study = Study(profile, seed=seed)
+note = study.source_note(nets)
+timer = study.start(nets)
 
 # %%
-lesions = ex.run_lesions(nets, profile, partitionings, k=k, seed=seed, timer=timer)
-lesion_summary = ex.combined(lesions, alpha=alpha)
+lesions = study.lesions(nets, partitionings, k=k)
+lesion_summary = study.combined(lesions, alpha=alpha)
 lesion_summary
 
 # %% [markdown]
@@ -57,8 +59,8 @@ report.styled(report.paper_table(lesion_summary, table=3, alpha=alpha), note)
 
 # %%
 if featvis:
-    vis, _ = ex.run_featvis(nets, profile, partitionings, k=k, seed=seed, timer=timer)
-    vis_summary = ex.combined(vis, alpha=alpha)
+    vis, _ = study.featvis(nets, partitionings, k=k)
+    vis_summary = study.combined(vis, alpha=alpha)
     display(vis_summary)
 
 # %% [markdown]

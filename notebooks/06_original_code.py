@@ -35,8 +35,10 @@ import pandas as pd
 from IPython.display import display
 
 from lsnb import experiments as ex, stats
+from lsnb.study import Study
 
-timer = ex.start_notebook(sorted(set(nets + [vgg_net, featvis_net, "mlp_halves"])), profile, seed)
+study = Study(profile, seed=seed)
+timer = study.start(sorted(set(nets + [vgg_net, featvis_net, "mlp_halves"])))
 columns = ["network", "partitioning", "measure", "variant", "n", "fisher", "p", "effect", "se", "significant"]
 
 # %% [markdown]

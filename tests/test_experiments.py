@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsnb import experiments as ex, stats
+from lsnb import book, experiments as ex, networks, stats
 from lsnb.data import Dataset
 from lsnb.profiles import get_profile
 from lsnb.train import TrainedNet
@@ -34,14 +34,15 @@ def _tiny_net(seed: int = 0) -> TrainedNet:
 def toy(monkeypatch, tmp_path):
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
     net = _tiny_net()
-    monkeypatch.setattr(ex, "network", lambda *args, **kwargs: net)
+    for module in (ex, book, networks):
+        monkeypatch.setattr(module, "network", lambda *args, **kwargs: net)
     profile = get_profile("smoke").with_(n_replicates=1, n_test=None, n_random=5, n_activation_samples=150,
                                          featvis_steps=3, n_init=2, k=3)
     return net, profile, tmp_path
 
 
 def test_stage_timer_accumulates_and_prints():
-    timer = ex.StageTimer()
+    timer = book.StageTimer()
     for _ in range(2):
         with timer.stage("partition"):
             pass
@@ -49,7 +50,7 @@ def test_stage_timer_accumulates_and_prints():
         sum(range(1000))
     assert list(timer.seconds) == ["partition", "lesion"]
     assert re.fullmatch(r"partition: \d+\.\d s, lesion: \d+\.\d s", str(timer))
-    assert str(ex.StageTimer()) == "nothing timed"
+    assert str(book.StageTimer()) == "nothing timed"
 
 
 def test_k_and_replicates_follow_the_profile():
@@ -100,9 +101,10 @@ def test_partitions_are_cached_under_their_configuration(toy):
     assert set(first.labels) == {"dense1", "dense2"} and first.k == 3
 
 
-def test_run_lesions_concatenates_tidy_rows(toy, capsys):
+def test_run_lesions_concatenates_tidy_rows(toy, caplog):
     net, profile, _ = toy
     parts = ["weights/network", "activations/network"]
+    caplog.set_level("INFO", logger="lsnb.experiments")
     table = ex.run_lesions(["mlp_mnist"], profile, parts, seed=0)
     expected = sum(len(ex.get_partition(net, "mlp_mnist", profile, 0, p).subclusters()) for p in parts)
     assert len(table) == 2 * expected
@@ -110,7 +112,7 @@ def test_run_lesions_concatenates_tidy_rows(toy, capsys):
     assert set(table.partitioning) == set(parts)
     assert (table.k == 3).all() and (table.profile == "smoke").all() and (table.seed == 0).all()
     assert table.randoms.map(len).eq(5).all()
-    assert re.search(r"partition: [\d.]+ s, lesion: [\d.]+ s", capsys.readouterr().out)
+    assert re.search(r"partition: [\d.]+ s, lesion: [\d.]+ s", caplog.text)
     # a second run reads everything from the cache and returns the same numbers
     again = ex.run_lesions(["mlp_mnist"], profile, parts, seed=0)
     pd.testing.assert_frame_equal(table.drop(columns="randoms"), again.drop(columns="randoms"))
@@ -151,12 +153,12 @@ def test_combined_by_k_combines_each_group_and_corrects_all_together():
 
 def test_provenance_states_data_profile_replicates_and_seeds(toy):
     _, profile, _ = toy
-    table = ex.provenance(["mlp_mnist", "vgg16"], profile, seed=3)
+    table = book.provenance(["mlp_mnist", "vgg16"], profile, seed=3)
     row = table.set_index("network").loc["mlp_mnist"]
     assert row["data"] == "toy" and row["profile"] == "smoke" and row["replicates"] == 1
     assert "seed 3" in row["seeds"] and row["train / test"] == "150 / 90"
     assert table.set_index("network").loc["vgg16", "data"].startswith("not run")
-    assert "embedded" in ex.describe_profile("quick") and "stand-in" in ex.describe_profile("quick")
+    assert "embedded" in book.describe_profile("quick") and "stand-in" in book.describe_profile("quick")
 
 
 def test_partition_agreement_is_one_for_identical_settings(toy):
@@ -171,20 +173,20 @@ def test_partition_agreement_is_one_for_identical_settings(toy):
 
 def test_spread_rows_takes_one_subcluster_per_evenly_spaced_layer():
     pics = {(f"conv{i}", c): None for i in range(1, 8) for c in (0, 1)}
-    assert ex.spread_rows(pics, 4) == [("conv1", 0), ("conv3", 0), ("conv5", 0), ("conv7", 0)]
+    assert book.spread_rows(pics, 4) == [("conv1", 0), ("conv3", 0), ("conv5", 0), ("conv7", 0)]
     two_layers = {("dense1", 0): None, ("dense1", 1): None, ("dense2", 5): None}
-    assert ex.spread_rows(two_layers, 4) == [("dense1", 0), ("dense1", 1), ("dense2", 5)]
-    assert ex.spread_rows({}, 4) == []
+    assert book.spread_rows(two_layers, 4) == [("dense1", 0), ("dense1", 1), ("dense2", 5)]
+    assert book.spread_rows({}, 4) == []
 
 
 def test_example_images_prefers_the_named_partitioning_with_subclusters():
     images = {("vgg", 0, "weights/network"): {("conv1", 0): 1},
               ("vgg", 0, "activations/network"): {},
               ("vgg", 1, "activations/network"): {("conv2", 0): 1}}
-    assert ex.example_images(images, "vgg")[0] == ("vgg", 0, "weights/network")
+    assert book.example_images(images, "vgg")[0] == ("vgg", 0, "weights/network")
     images[("vgg", 0, "activations/network")] = {("conv3", 1): 1}
-    assert ex.example_images(images, "vgg")[0] == ("vgg", 0, "activations/network")
-    assert ex.example_images(images, "mlp_mnist") is None
+    assert book.example_images(images, "vgg")[0] == ("vgg", 0, "activations/network")
+    assert book.example_images(images, "mlp_mnist") is None
 
 
 def test_options_equal_to_defaults_share_the_cache_entry(toy):
@@ -197,3 +199,40 @@ def test_options_equal_to_defaults_share_the_cache_entry(toy):
     ex.run_lesions(["mlp_mnist"], profile, ["weights/network"], lesion_options={"variant": "paper"})
     ex.run_lesions(["mlp_mnist"], profile, ["weights/network"])
     assert len(list((cache / "lesion").glob("*.pkl"))) == 1
+
+
+def test_stage_log_gets_one_json_line_per_stage(tmp_path, monkeypatch):
+    import json
+
+    log = tmp_path / "stages.jsonl"
+    monkeypatch.setenv("LSNB_STAGE_LOG", str(log))
+    timer = book.StageTimer()
+    with timer.stage("train"):
+        timer.mark(computed=False)
+    with timer.stage("lesion"):
+        pass
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["stage"] for line in lines] == ["train", "lesion"]
+    assert lines[0]["computed"] is False and lines[1]["computed"] is None
+    assert all(line["seconds"] >= 0 for line in lines)
+
+
+def test_study_overrides_profile_fields_and_names_unknown_ones():
+    from lsnb.study import Study
+
+    study = Study("smoke", seed=3, n_random=9, n_test=None, k=6)
+    assert (study.profile.n_random, study.profile.k, study.seed) == (9, 6, 3)
+    assert study.profile.n_test == get_profile("smoke").n_test       # None means "keep the profile's"
+    with pytest.raises(ValueError, match="unknown profile field.*bogus"):
+        Study("smoke", bogus=1)
+
+
+def test_study_n_random_from_overrides_and_from_lesion_options(toy):
+    from lsnb.study import Study
+
+    _, profile, _ = toy
+    by_override = Study(profile, n_random=4).lesions(["mlp_mnist"], ["weights/network"])
+    by_option = Study(profile).lesions(["mlp_mnist"], ["weights/network"], lesion_options={"n_random": 3})
+    assert not by_override.empty and not by_option.empty
+    assert {len(r) for r in by_override["randoms"]} == {4}
+    assert {len(r) for r in by_option["randoms"]} == {3}

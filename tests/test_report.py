@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsnb import report
+from lsnb import figures, report
 
 matplotlib.use("Agg")
 
@@ -179,13 +179,13 @@ def test_figures_are_drawn():
         "partitioning": np.repeat(["weights/network", "activations/layer"], 30),
         "measure": "acc_drop", "percentile": (rng.integers(0, 20, 60) + 0.5) / 20,
     })
-    fig = report.percentile_histograms(tidy, "acc_drop", network="mlp_mnist")
+    fig = figures.percentile_histograms(tidy, "acc_drop", network="mlp_mnist")
     assert len(fig.axes) == 2
     assert "Fisher" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="no rows"):
-        report.percentile_histograms(tidy, "vis_score")
+        figures.percentile_histograms(tidy, "vis_score")
     ours = _ours([["mlp_mnist", "weights/network", "acc_drop", 1.9, 2e-6, 1.2, 0.02, True]])
-    heat = report.fisher_heatmap(report.compare(ours, 7))
+    heat = figures.fisher_heatmap(report.compare(ours, 7))
     assert len(heat.axes) == 3  # ours, paper, colour bar
     texts = [t.get_text() for t in heat.axes[1].texts]
     assert "2.13*" in texts

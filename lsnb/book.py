@@ -1,0 +1,163 @@
+"""Helpers for the book's notebooks: stage timing, captions, provenance, example picking.
+
+Every notebook opens with :func:`start_notebook` (display settings, the
+profile's sizes, where each network's numbers come from) and times its stages
+with a :class:`StageTimer`.  When ``$LSNB_STAGE_LOG`` names a file, each
+finished stage is appended to it as one JSON line, which the book's build
+script turns into its cost table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lsnb.networks import (check_nets, data_label, imagenet_available, is_imagenet, network,
+                           replicates)
+from lsnb.profiles import Profile, get_profile
+
+
+class StageTimer:
+    """Wall-clock seconds accumulated per named stage.
+
+    When ``$LSNB_STAGE_LOG`` names a file, every finished stage appends one
+    JSON line ``{"stage", "seconds", "computed"}`` to it (``computed`` is
+    what the body reported through :meth:`mark`, else ``null``).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._computed: bool | None = None
+
+    def mark(self, computed: bool) -> None:
+        """Record whether the running stage computed its result (False: read from the cache)."""
+        self._computed = bool(computed) if self._computed is None else (self._computed or bool(computed))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the body of a ``with`` block under ``name`` (accumulating)."""
+        start = time.perf_counter()
+        self._computed = None
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+            _log_stage(name, seconds, self._computed)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name}: {seconds:.1f} s" for name, seconds in self.seconds.items()) or "nothing timed"
+
+
+def _log_stage(name: str, seconds: float, computed: bool | None) -> None:
+    path = os.environ.get("LSNB_STAGE_LOG")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"stage": name, "seconds": round(seconds, 3), "computed": computed}) + "\n")
+
+
+def describe_profile(profile: str | Profile) -> str:
+    """One sentence stating a profile's sizes, for the text under a result."""
+    prof = get_profile(profile)
+    data = "the embedded 5,000 MNIST digits" if prof.data_source == "embedded" else "full MNIST"
+    vgg = "CIFAR-10" if prof.vgg_data == "cifar10" else "the MNIST-as-32x32-RGB stand-in for CIFAR-10"
+    return (f"Profile `{prof.name}`: {prof.n_replicates} replicate(s) per small network and "
+            f"{prof.replicates_for('vgg_cifar')} per VGG, {data}, VGG on {vgg} "
+            f"at width {prof.vgg_width:g}, k = {prof.k}, {prof.n_random} random controls per subcluster, "
+            f"{prof.featvis_steps} visualization steps, {prof.n_activation_samples} images per activation graph, "
+            f"{'all' if prof.n_test is None else prof.n_test} test images.")
+
+
+def source_note(nets: Sequence[str], profile: str | Profile, seed: int = 0) -> str:
+    """One line naming each network's data, the profile, the replicates and the seed.
+
+    Meant as the caption of a result table (no network is loaded).
+    """
+    prof = get_profile(profile)
+    data = "; ".join(f"{net}: {data_label(net, prof)}, {len(replicates(net, prof))} replicate(s)"
+                     for net in check_nets(nets))
+    return f"Ours: profile {prof.name}, seed {seed}; {data}. Paper: 5 replicates, full datasets."
+
+
+def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int = 0,
+               imagenet_dir: str | Path | None = None,
+               imagenet_weights: str | Path | None = "imagenet") -> pd.DataFrame:
+    """Where each network's numbers come from: data, sizes, replicates, seeds, accuracy.
+
+    Networks are loaded from the cache (trained if missing); ImageNet nets
+    without images are listed as not run.
+    """
+    prof = get_profile(profile)
+    rows = []
+    for net in check_nets(nets):
+        if is_imagenet(net) and not imagenet_available(imagenet_dir, imagenet_weights)[0]:
+            rows.append({"network": net, "data": "not run: " + imagenet_available(imagenet_dir)[1]})
+            continue
+        nets_ = [network(net, prof, r, seed, imagenet_dir, imagenet_weights) for r in replicates(net, prof)]
+        data = nets_[0].data
+        accuracy = np.array([t.test_accuracy for t in nets_])
+        rows.append({
+            "network": net, "data": data.name, "source": data.source,
+            "stand-in": data.name == "mnist_rgb32",
+            "train / test": f"{len(data.x_train):,} / {len(data.x_test):,}",
+            "profile": prof.name, "replicates": len(nets_),
+            "seeds": f"seed {seed}, replicates {', '.join(str(r) for r in replicates(net, prof))}",
+            "test accuracy": f"{accuracy.mean():.4f}" + (f" ± {accuracy.std(ddof=1):.4f}" if len(accuracy) > 1 else ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def start_notebook(nets: Sequence[str], profile: str | Profile = "quick", seed: int = 0,
+                   imagenet_dir: str | Path | None = None,
+                   imagenet_weights: str | Path | None = "imagenet", note: str = "",
+                   timer: StageTimer | None = None) -> StageTimer:
+    """The opening of every notebook: display settings, the profile's sizes and provenance.
+
+    Sets pandas to show wide tables, displays :func:`describe_profile` (plus
+    ``note``) and the :func:`provenance` table of ``nets`` (which trains or
+    loads them, timed as the stage ``train``), and returns the notebook's
+    :class:`StageTimer`.
+    """
+    from IPython.display import Markdown, display
+
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.width", 200)
+    timer = timer if timer is not None else StageTimer()
+    display(Markdown(describe_profile(profile) + (f"  {note}" if note else "")))
+    with timer.stage("train"):
+        table = provenance(nets, profile, seed, imagenet_dir, imagenet_weights)
+    display(table)
+    return timer
+
+
+def example_images(images: dict, net: str, prefer: str = "activations/network") -> tuple[tuple, dict] | None:
+    """The first replicate's visualizations of ``net`` to draw as Figure 6.
+
+    Takes the ``prefer`` partitioning when it has subclusters, else the first
+    one that has; ``None`` when no partitioning of ``net`` has any.
+    """
+    keys = [key for key in images if key[0] == net and images[key]]
+    keys.sort(key=lambda key: (key[1], key[2] != prefer))
+    return (keys[0], images[keys[0]]) if keys else None
+
+
+def spread_rows(pictures: dict, n: int = 4) -> list[tuple]:
+    """Up to ``n`` subcluster keys ``(layer, cluster)`` spread evenly over the layers.
+
+    One subcluster per chosen layer (layers evenly spaced from first to last),
+    topped up with the remaining subclusters when there are fewer layers than ``n``.
+    """
+    keys = list(pictures)
+    layers = list(dict.fromkeys(layer for layer, _ in keys))
+    if not layers or n < 1:
+        return []
+    chosen = sorted(set(np.linspace(0, len(layers) - 1, min(n, len(layers))).round().astype(int)))
+    rows = [next(key for key in keys if key[0] == layers[i]) for i in chosen]
+    rows += [key for key in keys if key not in rows][: n - len(rows)]
+    return sorted(rows, key=keys.index)

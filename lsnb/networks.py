@@ -1,0 +1,114 @@
+"""The networks of the paper in one place: which exist, their data, replicates and k.
+
+:data:`TRAINED_NETS` are trained here (:func:`lsnb.train.trained`, cached);
+:data:`IMAGENET_NETS` are pretrained ImageNet classifiers from
+``image-classifiers``, available only when a folder of validation images is
+given (:func:`imagenet_available`).  ImageNet networks are partitioned into
+:data:`IMAGENET_K` clusters (the paper), the others into the profile's ``k``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from lsnb import data as data_mod, models, train
+from lsnb.profiles import Profile, get_profile
+
+#: The pretrained ImageNet networks of the paper.
+IMAGENET_NETS = ("vgg16", "vgg19", "resnet18")
+#: The networks trained by :func:`lsnb.train.trained`.
+TRAINED_NETS = tuple(train.NETS)
+#: Clusters asked for in ImageNet networks (the paper).
+IMAGENET_K = 32
+
+
+def is_imagenet(net: str) -> bool:
+    return net in IMAGENET_NETS
+
+
+def check_nets(nets: Sequence[str]) -> list[str]:
+    nets = [nets] if isinstance(nets, str) else list(nets)
+    unknown = [n for n in nets if n not in TRAINED_NETS + IMAGENET_NETS]
+    if unknown:
+        raise ValueError(f"unknown network(s) {unknown}; choose from {TRAINED_NETS + IMAGENET_NETS}")
+    return nets
+
+
+def imagenet_available(imagenet_dir: str | Path | None, weights: str | Path | None = "imagenet") -> tuple[bool, str]:
+    """Whether the ImageNet experiments can run, and why not.
+
+    Parameters
+    ----------
+    imagenet_dir : path or None
+        The validation images, one folder per class.
+    weights : str or path
+        ``"imagenet"`` (Keras cache / download) or a folder holding
+        ``<name>.h5`` files.
+    """
+    if imagenet_dir is None:
+        return False, "no ImageNet folder was given (parameter imagenet_dir=None)"
+    folder = Path(imagenet_dir)
+    if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+        return False, f"{folder} is not a folder of ImageNet class folders"
+    return True, f"ImageNet validation images from {folder}"
+
+
+def _imagenet_weights(net: str, weights: str | Path | None) -> str | None:
+    if weights is None or weights == "imagenet":
+        return weights
+    path = Path(weights)
+    return str(path / f"{net}.h5") if path.is_dir() else str(path)
+
+
+def network(net: str, profile: str | Profile = "quick", replicate: int = 0, seed: int = 0,
+            imagenet_dir: str | Path | None = None, imagenet_weights: str | Path | None = "imagenet"):
+    """A network of the paper: trained at the profile's sizes, or pretrained on ImageNet.
+
+    Returns
+    -------
+    lsnb.train.TrainedNet
+        For ImageNet nets, ``data`` holds the validation images (test: 8 per
+        class, train: 2 per class for activation graphs) and the accuracy is
+        measured on them.
+    """
+    if not is_imagenet(net):
+        return train.trained(net, profile, replicate=replicate, seed=seed, progress=False, verbose=False)
+    ok, why = imagenet_available(imagenet_dir, imagenet_weights)
+    if not ok:
+        raise FileNotFoundError(why)
+    model = models.imagenet_model(net, _imagenet_weights(net, imagenet_weights))
+    data = data_mod.load_imagenet(imagenet_dir, net, seed=seed, verbose=False)
+    accuracy = train.accuracy(model, data.x_test, data.y_test, batch_size=64)
+    config = {"net": net, "arch": net, "replicate": 0, "weights": str(imagenet_weights),
+              "data": data.describe(), "seed": seed}
+    return train.TrainedNet(model, data, accuracy, config, 0.0, True)
+
+
+def replicates(net: str, profile: str | Profile) -> list[int]:
+    """Replicate indices of ``net`` under ``profile`` (one for pretrained nets)."""
+    if is_imagenet(net):
+        return [0]
+    return list(range(get_profile(profile).replicates_for(train.NETS[net]["arch"])))
+
+
+def k_for(net: str, profile: str | Profile, k: int | None = None) -> int:
+    """Clusters for ``net``: ``k`` if given, else 32 for ImageNet and the profile's k."""
+    if k is not None:
+        if int(k) < 2:
+            raise ValueError(f"k must be at least 2, got {k}")
+        return int(k)
+    return IMAGENET_K if is_imagenet(net) else get_profile(profile).k
+
+
+def net_key(tnet) -> dict:
+    """The part of a network's configuration that identifies its weights."""
+    return {key: value for key, value in tnet.config.items() if key != "seconds"}
+
+
+def data_label(net: str, prof: Profile) -> str:
+    mnist = "MNIST (embedded 5k digits)" if prof.data_source == "embedded" else "MNIST"
+    if is_imagenet(net):
+        return "ImageNet validation images"
+    if net in ("vgg", "vgg_unreg"):
+        return "CIFAR-10" if prof.vgg_data == "cifar10" else "stand-in: " + mnist + " as 32x32 RGB"
+    return ("halves-" if net == "mlp_halves" else "") + mnist

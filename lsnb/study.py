@@ -1,0 +1,137 @@
+"""One study: a profile (with any overrides) and a seed, looked up once.
+
+Notebooks say ``study = Study(profile, seed=seed)`` and then call
+``study.lesions(nets)``, ``study.featvis(nets)``, ``study.combined(tidy)`` and
+``study.provenance(nets)``; every papermill parameter that names a
+:class:`~lsnb.profiles.Profile` field (``n_random``, ``n_test``,
+``featvis_steps``, ...) can be passed as an override, so a rerun with other
+sizes needs no code change.  The work itself is done by
+:mod:`lsnb.experiments` (cached runs), :mod:`lsnb.networks` and
+:mod:`lsnb.book`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from lsnb import book, experiments, networks
+from lsnb.profiles import Profile, get_profile
+from lsnb.report import PARTITIONINGS
+
+log = logging.getLogger(__name__)
+
+
+class Study:
+    """The settings shared by every call of one notebook.
+
+    Parameters
+    ----------
+    profile : str or Profile
+        ``"smoke"``, ``"quick"``, ``"paper"`` or a Profile.
+    seed : int
+        Seed of training, clustering and random controls.
+    imagenet_dir : path, optional
+        Folder of ImageNet validation images (one sub-folder per class); the
+        ImageNet networks are skipped, saying why, without it.
+    imagenet_weights : str or path
+        ``"imagenet"`` (Keras cache) or a folder of ``<name>.h5`` files.
+    **overrides
+        Profile fields to change, e.g. ``n_random=9`` or ``n_test=1000``
+        (``None`` values are ignored, so papermill parameters may default to
+        ``None``).
+
+    Examples
+    --------
+    >>> study = Study("smoke", seed=0, n_random=9)
+    >>> study.profile.n_random
+    9
+    """
+
+    def __init__(self, profile: str | Profile = "quick", seed: int = 0,
+                 imagenet_dir: str | Path | None = None, imagenet_weights: str | Path | None = "imagenet",
+                 **overrides) -> None:
+        given = {name: value for name, value in overrides.items() if value is not None}
+        self.profile = get_profile(profile).with_(**given)
+        self.seed = int(seed)
+        self.imagenet_dir = imagenet_dir
+        self.imagenet_weights = imagenet_weights
+        self.timer = book.StageTimer()
+
+    def __repr__(self) -> str:
+        return f"Study(profile={self.profile.name!r}, seed={self.seed})"
+
+    # ------------------------------------------------------------------ networks
+    def available(self, nets: Sequence[str]) -> list[str]:
+        """``nets`` less the ImageNet networks that cannot run here (logged with the reason)."""
+        ok, why = networks.imagenet_available(self.imagenet_dir, self.imagenet_weights)
+        kept = [net for net in networks.check_nets(nets) if ok or not networks.is_imagenet(net)]
+        if len(kept) < len(list(nets)):
+            log.warning("ImageNet networks not run: %s", why)
+        return kept
+
+    def network(self, net: str, replicate: int = 0):
+        """A trained (or pretrained) network; see :func:`lsnb.networks.network`."""
+        with self.timer.stage("train"):
+            return networks.network(net, self.profile, replicate, self.seed, self.imagenet_dir,
+                                    self.imagenet_weights)
+
+    def replicates(self, net: str) -> list[int]:
+        """Replicate indices of ``net`` in this study's profile."""
+        return networks.replicates(net, self.profile)
+
+    def partition(self, net: str, replicate: int, partitioning: str, k: int | None = None, **options):
+        """One cached partitioning of one network (:func:`lsnb.experiments.get_partition`)."""
+        tnet = self.network(net, replicate)
+        with self.timer.stage("partition"):
+            return experiments.get_partition(tnet, net, self.profile, replicate, partitioning, k, self.seed,
+                                             **options)
+
+    # ------------------------------------------------------------------ tests
+    def lesions(self, nets: Sequence[str], partitionings: Sequence[str] = PARTITIONINGS, k: int | None = None,
+                partition_options: dict | None = None, lesion_options: dict | None = None,
+                progress: bool = False) -> pd.DataFrame:
+        """Lesion tests of every network, replicate and partitioning (:func:`lsnb.experiments.run_lesions`)."""
+        return experiments.run_lesions(self.available(nets), self.profile, partitionings, k, self.seed,
+                                       imagenet_dir=self.imagenet_dir, imagenet_weights=self.imagenet_weights,
+                                       partition_options=partition_options, lesion_options=lesion_options,
+                                       timer=self.timer, progress=progress)
+
+    def featvis(self, nets: Sequence[str], partitionings: Sequence[str] = PARTITIONINGS, k: int | None = None,
+                partition_options: dict | None = None, featvis_options: dict | None = None,
+                progress: bool = False) -> tuple[pd.DataFrame, dict]:
+        """Feature-visualization tests (:func:`lsnb.experiments.run_featvis`): tidy rows and images."""
+        return experiments.run_featvis(self.available(nets), self.profile, partitionings, k, self.seed,
+                                       imagenet_dir=self.imagenet_dir, imagenet_weights=self.imagenet_weights,
+                                       partition_options=partition_options, featvis_options=featvis_options,
+                                       timer=self.timer, progress=progress)
+
+    @staticmethod
+    def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, **options) -> pd.DataFrame:
+        """Replicates combined and BH-corrected (:func:`lsnb.experiments.combined`)."""
+        return experiments.combined(tidy, by=by, alpha=alpha, **options)
+
+    # ------------------------------------------------------------------ the page around the numbers
+    def start(self, nets: Sequence[str], note: str = "") -> book.StageTimer:
+        """Open a notebook: the profile's sizes and the provenance table (:func:`lsnb.book.start_notebook`)."""
+        ok, why = networks.imagenet_available(self.imagenet_dir, self.imagenet_weights)
+        if not ok and any(networks.is_imagenet(net) for net in nets):
+            note = (note + " " if note else "") + f"ImageNet rows are not run: {why}."
+        book.start_notebook(self.available(nets), self.profile, self.seed, self.imagenet_dir,
+                            self.imagenet_weights, note=note, timer=self.timer)
+        return self.timer
+
+    def provenance(self, nets: Sequence[str]) -> pd.DataFrame:
+        """Data, sizes, replicates, seeds and accuracy behind each network's numbers."""
+        return book.provenance(self.available(nets), self.profile, self.seed, self.imagenet_dir,
+                               self.imagenet_weights)
+
+    def source_note(self, nets: Sequence[str]) -> str:
+        """The caption naming each network's data, the profile, the replicates and the seed."""
+        return book.source_note(self.available(nets), self.profile, self.seed)
+
+    def describe(self) -> str:
+        """One sentence stating the profile's sizes."""
+        return book.describe_profile(self.profile)
