@@ -231,11 +231,20 @@ def _prepared(table: pd.DataFrame, keys: Sequence[str], ties: str, effect_rule: 
     if len(table) == 0:
         raise ValueError("the table is empty: nothing to summarize")
     if not has_randoms:  # a hand-built table: its stored percentiles are all there is
-        return table.assign(tie=np.nan, null_fisher=np.nan, null_effect=np.nan)
+        return table.assign(tie=np.nan, null_fisher=np.nan, null_effect=np.nan,
+                            null_fisher_terms=[np.full(1, np.nan)] * len(table))
     out = add_null_reference(add_percentiles(table, ties=ties, seed=seed), ties, effect_rule, seed)
     if "random_mean" not in out.columns:
         out["random_mean"] = [float(np.mean(r)) for r in out["randoms"]]
     return out
+
+
+def _null_fisher_sd(draws: pd.Series) -> float:
+    """Spread over pseudo-true draws of the reference Fisher statistic (NaN if rows differ in n)."""
+    lengths = {len(d) for d in draws}
+    if len(lengths) != 1 or lengths == {1}:
+        return float("nan")
+    return float(np.std(np.stack(list(draws)).mean(axis=0), ddof=1))
 
 
 def _summaries(prepared: pd.DataFrame, keys: Sequence[str], effect_rule: str) -> pd.DataFrame:
@@ -250,7 +259,8 @@ def _summaries(prepared: pd.DataFrame, keys: Sequence[str], effect_rule: str) ->
                      "effect": effect, "se": se,
                      "tie_share": float(part["tie"].astype(float).mean()),
                      "null_fisher": float(part["null_fisher"].mean()),
-                     "null_effect": float(part["null_effect"].mean())})
+                     "null_effect": float(part["null_effect"].mean()),
+                     "null_fisher_sd": _null_fisher_sd(part["null_fisher_terms"])})
     return pd.DataFrame(rows)
 
 
@@ -284,7 +294,11 @@ def summarize(table: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS, ties: str
         group), ``null_fisher`` and ``null_effect``: the leave-one-out
         reference, the mean over the ``n_random`` pseudo-true draws of the
         Fisher statistic (shifted to the ``n_random + 1`` grid, so 0.983 for
-        19 randoms on exchangeable data) and of the effect measure.
+        19 randoms on exchangeable data) and of the effect measure; and
+        ``null_fisher_sd``, the standard deviation of the reference Fisher
+        statistic over the draws (a descriptive range: the draws share their
+        randoms, so it is not an independent-sample error; NaN when rows
+        have different numbers of randoms).
     """
     keys = list(keys)
     return _summaries(_prepared(table, keys, ties, effect_rule, seed), keys, effect_rule)

@@ -197,6 +197,12 @@ def row_generators(table: pd.DataFrame, seed: int, stream: int = 0) -> list[np.r
     return [np.random.default_rng([seed, stream, row_hash(*ident)]) for ident in zip(*columns)]
 
 
+def _require_row_columns(table: pd.DataFrame, what: str) -> None:
+    missing = [c for c in ("true", "randoms", "measure") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: the table lacks column(s) {missing}; it has {list(table.columns)}")
+
+
 def _row_randoms(value, index) -> np.ndarray:
     randoms = np.asarray(value, dtype=float)
     if randoms.ndim != 1 or randoms.size == 0:
@@ -219,9 +225,7 @@ def add_percentiles(table: pd.DataFrame, ties: str = "random", seed: int = 0) ->
         (:func:`row_generators`): the result does not depend on row order.
     """
     _check_rule(ties, TIE_RULES, "ties")
-    missing = [c for c in ("true", "randoms", "measure") if c not in table.columns]
-    if missing:
-        raise ValueError(f"the table lacks column(s) {missing}; it has {list(table.columns)}")
+    _require_row_columns(table, "add_percentiles")
     out = table.copy()
     higher = row_higher_is_special(table)
     gens = row_generators(table, seed)
@@ -300,21 +304,29 @@ def leave_one_out(randoms: np.ndarray, higher_is_special: bool = True, ties: str
 
 def add_null_reference(table: pd.DataFrame, ties: str = "random", effect_rule: str = "paper",
                        seed: int = 0) -> pd.DataFrame:
-    """A copy of a tidy table with per-row leave-one-out columns ``null_fisher`` and ``null_effect``.
+    """A copy of a tidy table with per-row leave-one-out columns.
 
-    Each is the mean over the row's pseudo-true draws of :func:`leave_one_out`;
-    their means over the rows of one network are that network's reference
-    Fisher statistic and effect measure.  Generators as in
-    :func:`row_generators` (stream 1); rows with fewer than 2 randoms give NaN.
+    ``null_fisher`` and ``null_effect`` are the means over the row's
+    pseudo-true draws of :func:`leave_one_out`; their means over the rows of
+    one network are that network's reference Fisher statistic and effect
+    measure.  ``null_fisher_terms`` keeps the row's ``n`` Fisher terms (draw
+    ``j`` of every row is random group ``j`` as the true one), from which
+    :func:`lsnb.stats.summarize` takes the spread of the reference over
+    draws.  Generators as in :func:`row_generators` (stream 1); rows with
+    fewer than 2 randoms give NaN.
     """
+    _check_rule(ties, TIE_RULES, "ties")
+    _require_row_columns(table, "add_null_reference")
     higher = row_higher_is_special(table)
     gens = row_generators(table, seed, stream=1)
     fisher, effect = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    draws = []
     for i, value in enumerate(table["randoms"]):
         randoms = _row_randoms(value, table.index[i])
-        if randoms.size >= 2:
-            f, e = leave_one_out(randoms, higher[i], ties, effect_rule, gens[i])
-            fisher[i], effect[i] = f.mean(), e.mean()
+        f, e = (leave_one_out(randoms, higher[i], ties, effect_rule, gens[i]) if randoms.size >= 2
+                else (np.full(1, np.nan), np.full(1, np.nan)))
+        fisher[i], effect[i] = f.mean(), e.mean()
+        draws.append(f)
     out = table.copy()
-    out["null_fisher"], out["null_effect"] = fisher, effect
+    out["null_fisher"], out["null_effect"], out["null_fisher_terms"] = fisher, effect, draws
     return out

@@ -447,3 +447,14 @@ def test_family_bh_corrects_tables_jointly():
     assert eight.attrs["bh_family_size"] == 4 and "significant" not in table8.columns
     with pytest.raises(ValueError, match="table 1"):
         stats.family_bh(table7, pd.DataFrame({"q": [0.1]}))
+
+
+def test_null_fisher_sd_matches_the_spread_of_null_fisher_statistics():
+    table = _tidy(np.random.default_rng(26), replicates=range(200), n_sub=30, draw=_poisson(2.0))
+    summary = stats.summarize(table)
+    spread = summary["fisher"].std(ddof=1)  # 200 nets whose true groups are random groups
+    assert 0.12 < spread < 0.22
+    assert summary["null_fisher_sd"].mean() == pytest.approx(spread, rel=0.15)
+    uneven = table.copy()
+    uneven.at[0, "randoms"] = uneven.at[0, "randoms"][:10]
+    assert math.isnan(stats.summarize(uneven[uneven.replicate == 0]).iloc[0]["null_fisher_sd"])
