@@ -57,7 +57,7 @@ __all__ = ["TIE_RULES", "EFFECT_RULES", "NULL_FISHER_19", "SUMMARY_KEYS", "COMBI
 
 #: Fisher statistic of percentiles spread evenly over the 20 possible centered
 #: values of a test with 19 random controls: ``-mean(log((r + 0.5) / 20))``.
-NULL_FISHER_19 = float(-np.mean(np.log((np.arange(20) + 0.5) / 20)))
+NULL_FISHER_19 = null_fisher_value(19)
 
 SUMMARY_KEYS = ("network", "replicate", "partitioning", "measure")
 COMBINED_KEYS = ("network", "partitioning", "measure")
