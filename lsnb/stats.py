@@ -3,21 +3,40 @@
 Every test compares a *true* subcluster with random groups of the same size
 drawn from the same layer.  The steps are:
 
-1. :func:`centered_percentile` — where the true value falls among the random
-   values, as a percentile in which *low* means "more important / more
-   coherent than random" (ties count against significance).
+1. :func:`centered_percentile` / :func:`add_percentiles` (in
+   :mod:`lsnb.terms`, re-exported here) — where the true value falls among
+   the random values, low meaning "more special than random", under one of
+   three tie rules (:data:`TIE_RULES`; ``"random"`` gives the exact null).
 2. :func:`fisher_statistic` and :func:`fisher_pvalue` — the percentiles of one
    network combined by Fisher's method.
 3. :func:`combine_replicates` — the p values of identically configured
    networks combined by the Bates distribution of their mean
    (:func:`bates_cdf`).
-4. :func:`benjamini_hochberg` — the false-discovery-rate correction over a
-   table of p values.
+4. :func:`benjamini_hochberg` — the false-discovery-rate correction;
+   :func:`family_bh` applies it jointly over several tables (the paper's
+   family: Tables 7 and 8 together).
 
 Beside the percentiles, :func:`effect_measure` averages ``2x / (x + mu)`` over
-subclusters.  :func:`summarize` and :func:`combine` apply all of this to the
-tidy per-subcluster tables produced by :func:`lsnb.lesion.lesion_test` and
-:func:`lsnb.featvis.featvis_test`.
+subclusters under one of :data:`EFFECT_RULES` (``"paper"``, the authors'
+``"original"``, and ``"clip"``, which also clips a negative ``mu`` to 0 and so
+turns every positive ``x`` with ``mu <= 0`` into the maximal term 2; see
+:mod:`lsnb.terms`).
+
+:func:`summarize` and :func:`combine` apply all of this to the tidy tables of
+interface 1.  They always recompute percentiles from ``true`` and ``randoms``
+(a stored ``percentile`` column is ignored; only a table without ``randoms``,
+such as a hand-built one, falls back to it) and report beside each Fisher
+statistic and effect measure: ``tie_share``, the share of subclusters whose
+true value ties with a random one, and ``null_fisher`` / ``null_effect``, the
+leave-one-out null reference of the same data (each random group as the true
+one against the other ``n - 1``, same tie rule, shifted to the ``n + 1``
+grid; see :mod:`lsnb.terms`).  Read a Fisher statistic against
+``null_fisher`` (0.983 for continuous measures or random tie-breaking, other
+values under the biased tie rules) and an effect against ``null_effect``.
+
+Standard errors: with ``se="nets"`` the s.e. is taken across nets, which for
+two replicates rests on one degree of freedom; ``se_df`` says how many.
+``se="pooled"`` is the paper's s.e. over all subclusters of all nets.
 """
 from __future__ import annotations
 
@@ -27,9 +46,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
+from .terms import (EFFECT_RULES, TIE_RULES, add_null_reference, add_percentiles, centered_percentile,
+                    centered_percentiles, effect_terms, leave_one_out, null_fisher_value)
+
+__all__ = ["TIE_RULES", "EFFECT_RULES", "NULL_FISHER_19", "SUMMARY_KEYS", "COMBINED_KEYS",
+           "centered_percentile", "centered_percentiles", "add_percentiles", "add_null_reference",
+           "leave_one_out", "null_fisher_value", "effect_terms", "effect_measure", "fisher_statistic",
+           "fisher_pvalue", "bates_cdf", "combine_replicates", "benjamini_hochberg", "summarize",
+           "combine", "family_bh"]
+
 #: Fisher statistic of percentiles spread evenly over the 20 possible centered
 #: values of a test with 19 random controls: ``-mean(log((r + 0.5) / 20))``.
-NULL_FISHER_19 = float(-np.mean(np.log((np.arange(20) + 0.5) / 20)))
+NULL_FISHER_19 = null_fisher_value(19)
 
 SUMMARY_KEYS = ("network", "replicate", "partitioning", "measure")
 COMBINED_KEYS = ("network", "partitioning", "measure")
@@ -53,48 +81,6 @@ def _check_probabilities(p: np.ndarray, name: str, open_left: bool = False) -> N
     if np.any(low_bad) or np.any(p > 1):
         bound = "(0, 1]" if open_left else "[0, 1]"
         raise ValueError(f"{name} must lie in {bound}; got min {p.min()}, max {p.max()}")
-
-
-def centered_percentile(true_value: float, random_values: Sequence[float],
-                        higher_is_special: bool = True) -> float:
-    """The centered rank percentile of a true value among random values.
-
-    With ``n`` random values and ``r`` the number of them that are *at least as
-    special* as the true value (ties count against significance), the
-    percentile is ``(r + 1) / (n + 1) - 1 / (2 (n + 1))``.  With 19 random
-    values it takes the values ``0.025, 0.075, ..., 0.975``; a low percentile
-    means the true subcluster is more special (more important, more coherent)
-    than the random ones.  Under the null hypothesis (true value exchangeable
-    with the randoms, no ties) the percentile is uniform on those values.
-
-    Parameters
-    ----------
-    true_value : float
-        The measure of the true subcluster.
-    random_values : sequence of float
-        The measures of the random subclusters (at least one).
-    higher_is_special : bool
-        True when a high value indicates local specialization (accuracy drop,
-        class range, visualization score); False when a low value does
-        (softmax entropy).
-
-    Returns
-    -------
-    float
-        The centered percentile in ``(0, 1)``.
-    """
-    randoms = _as_1d(random_values, "random_values")
-    if randoms.size == 0:
-        raise ValueError("random_values is empty: a percentile needs at least one random value")
-    true_value = float(true_value)
-    if np.isnan(true_value) or np.any(np.isnan(randoms)):
-        raise ValueError("true_value and random_values must not be NaN")
-    n = randoms.size
-    if higher_is_special:
-        r = int(np.sum(randoms >= true_value))
-    else:
-        r = int(np.sum(randoms <= true_value))
-    return (r + 1) / (n + 1) - 1 / (2 * (n + 1))
 
 
 def fisher_statistic(percentiles: Sequence[float]) -> float:
@@ -209,47 +195,20 @@ def benjamini_hochberg(pvalues: Sequence[float], alpha: float = 0.05) -> tuple[n
     return p <= critical, critical
 
 
-def effect_terms(true_values: Sequence[float], random_means: Sequence[float]) -> np.ndarray:
-    """The per-subcluster effect terms ``2x / (x + mu)``, each in ``[0, 2]``.
-
-    ``x`` (true value) and ``mu`` (mean of the random values) below 0 are
-    replaced by 0 (the paper does so for ``x``; it is silent on ``mu``, which
-    can be negative on small test sets when random lesions help on average).
-    ``0 / 0`` counts as 1: no difference between true and random.  Infinite
-    values (possible with the authors' range / mean variant) give 2, 0, or 1
-    when both are infinite.
-    """
-    x = _as_1d(true_values, "true_values")
-    mu = _as_1d(random_means, "random_means")
-    if x.shape != mu.shape:
-        raise ValueError(f"true_values and random_means differ in length: {x.size} vs {mu.size}")
-    if np.any(np.isnan(x)) or np.any(np.isnan(mu)):
-        raise ValueError("true_values and random_means must not be NaN")
-    x = np.maximum(x, 0.0)
-    mu = np.maximum(mu, 0.0)
-    denom = x + mu
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(denom > 0, 2.0 * x / np.where(denom > 0, denom, 1.0), 1.0)
-    # infinite values (the authors' range / mean variant): the larger side wins
-    terms = np.where(np.isinf(x) & np.isfinite(mu), 2.0, terms)
-    terms = np.where(np.isfinite(x) & np.isinf(mu), 0.0, terms)
-    return np.where(np.isinf(x) & np.isinf(mu), 1.0, terms)
-
-
-def effect_measure(true_values: Sequence[float], random_means: Sequence[float]) -> tuple[float, float]:
+def effect_measure(true_values: Sequence[float], random_means: Sequence[float],
+                   rule: str = "paper") -> tuple[float, float]:
     """The paper's effect measure: the mean of ``2x / (x + mu)`` over subclusters.
 
-    See :func:`effect_terms` for the treatment of negative values and ``0/0``.
+    ``rule`` is one of :data:`EFFECT_RULES` (see :func:`lsnb.terms.effect_terms`).
 
     Returns
     -------
     mean : float
-        In ``[0, 2]``; above 1 when true subclusters score higher than random
-        ones on average.
+        Above 1 when true subclusters score higher than random ones on average.
     standard_error : float
         ``std(terms, ddof=1) / sqrt(n)``; ``nan`` for a single subcluster.
     """
-    terms = effect_terms(true_values, random_means)
+    terms = effect_terms(true_values, random_means, rule=rule)
     if terms.size == 0:
         raise ValueError("no subclusters: the effect measure needs at least one")
     se = float(np.std(terms, ddof=1) / np.sqrt(terms.size)) if terms.size > 1 else float("nan")
@@ -262,95 +221,187 @@ def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> Non
         raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def summarize(table: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS) -> pd.DataFrame:
-    """Per-network summaries of a tidy per-subcluster table.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        One row per (subcluster, measure), with columns ``keys`` plus
-        ``true``, ``random_mean`` and ``percentile``.
-    keys : sequence of str
-        The grouping columns; by default one group per (network, replicate,
-        partitioning, measure).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per group with ``keys`` and ``n`` (subclusters), ``fisher``,
-        ``p`` (Fisher's method), ``effect`` and ``se`` (effect measure and its
-        standard error over subclusters).
-    """
-    keys = list(keys)
-    _require_columns(table, [*keys, "true", "random_mean", "percentile"], "the table")
+def _prepared(table: pd.DataFrame, keys: Sequence[str], ties: str, effect_rule: str, seed: int) -> pd.DataFrame:
+    """Percentiles, ties and the per-row null reference recomputed; ``random_mean`` filled."""
+    if effect_rule not in EFFECT_RULES:
+        raise ValueError(f"effect_rule must be one of {EFFECT_RULES}, got {effect_rule!r}")
+    has_randoms = "randoms" in table.columns
+    needed = [*keys, "true"] + ([] if has_randoms else ["random_mean", "percentile"])
+    _require_columns(table, needed, "the table")
     if len(table) == 0:
         raise ValueError("the table is empty: nothing to summarize")
+    if not has_randoms:  # a hand-built table: its stored percentiles are all there is
+        return table.assign(tie=np.nan, null_fisher=np.nan, null_effect=np.nan,
+                            null_fisher_terms=[np.full(1, np.nan)] * len(table))
+    out = add_null_reference(add_percentiles(table, ties=ties, seed=seed), ties, effect_rule, seed)
+    if "random_mean" not in out.columns:
+        out["random_mean"] = [float(np.mean(r)) for r in out["randoms"]]
+    return out
+
+
+def _null_fisher_sd(draws: pd.Series) -> float:
+    """Spread over pseudo-true draws of the reference Fisher statistic (NaN if rows differ in n)."""
+    lengths = {len(d) for d in draws}
+    if len(lengths) != 1 or lengths == {1}:
+        return float("nan")
+    return float(np.std(np.stack(list(draws)).mean(axis=0), ddof=1))
+
+
+def _summaries(prepared: pd.DataFrame, keys: Sequence[str], effect_rule: str) -> pd.DataFrame:
     rows = []
-    for group, part in table.groupby(keys, sort=True, dropna=False):
+    for group, part in prepared.groupby(list(keys), sort=True, dropna=False):
         group = group if isinstance(group, tuple) else (group,)
-        effect, se = effect_measure(part["true"].to_numpy(float), part["random_mean"].to_numpy(float))
+        effect, se = effect_measure(part["true"].to_numpy(float), part["random_mean"].to_numpy(float),
+                                    rule=effect_rule)
         percentiles = part["percentile"].to_numpy(float)
         rows.append({**dict(zip(keys, group)), "n": int(len(part)),
                      "fisher": fisher_statistic(percentiles), "p": fisher_pvalue(percentiles),
-                     "effect": effect, "se": se})
+                     "effect": effect, "se": se,
+                     "tie_share": float(part["tie"].astype(float).mean()),
+                     "null_fisher": float(part["null_fisher"].mean()),
+                     "null_effect": float(part["null_effect"].mean()),
+                     "null_fisher_sd": _null_fisher_sd(part["null_fisher_terms"])})
     return pd.DataFrame(rows)
 
 
-def combine(table: pd.DataFrame, alpha: float = 0.05, se: str = "nets") -> pd.DataFrame:
-    """Combine replicate networks and flag significance over the whole table.
+def summarize(table: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS, ties: str = "random",
+              effect_rule: str = "paper", seed: int = 0) -> pd.DataFrame:
+    """Per-network summaries of a tidy per-subcluster table (Section 3.2).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        A tidy per-subcluster table (columns of :func:`summarize`), holding
-        every replicate of every configuration that forms one table of the
-        paper (for example all lesion results).
-    alpha : float
-        False discovery rate of the Benjamini-Hochberg correction, applied
-        across all rows of the result.
-    se : {"nets", "pooled"}
-        How the effect measure's standard error is formed.  ``"nets"``: the
-        effect is the mean of the per-net effect measures and its standard
-        error is taken across nets (the nets are the independent units); with
-        a single net it is that net's standard error over subclusters.
-        ``"pooled"``: all subclusters of all nets are pooled into one effect
-        measure and one standard error, closer to the authors' code (which
-        also pooled the random draws).
+        Interface-1 rows: ``keys``, ``true``, ``randoms`` (and ``random_mean``,
+        ``higher_is_special``, inferred when missing).  Percentiles are
+        recomputed under ``ties``; a table without ``randoms`` must carry
+        ``percentile`` and ``random_mean``, and gets NaN ties and references.
+    keys : sequence of str
+        The grouping columns; by default one group per (network, replicate,
+        partitioning, measure).
+    ties : {"random", "conservative", "original"}
+        Tie rule of the percentiles and of the null reference.
+    effect_rule : {"paper", "original", "clip"}
+        Rule of the effect terms (:func:`lsnb.terms.effect_terms`).
+    seed : int
+        Seeds the per-row tie-breaking generators (independent of row order).
 
     Returns
     -------
     pandas.DataFrame
-        One row per (network, partitioning, measure) with ``n_nets``,
-        ``n`` (subclusters over all nets), ``fisher`` (mean over nets),
-        ``p`` (Bates-combined), ``effect``, ``se`` and ``significant`` (BH at
-        ``alpha``).  The BH critical p value (``nan`` when nothing is
-        significant) is stored in ``result.attrs["bh_critical_p"]``.
+        One row per group with ``keys``, ``n`` (subclusters), ``fisher``,
+        ``p`` (Fisher's chi-square), ``effect``, ``se`` (over subclusters),
+        ``tie_share`` (share of subclusters tied with at least one random
+        group), ``null_fisher`` and ``null_effect``: the leave-one-out
+        reference, the mean over the ``n_random`` pseudo-true draws of the
+        Fisher statistic (shifted to the ``n_random + 1`` grid, so 0.983 for
+        19 randoms on exchangeable data) and of the effect measure; and
+        ``null_fisher_sd``, the standard deviation of the reference Fisher
+        statistic over the draws (a descriptive range: the draws share their
+        randoms, so it is not an independent-sample error; NaN when rows
+        have different numbers of randoms).
+    """
+    keys = list(keys)
+    return _summaries(_prepared(table, keys, ties, effect_rule, seed), keys, effect_rule)
+
+
+def combine(table: pd.DataFrame, alpha: float = 0.05, se: str = "nets", ties: str = "random",
+            effect_rule: str = "paper", seed: int = 0) -> pd.DataFrame:
+    """Combine replicate networks and flag significance over the whole table (Appendix A.3).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A tidy per-subcluster table (see :func:`summarize`) holding every
+        replicate of every configuration of one table of the paper.
+    alpha : float
+        False discovery rate of the Benjamini-Hochberg correction over all
+        rows of the result (use :func:`family_bh` to correct several tables
+        together).
+    se : {"nets", "pooled"}
+        ``"nets"``: effect = mean of the per-net effects, s.e. across nets
+        (``se_df = n_nets - 1``: one degree of freedom for two replicates);
+        with a single net, that net's s.e. over subclusters
+        (``se_df = n - 1``).  ``"pooled"``: the paper's s.e., all subclusters of
+        all nets pooled into one effect measure (``se_df = n - 1``; it ignores
+        variation between nets).
+    ties, effect_rule, seed
+        As in :func:`summarize`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (network, partitioning, measure) with ``n_nets``, ``n``,
+        ``fisher`` (mean over nets), ``p`` (Bates-combined), ``effect``,
+        ``se``, ``se_df``, ``tie_share`` (over all subclusters),
+        ``null_fisher`` (mean over nets), ``null_effect`` (formed like
+        ``effect``) and ``significant`` (BH at ``alpha``).  The BH critical p
+        value (``nan`` when nothing is significant) is in
+        ``result.attrs["bh_critical_p"]``.
     """
     if se not in ("nets", "pooled"):
         raise ValueError(f"se must be 'nets' or 'pooled', got {se!r}")
-    per_net = summarize(table)
+    keys = list(COMBINED_KEYS)
+    prepared = _prepared(table, list(SUMMARY_KEYS), ties, effect_rule, seed)
+    per_net = _summaries(prepared, list(SUMMARY_KEYS), effect_rule)
+    pooled_groups = dict(iter(prepared.groupby(keys, sort=True, dropna=False)))
     rows = []
-    for group, part in per_net.groupby(list(COMBINED_KEYS), sort=True, dropna=False):
-        row = dict(zip(COMBINED_KEYS, group))
-        row.update(n_nets=int(len(part)), n=int(part["n"].sum()),
-                   fisher=float(part["fisher"].mean()), p=combine_replicates(part["p"].to_numpy()))
+    for group, part in per_net.groupby(keys, sort=True, dropna=False):
+        weights = part["n"].to_numpy(float)
+        row = {**dict(zip(keys, group)), "n_nets": int(len(part)), "n": int(weights.sum()),
+               "fisher": float(part["fisher"].mean()), "p": combine_replicates(part["p"].to_numpy())}
         if se == "pooled":
-            mask = np.ones(len(table), dtype=bool)
-            for key in COMBINED_KEYS:
-                mask &= (table[key] == row[key]).to_numpy()
-            pooled = table[mask]
+            pooled = pooled_groups[group]
             row["effect"], row["se"] = effect_measure(pooled["true"].to_numpy(float),
-                                                      pooled["random_mean"].to_numpy(float))
+                                                      pooled["random_mean"].to_numpy(float), rule=effect_rule)
+            row["se_df"] = row["n"] - 1
+            null_effect = float(np.average(part["null_effect"], weights=weights))
         elif len(part) > 1:
             effects = part["effect"].to_numpy(float)
-            row["effect"] = float(effects.mean())
-            row["se"] = float(effects.std(ddof=1) / np.sqrt(effects.size))
+            row["effect"], row["se"] = float(effects.mean()), float(effects.std(ddof=1) / np.sqrt(effects.size))
+            row["se_df"] = len(part) - 1
+            null_effect = float(part["null_effect"].mean())
         else:
             row["effect"], row["se"] = float(part["effect"].iloc[0]), float(part["se"].iloc[0])
+            row["se_df"] = row["n"] - 1
+            null_effect = float(part["null_effect"].iloc[0])
+        row.update(tie_share=float(np.average(part["tie_share"], weights=weights)),
+                   null_fisher=float(part["null_fisher"].mean()), null_effect=null_effect)
         rows.append(row)
     result = pd.DataFrame(rows)
     reject, critical = benjamini_hochberg(result["p"].to_numpy(), alpha=alpha)
     result["significant"] = reject
-    result.attrs["bh_critical_p"] = critical
-    result.attrs["bh_alpha"] = alpha
+    result.attrs.update(bh_critical_p=critical, bh_alpha=alpha)
     return result
+
+
+def family_bh(*tables: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, ...]:
+    """Benjamini-Hochberg over one family of tables (the paper's Tables 7 and 8 together).
+
+    Parameters
+    ----------
+    *tables : pandas.DataFrame
+        Results with a ``p`` column (e.g. of :func:`combine`), corrected jointly.
+    alpha : float
+        False discovery rate of the family.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        Copies of the tables in the given order, ``significant`` set from the
+        joint correction; each has ``attrs["bh_critical_p"]`` (shared),
+        ``attrs["bh_alpha"]`` and ``attrs["bh_family_size"]``.
+    """
+    if not tables:
+        raise ValueError("family_bh needs at least one table")
+    for i, t in enumerate(tables):
+        _require_columns(t, ["p"], f"table {i} of the family")
+    sizes = [len(t) for t in tables]
+    reject, critical = benjamini_hochberg(np.concatenate([t["p"].to_numpy(float) for t in tables]), alpha=alpha)
+    out, start = [], 0
+    for t, size in zip(tables, sizes):
+        copy = t.copy()
+        copy["significant"] = reject[start:start + size]
+        copy.attrs.update(bh_critical_p=critical, bh_alpha=alpha, bh_family_size=int(sum(sizes)))
+        out.append(copy)
+        start += size
+    return tuple(out)
