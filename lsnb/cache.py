@@ -44,7 +44,7 @@ import tempfile
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -246,3 +246,90 @@ def cached(kind: str, config: dict, compute: Callable[[], T], *, version: int | 
         _store(path, kind, version_of(kind, version), config, result, time.perf_counter() - start)
     _log(kind, key, "computed", time.perf_counter() - start)
     return result
+
+
+# --- inventory (``lsnb cache list | verify | remove``) -------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    """One cache entry on disk.
+
+    Attributes
+    ----------
+    kind, key : str
+    path : Path
+        The entry file (``.pkl``, or ``.keras`` for trained models).
+    size : int
+        Bytes of the entry and its sidecars.
+    created : float
+        Seconds since the epoch (modification time of the entry).
+    about : dict
+        The sidecar's record (``config``, ``version``, ...); empty if none.
+    """
+
+    kind: str
+    key: str
+    path: Path
+    size: int
+    created: float
+    about: dict
+
+    def age_days(self, now: float | None = None) -> float:
+        return ((time.time() if now is None else now) - self.created) / 86400
+
+
+def _sidecars(path: Path) -> list[Path]:
+    key = path.name.split(".")[0]
+    return [p for p in (path.parent / f"{key}.json", path.parent / f"{key}.meta.json") if p.exists()]
+
+
+def _read_about(path: Path) -> dict:
+    for side in _sidecars(path):
+        try:
+            return json.loads(side.read_text())
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
+def entries(kind: str | None = None) -> list[Entry]:
+    """Every entry under :func:`cache_dir` (of ``kind`` only, if given), oldest first."""
+    root = cache_dir()
+    folders = [root / kind] if kind else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    found = []
+    for folder in folders:
+        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if path.name.startswith(".") or path.suffix == ".json" or not path.is_file():
+                continue
+            size = path.stat().st_size + sum(s.stat().st_size for s in _sidecars(path))
+            found.append(Entry(folder.name, path.name.split(".")[0], path, size, path.stat().st_mtime,
+                               _read_about(path)))
+    return sorted(found, key=lambda e: e.created)
+
+
+def check_entry(entry: Entry) -> str | None:
+    """``None`` if ``entry`` loads, else why not."""
+    try:
+        if entry.path.suffix == ".keras":
+            import keras  # optional here: only model entries need it
+
+            keras.models.load_model(entry.path, compile=False)
+        else:
+            load_entry(entry.path)
+    except Exception as err:  # noqa: BLE001 - any failure to load makes the entry broken
+        return f"{type(err).__name__}: {err}"
+    if not _sidecars(entry.path):
+        return "no JSON sidecar"
+    return None
+
+
+def remove(entry: Entry) -> None:
+    """Delete ``entry``, its sidecars and its lock file."""
+    for path in [entry.path, *_sidecars(entry.path), entry.path.parent / f".{entry.key}.lock"]:
+        path.unlink(missing_ok=True)
+
+
+def stale_temporary_files(max_age_s: float = 86400.0) -> list[Path]:
+    """Temporary files older than ``max_age_s`` (left by writers that died)."""
+    root, now = cache_dir(), time.time()
+    return [p for p in root.glob("*/.*.tmp*") if now - p.stat().st_mtime > max_age_s] if root.is_dir() else []

@@ -1,0 +1,98 @@
+import os
+import signal
+import sys
+from functools import partial
+
+import cloudpickle
+import pytest
+
+from lsnb import cache, jobs
+
+# Dask workers cannot import this test module; send its functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+GRAPH = {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c"), "e": ()}
+
+
+def _config(name: str) -> dict:
+    return {"name": name}
+
+
+def _value(name: str, deps: tuple, kill_flag: str | None = None) -> int:
+    """Writes through the cache; reads its dependencies' entries (a KeyError if one is missing)."""
+    if kill_flag is not None and not os.path.exists(kill_flag):
+        open(kill_flag, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def compute() -> int:
+        inputs = [cache.load_entry(cache.entry_path("syn", _config(d))) for d in deps]
+        return 10 * sum(inputs) + ord(name)
+
+    return cache.cached("syn", _config(name), compute)
+
+
+def _graph(kill_flag: str | None = None) -> list[jobs.Job]:
+    keys = {name: cache.config_key(_config(name), "syn") for name in GRAPH}
+    return [jobs.Job(keys[name], "syn", partial(_value, name, deps, kill_flag if name == "c" else None),
+                     deps=tuple(keys[d] for d in deps), cost_flops=1e9) for name, deps in GRAPH.items()]
+
+
+def _entries() -> dict:
+    return {name: cache.load_entry(cache.entry_path("syn", _config(name))) for name in GRAPH}
+
+
+def test_serial_and_local_dask_give_identical_results_and_skip_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "serial"))
+    serial = jobs.run_jobs(_graph(), progress=False)
+    serial_entries = _entries()
+    a = ord("a")
+    assert serial_entries["d"] == 10 * ((10 * a + ord("b")) + (10 * a + ord("c"))) + ord("d")
+    assert jobs.run_jobs(_graph(), progress=False) == {}  # everything cached: nothing runs
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "dask"))
+    parallel = jobs.run_jobs(_graph(), workers=2, progress=False)
+    assert parallel == serial and _entries() == serial_entries
+
+
+def test_a_job_that_kills_its_worker_is_retried(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "cache"))
+    flag = tmp_path / "killed-once"
+    results = jobs.run_jobs(_graph(str(flag)), workers=2, progress=False)
+    assert flag.exists()  # the first attempt of "c" killed its worker
+    assert len(results) == len(GRAPH) and _entries()["c"] == 10 * ord("a") + ord("c")
+    assert not list((tmp_path / "cache" / "syn").glob(".*.tmp*"))
+
+
+def _never(name: str):
+    raise AssertionError(f"plan ran job {name}")
+
+
+def _timed(seconds: dict) -> list[jobs.Job]:
+    return [jobs.Job(name, "plan", partial(_never, name), deps=GRAPH[name], cost_flops=s)
+            for name, s in seconds.items()]
+
+
+def test_plan_predicts_critical_path_list_scheduling_without_computing(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    seconds = {"a": 10.0, "b": 5.0, "c": 5.0, "d": 1.0, "e": 20.0}
+    graph = _timed(seconds)
+    # By hand: one worker runs everything (41 s); two workers start e and a (longest remaining paths
+    # 20 and 16), then b at 10, c at 15, d at 20 -> 21 s; four workers are bound by e (20 s) and the
+    # chain a-b-d (16 s).
+    assert jobs.predicted_wall(graph, seconds, 1) == 41.0
+    assert jobs.predicted_wall(graph, seconds, 2) == 21.0
+    assert jobs.predicted_wall(graph, seconds, 4) == 20.0
+    text = jobs.plan(graph, rate_flops=1.0)
+    assert "5 jobs (0 cached)" in text and "d" in text
+    lines = text.splitlines()
+    assert lines[-4].endswith("41.0 s") and lines[-3].endswith("20.0 s") and lines[-1].endswith("20.0 s")
+    assert [line.split()[4] for line in lines[-4:]] == ["1", "4", "16", "64"]
+
+
+def test_bad_graphs_are_named():
+    run = partial(_never, "x")
+    with pytest.raises(ValueError, match="cycle"):
+        jobs.check_graph([jobs.Job("x", "k", run, deps=("y",)), jobs.Job("y", "k", run, deps=("x",))])
+    with pytest.raises(ValueError, match="unknown jobs \\['z'\\]"):
+        jobs.check_graph([jobs.Job("x", "k", run, deps=("z",))])
+    with pytest.raises(ValueError, match="duplicate key 'x'"):
+        jobs.check_graph([jobs.Job("x", "k", run), jobs.Job("x", "k", run)])
