@@ -71,7 +71,8 @@ def _partition_job(net: str, profile: str, replicate: int, partitioning: str, se
     return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": int(part.k)}
 
 
-def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: int = 0) -> list[Job]:
+def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: int = 0,
+             exclude: Iterable[str] = ()) -> list[Job]:
     """The training and partitioning jobs of ``notebooks`` under ``profile``.
 
     Parameters
@@ -81,10 +82,12 @@ def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: i
     profile : str or Profile
         A named profile (jobs are sent to workers by name).
     seed : int
+    exclude : iterable of str
+        Networks left out (for example those whose data is missing).
     """
     prof = get_profile(profile)
     names = notebook_names(notebooks)
-    nets = sorted({net for name in names for net in NOTEBOOK_NETS[name]})
+    nets = sorted({net for name in names for net in NOTEBOOK_NETS[name]} - set(exclude))
     partitioned = {net for name in names if name in _PARTITIONED for net in NOTEBOOK_NETS[name]}
     n_train = prof.n_train or (4000 if prof.data_source == "embedded" else 50000)
     jobs = []

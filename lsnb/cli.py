@@ -90,15 +90,24 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # TensorFlow and the experiments load only for this command, not for ``lsnb cache``.
-    from . import bookjobs, jobs
+    from . import bookjobs, data, jobs
 
-    graph = bookjobs.jobs_for(args.notebooks or list(bookjobs.NOTEBOOK_NETS), args.profile, seed=args.seed)
+    missing = [] if args.plan else data.check_available(args.profile)
+    for item in missing:
+        _out(f"missing: {item}")
+    if missing and not args.allow_missing:
+        _out("nothing was run; provide the above, or pass --allow-missing to run the rest (partial tables)")
+        return 3
+    skipped = {net for item in missing for net in item.nets}
+    graph = bookjobs.jobs_for(args.notebooks or list(bookjobs.NOTEBOOK_NETS), args.profile, seed=args.seed,
+                              exclude=skipped)
     if args.plan:
         _out(jobs.plan(graph, args.rate))
         return 0
     results = jobs.run_jobs(graph, workers=args.workers, scheduler=args.scheduler, retries=args.retries,
-                            progress=not args.quiet)
-    _out(f"{len(results)} jobs run, {len(graph) - len(results)} were cached")
+                            progress=not args.quiet, one_device_each=args.gpus)
+    _out(f"{len(results)} jobs run, {len(graph) - len(results)} were cached"
+         + (f"; left out for missing data: {', '.join(sorted(skipped))}" if skipped else ""))
     return 0
 
 
@@ -125,6 +134,9 @@ def parser() -> argparse.ArgumentParser:
     engine = run.add_mutually_exclusive_group()
     engine.add_argument("--workers", type=int, help="processes of a local Dask cluster")
     engine.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786)")
+    run.add_argument("--gpus", action="store_true", help="with --workers N: worker i sees only GPU i")
+    run.add_argument("--allow-missing", action="store_true",
+                     help="run the networks whose data is present when some is missing")
     run.add_argument("--retries", type=int, default=2, help="resubmissions of a job whose worker died")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(function=_run)

@@ -403,6 +403,7 @@ class Missing:
     what: str
     needed_by: str
     how: str
+    nets: tuple = ()  # the networks that cannot run without it
 
     def __str__(self) -> str:
         return f"{self.what} (for {self.needed_by}): {self.how}"
@@ -413,7 +414,7 @@ def _imagenet_missing(folder: str | Path | None, weights: str | Path | None, net
     found = []
     if root is None or not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
         found.append(Missing(f"ImageNet validation images at {root}", "the ImageNet rows",
-                             "pass imagenet_dir=FOLDER with one sub-folder of images per WordNet id"))
+                             "pass imagenet_dir=FOLDER with one sub-folder of images per WordNet id", nets))
     for net in nets:
         if weights is None or weights == "imagenet":
             path, how = _keras_home() / "models" / f"{net}_imagenet_1000.h5", "downloaded on first use online"
@@ -422,7 +423,7 @@ def _imagenet_missing(folder: str | Path | None, weights: str | Path | None, net
             how = "pass imagenet_weights=FOLDER holding <name>.h5"
         if not path.is_file() and (weights not in (None, "imagenet") or _offline()):
             found.append(Missing(f"{net} weights at {path}", "the ImageNet rows",
-                                 f"{how}; or save image-classifiers' {net} ImageNet weights there"))
+                                 f"{how}; or save image-classifiers' {net} ImageNet weights there", (net,)))
     return found
 
 
@@ -444,11 +445,12 @@ def check_available(profile, imagenet_dir: str | Path | None = None,
     found = []
     if prof.data_source == "keras" and _offline() and not _keras_cached("mnist.npz"):
         found.append(Missing(f"full MNIST ({_keras_home() / 'datasets' / 'mnist.npz'})", "the MNIST nets",
-                             "run keras.datasets.mnist.load_data() online once, or use data_source='auto'"))
+                             "run keras.datasets.mnist.load_data() online once, or use data_source='auto'",
+                             ("mlp_mnist", "cnn_mnist", "mlp_halves")))
     if prof.vgg_data == "cifar10" and _offline() and cifar10_folder() is None:
         found.append(Missing(f"CIFAR-10 ({_keras_home() / 'datasets' / CIFAR_FOLDERS[0]})", "the VGG rows",
                              "copy a cifar-10-batches-py folder there (data_batch_1..5, test_batch), or run "
-                             "keras.datasets.cifar10.load_data() online once"))
+                             "keras.datasets.cifar10.load_data() online once", ("vgg", "vgg_unreg")))
     if imagenet_dir is not None:
         found += _imagenet_missing(imagenet_dir, imagenet_weights, tuple(imagenet_nets))
     return found

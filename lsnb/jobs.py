@@ -18,6 +18,13 @@ Choices, stated once:
   with ``KilledWorker`` is resubmitted up to ``retries`` more times.
 * The book's jobs come from :func:`lsnb.bookjobs.jobs_for` (kept apart so
   that Dask workers importing this module do not import TensorFlow).
+* **GPUs.**  ``one_device_each=True`` (``lsnb run --workers N --gpus``)
+  starts worker ``i`` with ``CUDA_VISIBLE_DEVICES=i``; install the ``gpu``
+  extra.  On a batch cluster, start workers the same way, e.g. with
+  ``dask-jobqueue``: ``SLURMCluster(cores=1, processes=1, memory="16GB",
+  job_extra_directives=["--gres=gpu:1"]).scale(jobs=16)`` and pass its
+  ``scheduler_address`` as ``--scheduler``; all workers must see one cache
+  folder (``LSNB_CACHE`` on a shared file system).
 * **Plans.**  :func:`plan` predicts wall time from each job's ``cost_flops``
   and a FLOP rate by list scheduling: a free worker always takes the ready job
   with the longest remaining critical path (its cost plus that of the longest
@@ -31,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import dask
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster, as_completed
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 from tqdm.auto import tqdm
@@ -237,8 +244,19 @@ def _run_dask(todo: Sequence[Job], client: Client, retries: int, progress: _Prog
     return results
 
 
+def _local_cluster(workers: int, one_device_each: bool):
+    """``workers`` single-threaded worker processes; with ``one_device_each`` worker i sees only GPU i."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if not one_device_each:
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    specs = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+             for i in range(workers)}
+    return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": None}})
+
+
 def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, scheduler: str | None = None,
-             retries: int = 2, progress: bool = True) -> dict[str, Any]:
+             retries: int = 2, progress: bool = True, one_device_each: bool = False) -> dict[str, Any]:
     """Run the jobs not yet cached, in dependency order; return each run job's result by key.
 
     Parameters
@@ -252,6 +270,9 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, scheduler: str 
         Resubmissions of a job whose worker died beyond what Dask retries itself.
     progress : bool
         Show a progress bar (jobs done, running, failed, time left).
+    one_device_each : bool
+        On a local cluster, give worker ``i`` the environment
+        ``CUDA_VISIBLE_DEVICES=i`` (one worker per GPU of this host).
     """
     order = check_graph(jobs)
     todo = [job for job in order if not is_cached(job)]
@@ -263,11 +284,8 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, scheduler: str 
         if scheduler is not None:
             with Client(scheduler) as client:
                 return _run_dask(todo, client, retries, bar)
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
         with dask.config.set({"distributed.scheduler.allowed-failures": max(retries, 0)}):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                              dashboard_address=None) as cluster, Client(cluster) as client:
+            with _local_cluster(workers, one_device_each) as cluster, Client(cluster) as client:
                 return _run_dask(todo, client, retries, bar)
     finally:
         bar.close()

@@ -77,3 +77,27 @@ def test_run_plan_prints_jobs_and_times_without_computing(tmp_path, monkeypatch,
     assert "model/vgg/paper/r4" in out and "partition/mlp_mnist/paper/r0/activations/layer" in out
     assert out.count("predicted wall time") == 4
     assert not any(tmp_path.iterdir())  # nothing computed, nothing cached
+
+
+def test_run_stops_before_any_work_when_data_is_missing(tmp_path, monkeypatch, capsys):
+    from lsnb import bookjobs, jobs
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSNB_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    ran = []
+    monkeypatch.setattr(jobs, "run_jobs", lambda graph, **kw: ran.append([j.key for j in graph]) or {})
+    monkeypatch.setattr(bookjobs, "_untrained", lambda net, prof: _tiny_model())
+    assert cli.main(["run", "05", "--profile", "paper"]) == 3
+    out = capsys.readouterr().out
+    assert "missing: CIFAR-10" in out and "nothing was run" in out and ran == []
+    assert cli.main(["run", "02", "--profile", "paper", "--allow-missing"]) == 0
+    assert ran and not any("vgg" in key for key in ran[0]) and any("mlp_mnist" in key for key in ran[0])
+    assert "left out for missing data: vgg, vgg_unreg" in capsys.readouterr().out
+
+
+def _tiny_model():
+    import keras
+
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(3)(inputs))

@@ -96,3 +96,22 @@ def test_bad_graphs_are_named():
         jobs.check_graph([jobs.Job("x", "k", run, deps=("z",))])
     with pytest.raises(ValueError, match="duplicate key 'x'"):
         jobs.check_graph([jobs.Job("x", "k", run), jobs.Job("x", "k", run)])
+
+
+def _visible_device() -> str:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+
+
+def test_one_device_each_gives_each_worker_its_own_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    # Two slow jobs at once on two workers: each runs in a different worker, so both devices appear.
+    graph = [jobs.Job(f"j{i}", "devices", partial(_sleepy_device, 1.5)) for i in range(2)]
+    seen = jobs.run_jobs(graph, workers=2, one_device_each=True, progress=False)
+    assert sorted(seen.values()) == ["0", "1"]
+
+
+def _sleepy_device(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return _visible_device()
