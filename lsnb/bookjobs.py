@@ -62,7 +62,7 @@ def _units(model) -> int:
 
 def _train_job(net: str, profile: str, replicate: int, seed: int) -> dict:
     tnet = experiments.network(net, profile, replicate=replicate, seed=seed)
-    return {"net": net, "replicate": replicate, "accuracy": float(tnet.accuracy)}
+    return {"net": net, "replicate": replicate, "accuracy": float(tnet.test_accuracy)}
 
 
 def _partition_job(net: str, profile: str, replicate: int, partitioning: str, seed: int) -> dict:
