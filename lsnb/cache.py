@@ -1,27 +1,72 @@
 """An on-disk cache for expensive results, keyed by their full configuration.
 
 Entries live under :func:`cache_dir` (``$LSNB_CACHE``, default
-``~/.cache/lsnb``) as ``<kind>/<key>.<ext>``, where ``key`` is a hash of the
-JSON-normalised configuration plus :data:`CACHE_VERSION`.  Every entry is
-written to a temporary file in the same folder and moved into place with
-``os.replace``, so an interrupted run never leaves a half-written entry and a
-rerun resumes from what was finished.
+``~/.cache/lsnb``) as ``<kind>/<key>.<ext>`` with a JSON sidecar
+``<kind>/<key>.json`` (kind, version, configuration, when and where it was
+computed).  Choices, stated once:
+
+* **Versioned keys.**  ``key`` hashes the JSON-normalised configuration
+  together with the cache format :data:`CACHE_FORMAT`, the kind, and the
+  kind's version (:data:`VERSIONS`, or ``version=`` given to :func:`cached`).
+  Bump a kind's version whenever what its computation returns changes, so an
+  old entry is never served as a new result (issue 10, "Cache correctness").
+* **Atomic entries.**  Every file is written to a temporary file in the same
+  folder (``.<key>.<random>.tmp<ext>``) and moved into place with
+  ``os.replace``: a reader sees either no entry or a whole one.  The sidecar
+  is written before the entry, so every entry has one.
+* **One writer per key.**  Many processes (on one host, or on several that
+  share a file system) may ask for one key at once.  A writer holds an
+  exclusive ``fcntl.flock`` on ``<kind>/.<key>.lock`` (holder's host and pid
+  written inside, for inspection) while it computes; the others wait on the
+  lock and then read the finished entry.  The kernel drops the lock when its
+  holder dies, even by SIGKILL, so a crashed worker never blocks the next one.
+  Temporary files of the key found while holding the lock belong to dead
+  writers and are removed.  Where the file system offers no ``flock``, a
+  worker warns and computes without the lock: the value is deterministic and
+  the rename atomic, so the entry stays whole.  Lock files are left in place
+  (unlinking a lock file others may hold open would break the exclusion);
+  ``lsnb cache remove`` clears them.
+* **Log.**  When ``$LSNB_CACHE_LOG`` names a file, each :func:`cached` call
+  appends one JSON line ``{"kind", "key", "status": "hit" | "computed",
+  "seconds", "time"}`` to it.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import pickle
+import socket
 import tempfile
+import time
+import warnings
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
-#: Bump when a change to lsnb changes what a cached computation returns.
-CACHE_VERSION = 1
+logger = logging.getLogger(__name__)
+
+#: Version of the cache layout and key scheme (1: unversioned kinds, up to 2026-12).
+CACHE_FORMAT = 2
+
+#: Version of each cached kind; part of every key of that kind.  Bump one when
+#: a change to lsnb changes what that computation returns.  All start at 2 so
+#: entries written before kinds had versions are never read.
+VERSIONS: dict[str, int] = {
+    "model": 2,             # lsnb.train.trained (the training job)
+    "partition": 2,         # lsnb.experiments.get_partition
+    "lesion": 2,            # lesion tests (true and random values; percentiles are not cached)
+    "featvis": 2,           # feature-visualization tests and their images
+    "featvis_backends": 2,  # native engine versus Lucid
+}
+#: Version of a kind missing from :data:`VERSIONS`.
+DEFAULT_VERSION = 1
 
 T = TypeVar("T")
 
@@ -46,22 +91,30 @@ def _normalise(value: Any) -> Any:
         return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
+    if is_dataclass(value) and not isinstance(value, type):
         return _normalise(asdict(value))
     raise TypeError(f"cannot use a {type(value).__name__} in a cache key: {value!r}")
 
 
-def config_key(config: dict) -> str:
-    """A short stable hash of ``config`` (nested dicts, lists, numbers, strings, arrays)."""
-    text = json.dumps({"v": CACHE_VERSION, "config": _normalise(config)}, sort_keys=True)
+def version_of(kind: str, version: int | None = None) -> int:
+    """``version`` if given, else the kind's entry in :data:`VERSIONS`."""
+    return int(version) if version is not None else VERSIONS.get(kind, DEFAULT_VERSION)
+
+
+def config_key(config: dict, kind: str = "", version: int | None = None) -> str:
+    """A short stable hash of ``config``, the kind, its version and :data:`CACHE_FORMAT`."""
+    text = json.dumps({"format": CACHE_FORMAT, "kind": kind, "version": version_of(kind, version),
+                       "config": _normalise(config)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def entry_path(kind: str, config: dict, ext: str = "pkl") -> Path:
+def entry_path(kind: str, config: dict, ext: str = "pkl", version: int | None = None) -> Path:
     """Where the entry of ``kind`` for ``config`` lives (it may not exist yet)."""
-    return cache_dir() / kind / f"{config_key(config)}.{ext}"
+    return cache_dir() / kind / f"{config_key(config, kind, version)}.{ext}"
+
+
+def _temporary_files(folder: Path, key: str) -> list[Path]:
+    return sorted(folder.glob(f".{key}.*.tmp*")) if folder.is_dir() else []
 
 
 @contextmanager
@@ -84,14 +137,81 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def write_json_sidecar(path: Path, config: dict) -> None:
-    """Store the human-readable config beside a cache entry (for inspection)."""
-    with atomic_path(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(_normalise(config), indent=1, sort_keys=True))
+@contextmanager
+def key_lock(path: Path) -> Iterator[bool]:
+    """Hold the exclusive lock of the entry ``path`` (blocking); yield whether it is held.
+
+    The lock is ``.<key>.lock`` beside the entry.  Yields ``False`` (after a
+    warning) where the file system does not support ``flock``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.parent / f".{path.name.split('.')[0]}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            warnings.warn(f"cache: no file locks on {lock_path.parent} ({err}); computing without one",
+                          RuntimeWarning, stacklevel=3)
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                 "since": time.time()}).encode())
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
-def cached(kind: str, config: dict, compute: Callable[[], T], *, refresh: bool = False) -> T:
-    """Return the pickled result of ``compute()`` for ``config``, computing it once.
+def sidecar_path(path: Path) -> Path:
+    """The JSON sidecar of the entry ``path`` (``<key>.json``)."""
+    path = Path(path)
+    return path.parent / f"{path.name.split('.')[0]}.json"
+
+
+def write_json_sidecar(path: Path, config: dict, **about: Any) -> None:
+    """Store the human-readable config (and ``about``: kind, version, ...) beside an entry."""
+    record = {**about, "config": _normalise(config)}
+    with atomic_path(sidecar_path(path)) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+
+
+def _log(kind: str, key: str, status: str, seconds: float) -> None:
+    target = os.environ.get("LSNB_CACHE_LOG")
+    if not target:
+        return
+    line = json.dumps({"kind": kind, "key": key, "status": status, "seconds": round(seconds, 6),
+                       "time": time.time()}) + "\n"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def load_entry(path: Path) -> Any:
+    """Unpickle the entry at ``path``."""
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _store(path: Path, kind: str, version: int, config: dict, result: Any, seconds: float) -> None:
+    write_json_sidecar(path, config, kind=kind, version=version, format=CACHE_FORMAT,
+                       created=time.time(), seconds=seconds, host=socket.gethostname(), pid=os.getpid())
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def cached(kind: str, config: dict, compute: Callable[[], T], *, version: int | None = None,
+           refresh: bool = False) -> T:
+    """Return the pickled result of ``compute()`` for ``config``, computed once across processes.
 
     Parameters
     ----------
@@ -102,16 +222,114 @@ def cached(kind: str, config: dict, compute: Callable[[], T], *, refresh: bool =
         one entry.
     compute : callable
         Called with no arguments when the entry is missing.
+    version : int, optional
+        The version of this computation (default: ``VERSIONS[kind]``); part of the key.
     refresh : bool
         Recompute and overwrite even when an entry exists.
     """
-    path = entry_path(kind, config)
+    start = time.perf_counter()
+    path = entry_path(kind, config, version=version)
+    key = path.stem
     if path.exists() and not refresh:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    result = compute()
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    write_json_sidecar(path, config)
+        result = load_entry(path)
+        _log(kind, key, "hit", time.perf_counter() - start)
+        return result
+    with key_lock(path) as locked:
+        if path.exists() and not refresh:  # another worker finished it while we waited
+            result = load_entry(path)
+            _log(kind, key, "hit", time.perf_counter() - start)
+            return result
+        for stale in _temporary_files(path.parent, key) if locked else []:
+            logger.info("cache: removing %s left by a writer that died", stale.name)
+            stale.unlink(missing_ok=True)
+        result = compute()
+        _store(path, kind, version_of(kind, version), config, result, time.perf_counter() - start)
+    _log(kind, key, "computed", time.perf_counter() - start)
     return result
+
+
+# --- inventory (``lsnb cache list | verify | remove``) -------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    """One cache entry on disk.
+
+    Attributes
+    ----------
+    kind, key : str
+    path : Path
+        The entry file (``.pkl``, or ``.keras`` for trained models).
+    size : int
+        Bytes of the entry and its sidecars.
+    created : float
+        Seconds since the epoch (modification time of the entry).
+    about : dict
+        The sidecar's record (``config``, ``version``, ...); empty if none.
+    """
+
+    kind: str
+    key: str
+    path: Path
+    size: int
+    created: float
+    about: dict
+
+    def age_days(self, now: float | None = None) -> float:
+        return ((time.time() if now is None else now) - self.created) / 86400
+
+
+def _sidecars(path: Path) -> list[Path]:
+    key = path.name.split(".")[0]
+    return [p for p in (path.parent / f"{key}.json", path.parent / f"{key}.meta.json") if p.exists()]
+
+
+def _read_about(path: Path) -> dict:
+    for side in _sidecars(path):
+        try:
+            return json.loads(side.read_text())
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
+def entries(kind: str | None = None) -> list[Entry]:
+    """Every entry under :func:`cache_dir` (of ``kind`` only, if given), oldest first."""
+    root = cache_dir()
+    folders = [root / kind] if kind else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    found = []
+    for folder in folders:
+        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if path.name.startswith(".") or path.suffix == ".json" or not path.is_file():
+                continue
+            size = path.stat().st_size + sum(s.stat().st_size for s in _sidecars(path))
+            found.append(Entry(folder.name, path.name.split(".")[0], path, size, path.stat().st_mtime,
+                               _read_about(path)))
+    return sorted(found, key=lambda e: e.created)
+
+
+def check_entry(entry: Entry) -> str | None:
+    """``None`` if ``entry`` loads, else why not."""
+    try:
+        if entry.path.suffix == ".keras":
+            import keras  # optional here: only model entries need it
+
+            keras.models.load_model(entry.path, compile=False)
+        else:
+            load_entry(entry.path)
+    except Exception as err:  # noqa: BLE001 - any failure to load makes the entry broken
+        return f"{type(err).__name__}: {err}"
+    if not _sidecars(entry.path):
+        return "no JSON sidecar"
+    return None
+
+
+def remove(entry: Entry) -> None:
+    """Delete ``entry``, its sidecars and its lock file."""
+    for path in [entry.path, *_sidecars(entry.path), entry.path.parent / f".{entry.key}.lock"]:
+        path.unlink(missing_ok=True)
+
+
+def stale_temporary_files(max_age_s: float = 86400.0) -> list[Path]:
+    """Temporary files older than ``max_age_s`` (left by writers that died)."""
+    root, now = cache_dir(), time.time()
+    return [p for p in root.glob("*/.*.tmp*") if now - p.stat().st_mtime > max_age_s] if root.is_dir() else []

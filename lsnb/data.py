@@ -13,11 +13,15 @@ to skip download attempts altogether.
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import keras
 import numpy as np
+
+from .profiles import get_profile
 
 SOURCES = ("auto", "keras", "embedded")
 
@@ -116,8 +120,6 @@ def _as_images(x: np.ndarray) -> np.ndarray:
 
 
 def _keras_mnist() -> Dataset:
-    import keras
-
     (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
     return Dataset(_as_images(x_tr), y_tr.astype(np.int64), _as_images(x_te),
                    y_te.astype(np.int64), "mnist", "keras")
@@ -177,12 +179,51 @@ def load_mnist(source: str = "auto", verbose: bool = True) -> Dataset:
     return data
 
 
+def _keras_home() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+
+
 def _keras_cached(filename: str) -> bool:
-    return (Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / filename).exists()
+    return (_keras_home() / "datasets" / filename).exists()
+
+
+#: Where Keras leaves the CIFAR-10 batches: Keras 2 (and a copied folder), then Keras 3.
+CIFAR_FOLDERS = ("cifar-10-batches-py", "cifar-10-batches-py-target/cifar-10-batches-py")
+CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR batches: dicts, lists, bytes and NumPy arrays, nothing else."""
+
+    def find_class(self, module: str, name: str):
+        numpy = module.split(".")[0] == "numpy" and name in ("_reconstruct", "ndarray", "dtype", "scalar")
+        if numpy or (module, name) == ("_codecs", "encode"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}")
+
+
+def cifar10_folder() -> Path | None:
+    """The Keras cache folder holding all six CIFAR-10 batches, if there is one."""
+    for name in CIFAR_FOLDERS:
+        folder = _keras_home() / "datasets" / name
+        if all((folder / batch).is_file() for batch in CIFAR_BATCHES):
+            return folder
+    return None
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as fh:
+        batch = _ArrayUnpickler(fh, encoding="bytes").load()
+    x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return x, np.asarray(batch[b"labels"], dtype=np.int64)
 
 
 def load_cifar10(source: str = "auto", verbose: bool = True) -> Dataset:
-    """CIFAR-10 through Keras (cached or downloaded).
+    """CIFAR-10 from the Keras cache folder, else through Keras (downloaded).
+
+    The batches are read straight from :func:`cifar10_folder` when it exists
+    (Keras 3 would otherwise insist on the downloaded archive and its hash, so
+    a copied folder would not be used offline).
 
     Raises
     ------
@@ -192,19 +233,25 @@ def load_cifar10(source: str = "auto", verbose: bool = True) -> Dataset:
     """
     if source not in ("auto", "keras"):
         raise ValueError("CIFAR-10 has no embedded copy; source must be 'auto' or 'keras'")
-    import keras
-
-    try:
-        (x_tr, y_tr), (x_te, y_te) = keras.datasets.cifar10.load_data()
-    except Exception as err:
-        raise RuntimeError(
-            f"CIFAR-10 is not available ({err}). On a connected machine run "
-            "python -c 'import keras; keras.datasets.cifar10.load_data()' (it caches "
-            "~/.keras/datasets/cifar-10-batches-py), or copy that folder here. Offline, "
-            "lsnb.data.mnist_rgb32() is a stand-in that runs the VGG pipeline on real digits."
-        ) from err
+    folder = cifar10_folder()
+    if folder is not None:
+        parts = [_cifar_batch(folder / batch) for batch in CIFAR_BATCHES]
+        x_tr, y_tr = (np.concatenate([p[i] for p in parts[:-1]]) for i in (0, 1))
+        x_te, y_te = parts[-1]
+        meta = {"folder": str(folder)}
+    else:
+        try:
+            (x_tr, y_tr), (x_te, y_te) = keras.datasets.cifar10.load_data()
+        except Exception as err:
+            raise RuntimeError(
+                f"CIFAR-10 is not available ({err}). On a connected machine run "
+                "python -c 'import keras; keras.datasets.cifar10.load_data()', or copy a "
+                f"cifar-10-batches-py folder (data_batch_1..5, test_batch) to {_keras_home() / 'datasets'}. "
+                "Offline, lsnb.data.mnist_rgb32() is a stand-in that runs the VGG pipeline on real digits."
+            ) from err
+        meta = {}
     data = Dataset(_as_images(x_tr), y_tr.ravel().astype(np.int64), _as_images(x_te),
-                   y_te.ravel().astype(np.int64), "cifar10", "keras")
+                   y_te.ravel().astype(np.int64), "cifar10", "keras", meta=meta)
     _say(data.describe(), verbose)
     return data
 
@@ -347,3 +394,63 @@ def _center_crop(image, size: int = 224, short_side: int = 256) -> np.ndarray:
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A dataset or weights file a run needs and this machine lacks (:func:`check_available`)."""
+
+    what: str
+    needed_by: str
+    how: str
+    nets: tuple = ()  # the networks that cannot run without it
+
+    def __str__(self) -> str:
+        return f"{self.what} (for {self.needed_by}): {self.how}"
+
+
+def _imagenet_missing(folder: str | Path | None, weights: str | Path | None, nets: tuple) -> list[Missing]:
+    root = Path(folder) if folder is not None else None
+    found = []
+    if root is None or not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
+        found.append(Missing(f"ImageNet validation images at {root}", "the ImageNet rows",
+                             "pass imagenet_dir=FOLDER with one sub-folder of images per WordNet id", nets))
+    for net in nets:
+        if weights is None or weights == "imagenet":
+            path, how = _keras_home() / "models" / f"{net}_imagenet_1000.h5", "downloaded on first use online"
+        else:
+            path = Path(weights) / f"{net}.h5" if Path(weights).is_dir() else Path(weights)
+            how = "pass imagenet_weights=FOLDER holding <name>.h5"
+        if not path.is_file() and (weights not in (None, "imagenet") or _offline()):
+            found.append(Missing(f"{net} weights at {path}", "the ImageNet rows",
+                                 f"{how}; or save image-classifiers' {net} ImageNet weights there", (net,)))
+    return found
+
+
+def check_available(profile, imagenet_dir: str | Path | None = None,
+                    imagenet_weights: str | Path | None = "imagenet",
+                    imagenet_nets: tuple = ("vgg16", "vgg19", "resnet18")) -> list[Missing]:
+    """What a run of ``profile`` needs and cannot find, checked before any work starts (issue 14).
+
+    Something Keras would download counts as missing only offline
+    (``LSNB_OFFLINE=1``).  The ImageNet rows are checked only when
+    ``imagenet_dir`` is given (without it they are skipped by design).
+
+    Returns
+    -------
+    list of Missing
+        Empty when everything is there; each item says how to provide it.
+    """
+    prof = get_profile(profile)
+    found = []
+    if prof.data_source == "keras" and _offline() and not _keras_cached("mnist.npz"):
+        found.append(Missing(f"full MNIST ({_keras_home() / 'datasets' / 'mnist.npz'})", "the MNIST nets",
+                             "run keras.datasets.mnist.load_data() online once, or use data_source='auto'",
+                             ("mlp_mnist", "cnn_mnist", "mlp_halves")))
+    if prof.vgg_data == "cifar10" and _offline() and cifar10_folder() is None:
+        found.append(Missing(f"CIFAR-10 ({_keras_home() / 'datasets' / CIFAR_FOLDERS[0]})", "the VGG rows",
+                             "copy a cifar-10-batches-py folder there (data_batch_1..5, test_batch), or run "
+                             "keras.datasets.cifar10.load_data() online once", ("vgg", "vgg_unreg")))
+    if imagenet_dir is not None:
+        found += _imagenet_missing(imagenet_dir, imagenet_weights, tuple(imagenet_nets))
+    return found

@@ -104,3 +104,54 @@ def test_imagenet_folder(tmp_path):
     ds = data.load_imagenet(tmp_path, "vgg16", n_per_class=2, n_graph_per_class=1, verbose=False)
     assert ds.x_test.shape == (4, 224, 224, 3) and ds.x_train.shape == (2, 224, 224, 3)
     assert ds.y_test.tolist() == [0, 0, 1, 1] and ds.n_classes == 2 and ds.source.startswith("folder:")
+
+
+def test_cifar10_from_a_keras_cache_folder(tmp_path, monkeypatch):
+    import standins
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    folder = standins.cifar10_keras_cache(tmp_path / "keras", n_train=250, n_test=100, seed=1)
+    assert data.cifar10_folder() == folder
+    ds = data.load_cifar10(verbose=False)
+    assert ds.x_train.shape == (250, 32, 32, 3) and ds.x_test.shape == (100, 32, 32, 3)
+    assert ds.x_train.dtype == np.float32 and ds.x_train.max() <= 1.0 and ds.name == "cifar10"
+    # Channel order: the Toronto rows hold 1,024 red values, then green, then blue.
+    with open(folder / "data_batch_1", "rb") as fh:
+        import pickle
+
+        first = pickle.load(fh)[b"data"][0]
+    assert np.allclose(ds.x_train[0, 0, :, 0], first[:32] / 255.0)
+    assert np.allclose(ds.x_train[0, 0, :, 2], first[2048:2080] / 255.0)
+    assert np.bincount(ds.y_test).tolist() == [10] * 10
+    (folder / "test_batch").unlink()  # an incomplete folder is not used
+    assert data.cifar10_folder() is None
+
+
+def test_imagenet_standin_folder_loads(tmp_path):
+    import standins
+
+    root = standins.imagenet_folder(tmp_path / "imagenet", n_classes=3, per_class=4)
+    ds = data.load_imagenet(root, "resnet18", n_per_class=3, n_graph_per_class=1, verbose=False)
+    assert ds.x_test.shape == (9, 224, 224, 3) and ds.x_train.shape == (3, 224, 224, 3)
+    assert ds.y_test.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and ds.n_classes == 3
+
+
+def test_check_available_lists_what_is_missing(tmp_path, monkeypatch):
+    import standins
+
+    monkeypatch.setenv("LSNB_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert data.check_available("quick") == []  # embedded digits and the MNIST stand-in for CIFAR
+    missing = data.check_available("paper")
+    assert [m.needed_by for m in missing] == ["the VGG rows"] and "cifar-10-batches-py" in missing[0].how
+    standins.cifar10_keras_cache(tmp_path / "keras")
+    assert data.check_available("paper") == []
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "vgg16.h5").write_bytes(b"")
+    missing = data.check_available("paper", imagenet_dir=tmp_path / "none", imagenet_weights=weights,
+                                   imagenet_nets=("vgg16", "resnet18"))
+    assert [m.what.split()[0] for m in missing] == ["ImageNet", "resnet18"]
+    assert "imagenet_dir=FOLDER" in str(missing[0]) and str(weights / "resnet18.h5") in missing[1].what
+    monkeypatch.setenv("LSNB_OFFLINE", "0")
+    assert data.check_available("paper", imagenet_dir=standins.imagenet_folder(tmp_path / "img", 2, 1)) == []

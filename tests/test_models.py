@@ -87,3 +87,23 @@ def test_imagenet_unit_preprocess_scales_to_0_255_first():
     assert np.allclose(np.asarray(vgg(tf.constant(x))), expected, atol=1e-4)
     # caffe-style VGG input: BGR with the ImageNet channel means removed
     assert np.allclose(expected[..., 0], x[..., 2] * 255 - 103.939, atol=1e-3)
+
+
+def test_imagenet_model_reads_a_local_weights_file(tmp_path):
+    import standins
+
+    path, saved = standins.imagenet_weights("resnet18", tmp_path, seed=3)
+    net = models.imagenet_model("resnet18", weights=path)
+    loaded = net.get_weights()
+    assert len(loaded) == len(saved) and all(np.array_equal(a, b) for a, b in zip(loaded, saved))
+    fresh = models.imagenet_model("resnet18", weights=None)
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), saved))
+
+
+@pytest.mark.slow
+def test_vgg16_weights_file_round_trips(tmp_path):
+    import standins
+
+    path, saved = standins.imagenet_weights("vgg16", tmp_path, seed=1)
+    net = models.imagenet_model("vgg16", weights=str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights()[-2:], saved[-2:]))
