@@ -19,9 +19,15 @@ An explicit ``layers=`` list overrides the choice.
 Edges of the weight graph (:func:`weight_graph`) join a neuron layer to the
 neuron layer(s) it feeds, found by walking the Keras functional graph through
 the pass-through layers of :data:`PASS_THROUGH`.  ``BatchNormalization`` on the
-way is folded in: the edge from a unit is multiplied by ``|γ|/√(σ²+ε)`` of the
-batch-norm channel it passes, whether the batch norm sits before or after the
-ReLU.  An ``Add`` (residual connection) passes each of its inputs through
+way is folded in (:data:`FOLD_BATCHNORM`).  ``"outgoing"`` (the default, and
+what ``True`` means): every edge *out of* a unit is multiplied by
+``|γ|/√(σ²+ε)`` of the batch-norm channel it passes on its way to the consumer,
+whether the batch norm sits before or after the ReLU; for Conv -> ReLU -> BN this
+is exact, since the next layer sees the unit's output times the BN scale.
+``"incoming"`` (what the authors meant): the kernel of the layer the batch norm
+follows is scaled, i.e. every edge *into* a unit is multiplied by the scale of
+the batch norm that follows it (exact for Conv -> BN -> ReLU).  ``"none"``
+(``False``): no folding, the authors' code.  An ``Add`` (residual connection) passes each of its inputs through
 unchanged; following the paper's footnote 1 ("if a unit is used as inputs to
 multiple layers [...] we consider these inputs to be separate neurons") the
 summed units stay separate nodes, each receiving the consuming layer's edges,
@@ -70,6 +76,22 @@ _SPATIAL = (
     keras.layers.GlobalMaxPooling2D,
     keras.layers.ZeroPadding2D,
 )
+
+
+#: Batch-norm folding directions of :func:`weight_graph` (see the module docstring).
+FOLD_BATCHNORM = ("outgoing", "incoming", "none")
+
+
+def fold_mode(fold_batchnorm: bool | str | None) -> str:
+    """The folding direction named by ``fold_batchnorm``: ``True`` is ``"outgoing"``
+    (today's default), ``False``/``None`` is ``"none"``."""
+    if fold_batchnorm is True:
+        return "outgoing"
+    if fold_batchnorm is False or fold_batchnorm is None:
+        return "none"
+    if fold_batchnorm not in FOLD_BATCHNORM:
+        raise ValueError(f"fold_batchnorm must be True, False or one of {FOLD_BATCHNORM}, got {fold_batchnorm!r}")
+    return str(fold_batchnorm)
 
 
 @dataclass(frozen=True)
@@ -359,16 +381,41 @@ def _path_units(path: _Path, input_name: str) -> np.ndarray:
     return path.flat
 
 
-def layer_connections(model: keras.Model, names: Sequence[str], fold_batchnorm: bool = True) -> dict:
-    """Edge blocks between node layers: ``(producer, consumer) -> (n_prod, n_cons) array``."""
+def output_scales(model: keras.Model) -> dict[str, np.ndarray]:
+    """Neuron layer -> per-unit product of the batch-norm scales on its way out.
+
+    Layers followed by no batch norm are left out.  When a layer feeds several
+    consumers through different batch norms, the first path found is used.
+    """
+    input_name = _input_layer(model).name
+    scales: dict[str, np.ndarray] = {}
+    for consumer in neuron_layers(model):
+        for path in producers(model, consumer.name, fold_batchnorm=True):
+            if path.producer in (input_name, *scales) or np.all(path.scale == 1.0):
+                continue
+            scale = np.ones(int(model.get_layer(path.producer).output.shape[-1]))
+            scale[path.channel] = path.scale
+            scales[path.producer] = scale
+    return scales
+
+
+def layer_connections(model: keras.Model, names: Sequence[str], fold_batchnorm: bool | str = True) -> dict:
+    """Edge blocks between node layers: ``(producer, consumer) -> (n_prod, n_cons) array``.
+
+    ``fold_batchnorm`` as in :func:`weight_graph`.
+    """
+    mode = fold_mode(fold_batchnorm)
     input_name = _input_layer(model).name
     sizes = dict((n, u) for n, u, _ in node_layers(model, names))
+    incoming = output_scales(model) if mode == "incoming" else {}
     blocks: dict[tuple[str, str], np.ndarray] = {}
     for consumer in names:
         if consumer == input_name:
             continue
         strength = _kernel_strength(model.get_layer(consumer))
-        for path in producers(model, consumer, fold_batchnorm):
+        if consumer in incoming:
+            strength = strength * incoming[consumer][None, :]
+        for path in producers(model, consumer, mode == "outgoing"):
             if path.producer not in sizes:
                 continue
             units = _path_units(path, input_name)
@@ -407,7 +454,7 @@ def _blocks(model: keras.Model, layers: Sequence[str] | None) -> list[NodeLayer]
 
 
 def weight_graph(
-    model: keras.Model, layers: Sequence[str] | None = None, fold_batchnorm: bool = True
+    model: keras.Model, layers: Sequence[str] | None = None, fold_batchnorm: bool | str = True
 ) -> NeuronGraph:
     """The weight graph of ``model``.
 
@@ -416,9 +463,13 @@ def weight_graph(
     model : keras.Model
     layers : sequence of str, optional
         Node layers (default: see the module docstring).
-    fold_batchnorm : bool
-        Multiply edges by ``|γ|/√(σ²+ε)`` of the batch norms they pass (the
-        paper).  ``False`` reproduces the authors' code, which never folded.
+    fold_batchnorm : {True, "outgoing", "incoming", "none", False}
+        ``True``/``"outgoing"`` (default): edges out of a unit are multiplied
+        by ``|γ|/√(σ²+ε)`` of the batch norm they pass (exact for
+        Conv -> ReLU -> BN).  ``"incoming"``: edges into a unit are multiplied
+        by the scale of the batch norm that follows it, i.e. the producing
+        kernel is scaled (the authors' intent; exact for Conv -> BN -> ReLU).
+        ``False``/``"none"``: no folding, the authors' code.
 
     Returns
     -------
