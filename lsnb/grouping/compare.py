@@ -5,7 +5,9 @@ Choices stated once:
 * Agreement is measured on the units that both partitions cluster (label
   ``>= 0`` in both), per layer and over the network; over the network a unit's
   label is the pair (layer, cluster), so units of different layers never
-  count as together.  The null shuffles the second partition's labels within
+  count as together; this shared layer structure makes the network-level
+  null mean positive, which is why every value is read against its null.
+  The null shuffles the second partition's labels within
   each layer (same permutations for the layer and network values), which
   keeps every layer's cluster sizes.
 * Percentiles (agreement and clusterability) are
