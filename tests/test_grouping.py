@@ -94,9 +94,9 @@ def test_modularity_hand_value_and_networkx():
 
 
 def _disjoint_output_net(rng) -> keras.Model:
-    """10 inputs -> 12 linear hidden units -> 6 logits; hidden group g (4 units) feeds only outputs 2g, 2g+1."""
+    """10 inputs -> 12 ReLU hidden units -> 6 logits; hidden group g (4 units) feeds only outputs 2g, 2g+1."""
     inputs = keras.Input((10,), name="x")
-    hidden = keras.layers.Dense(12, name="hidden")(inputs)
+    hidden = keras.layers.Dense(12, activation="relu", name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(6, activation="softmax", name="out")(hidden))
     model.get_layer("hidden").set_weights([rng.normal(size=(10, 12)).astype("float32"), np.zeros(12, "float32")])
     w2 = rng.uniform(0.5, 1.5, (12, 6)) * (_groups(12, 3)[:, None] == _groups(6, 3)[None, :])
@@ -110,7 +110,7 @@ def test_unit_gradients_match_the_hand_formula():
     x = rng.normal(size=(50, 10)).astype("float32")
     y = rng.integers(0, 6, 50)
     grads = unit_gradients(model, x, y, batch_size=16)["hidden"]
-    # linear hidden layer: d log p_y / d h = W2 (onehot(y) - p)
+    # with respect to the hidden outputs (after the ReLU): d log p_y / d h = W2 (onehot(y) - p)
     p = model.predict(x, verbose=0).astype(np.float64)
     w2 = model.get_layer("out").get_weights()[0].astype(np.float64)
     expected = (np.eye(6)[y] - p) @ w2.T

@@ -11,9 +11,12 @@ once:
   for; nodes without edges get ``-1``.
 * The gradient ("downstream") graph follows Lange, Rolnick & Kording (2022):
   each tested unit is described by its gradient of ``log p(label | input)``
-  over a sample of inputs (pre-activations of dense units; for conv channels
-  the gradient summed over positions, i.e. with respect to a bias added to
-  the channel), and two units are joined by the squared (or absolute) Pearson
+  over a sample of inputs, taken with respect to the unit's output (after its
+  activation function, so a ReLU's gate does not zero it: the graph measures
+  how the output depends on the unit downstream); for conv channels the
+  gradient is summed over positions (the gradient with respect to a constant
+  added to the channel's output).  ``log p`` is the log-softmax of the output
+  layer's pre-activations; and two units are joined by the squared (or absolute) Pearson
   correlation of these gradients, so the graph is symmetric and
   non-negative.  Units whose gradient is constant get no edges.
 * Class preference: each unit joins the class whose inputs give it the largest
@@ -38,7 +41,7 @@ import tensorflow as tf
 from lsnb.graph import NeuronGraph, NodeLayer, layer_neighbors, node_layers, unit_activations
 from lsnb.grouping.partition import Partition
 from lsnb.grouping.spectral import canonical, check_adjacency, layer_subgraph
-from lsnb.neurons import check_input_shape, neuron_layers, preactivation_model
+from lsnb.neurons import check_input_shape, neuron_layers, preactivation_tensor
 
 SIMILARITIES = ("squared", "absolute")
 
@@ -120,7 +123,7 @@ def subsample(x: np.ndarray, y: np.ndarray, n_samples: int | None, seed: int) ->
 def unit_gradients(
     model: keras.Model, x: np.ndarray, y: np.ndarray, layers: Sequence[str] | None = None, batch_size: int = 256
 ) -> dict[str, np.ndarray]:
-    """Per-input gradients of ``log p(y | x)`` with respect to each tested unit.
+    """Per-input gradients of ``log p(y | x)`` with respect to each tested unit's output.
 
     Returns
     -------
@@ -132,7 +135,8 @@ def unit_gradients(
     check_input_shape(model, x)
     names = [name for name, _ in _tested_names(model, layers)]
     output = [l.name for l in neuron_layers(model) if l.is_output][-1]
-    run = preactivation_model(model, [*names, output])
+    tensors = [model.get_layer(name).output for name in names]
+    run = keras.Model(model.inputs, [*tensors, preactivation_tensor(model.get_layer(output))])
     parts: dict[str, list] = {name: [] for name in names}
     for start in range(0, len(x), batch_size):
         xb = tf.constant(np.asarray(x[start : start + batch_size], dtype=np.float32))
