@@ -34,8 +34,8 @@ profile = "quick"          # "smoke", "quick" or "paper"
 nets = ["mlp_mnist", "cnn_mnist"]
 replicate = 0
 seed = 0
-n_permutations = 100       # agreement null
-n_shuffles = 20            # clusterability null
+n_permutations = 20        # agreement null (shuffles per pair of groupings)
+n_shuffles = 10            # clusterability null (shuffled networks per net)
 n_gradient_samples = 500   # inputs of the gradient and class-preference groupings
 stability_seeds = [0, 1]
 
