@@ -287,6 +287,9 @@ def test_agreement_leaves_out_unclustered_units_and_checks_layers():
     table = grouping.agreement(a, b, n_permutations=10)
     assert table.n_units.tolist() == [4, 4, 4, 4]
     np.testing.assert_allclose(table.observed, 1.0)
+    assert set(grouping.agreement(a, b, n_permutations=5, measures=("ari",)).measure) == {"ari"}
+    with pytest.raises(ValueError, match="measures"):
+        grouping.agreement(a, b, measures=("nmi",))
     with pytest.raises(ValueError, match="different layers"):
         grouping.agreement(a, Partition({"m": np.zeros(5)}))
     with pytest.raises(ValueError, match="layer 'l' has"):

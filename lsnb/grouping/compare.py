@@ -61,10 +61,11 @@ def _common_units(a: Partition, b: Partition) -> dict[str, np.ndarray]:
     return result
 
 
-def _scores(a_parts: dict, b_parts: dict) -> dict[tuple[str, str], float]:
+def _scores(a_parts: dict, b_parts: dict, measures: Sequence[str]) -> dict[tuple[str, str], float]:
     """(layer or "network", measure) -> score; network labels are (layer index, cluster)."""
     out = {}
-    for measure, fn in MEASURES.items():
+    for measure in measures:
+        fn = MEASURES[measure]
         for layer in a_parts:
             out[(layer, measure)] = float(fn(a_parts[layer], b_parts[layer]))
         joint_a = np.concatenate([i * 1_000_003 + a_parts[l] for i, l in enumerate(a_parts)])
@@ -73,7 +74,9 @@ def _scores(a_parts: dict, b_parts: dict) -> dict[tuple[str, str], float]:
     return out
 
 
-def agreement(a: Partition, b: Partition, n_permutations: int = 200, seed: int = 0) -> pd.DataFrame:
+def agreement(
+    a: Partition, b: Partition, n_permutations: int = 200, seed: int = 0, measures: Sequence[str] = ("ari", "ami"),
+) -> pd.DataFrame:
     """Adjusted Rand index and adjusted mutual information of two partitions, with nulls.
 
     Parameters
@@ -84,6 +87,8 @@ def agreement(a: Partition, b: Partition, n_permutations: int = 200, seed: int =
         Shuffles of ``b``'s labels within each layer for the null.
     seed : int
         Seeds the shuffles.
+    measures : sequence of {"ari", "ami"}
+        Which scores (AMI costs most of the time).
 
     Returns
     -------
@@ -94,15 +99,18 @@ def agreement(a: Partition, b: Partition, n_permutations: int = 200, seed: int =
     """
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be at least 1, got {n_permutations}")
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown or not measures:
+        raise ValueError(f"measures must be some of {tuple(MEASURES)}, got {tuple(measures)}")
     units = _common_units(a, b)
     a_parts = {l: a.labels[l][u] for l, u in units.items()}
     b_parts = {l: b.labels[l][u] for l, u in units.items()}
-    observed = _scores(a_parts, b_parts)
+    observed = _scores(a_parts, b_parts, measures)
     rng = np.random.default_rng(seed)
     null = {key: [] for key in observed}
     for _ in range(n_permutations):
         shuffled = {l: rng.permutation(v) for l, v in b_parts.items()}
-        for key, value in _scores(a_parts, shuffled).items():
+        for key, value in _scores(a_parts, shuffled, measures).items():
             null[key].append(value)
     sizes = {**{l: len(u) for l, u in units.items()}, "network": sum(len(u) for u in units.values())}
     rows = [
@@ -153,7 +161,7 @@ def agreement_matrix(
     value = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
     pct = pd.DataFrame(np.full((len(names), len(names)), np.nan), index=names, columns=names)
     for x, y in combinations(names, 2):
-        table = agreement(partitions[x], partitions[y], n_permutations, seed)
+        table = agreement(partitions[x], partitions[y], n_permutations, seed, measures=(measure,))
         row = table[(table.layer == layer) & (table.measure == measure)].iloc[0]
         value.loc[x, y] = value.loc[y, x] = row.observed
         pct.loc[x, y] = pct.loc[y, x] = row.percentile
