@@ -239,7 +239,7 @@ def test_same_seed_same_labels_and_errors():
     with pytest.raises(ValueError, match="do not fit"):
         lsnb.partition(model, method="activations", k=3, x=np.zeros((10, 5, 5, 1), "float32"))
     with pytest.raises(ValueError, match="method"):
-        lsnb.partition(model, method="gradients")
+        lsnb.partition(model, method="magic")
     with pytest.raises(ValueError, match="scope"):
         lsnb.partition(model, scope="block")
     part = pickle.loads(pickle.dumps(lsnb.partition(model, k=3, seed=1)))

@@ -263,3 +263,35 @@ def test_vgg_graph_uses_conv_channels_and_folds_its_batch_norms():
     unfolded = weight_graph(model, fold_batchnorm=False)
     w2 = np.abs(model.get_layer("conv2").get_weights()[0]).sum(axis=(0, 1))
     np.testing.assert_allclose(_block(unfolded, "conv1", "conv2"), w2, rtol=1e-6)
+
+
+def _three_convs() -> keras.Model:
+    """conv0 -> conv_a -> ReLU -> BN -> conv_b."""
+    inputs = keras.Input((5, 5, 1), name="image")
+    x = keras.layers.Conv2D(2, 1, activation="relu", name="conv0")(inputs)
+    x = keras.layers.Conv2D(2, 1, activation="relu", name="conv_a")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(3, 1, name="conv_b")(x)
+    outputs = keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, outputs)
+
+
+def test_batchnorm_fold_directions_scale_outgoing_or_incoming_edges():
+    model = _three_convs()
+    bn = model.get_layer("bn")
+    gamma, var = np.array([2.0, -0.5], "float32"), np.array([3.0, 0.25], "float32")
+    bn.set_weights([gamma, np.zeros(2, "float32"), np.zeros(2, "float32"), var])
+    factor = np.abs(gamma) / np.sqrt(var + bn.epsilon)
+    plain = weight_graph(model, fold_batchnorm="none")
+    for off in (False, None):
+        np.testing.assert_array_equal(weight_graph(model, fold_batchnorm=off).adjacency.toarray(), plain.adjacency.toarray())
+    out, inc = weight_graph(model, fold_batchnorm="outgoing"), weight_graph(model, fold_batchnorm="incoming")
+    np.testing.assert_array_equal(weight_graph(model, fold_batchnorm=True).adjacency.toarray(), out.adjacency.toarray())
+    # outgoing: the edges out of conv_a (to conv_b) carry conv_a's BN scale, conv0 -> conv_a untouched
+    np.testing.assert_allclose(_block(out, "conv_a", "conv_b"), _block(plain, "conv_a", "conv_b") * factor[:, None], rtol=1e-6)
+    np.testing.assert_allclose(_block(out, "conv0", "conv_a"), _block(plain, "conv0", "conv_a"))
+    # incoming: conv_a's own kernel (edges conv0 -> conv_a) is scaled, conv_a -> conv_b untouched
+    np.testing.assert_allclose(_block(inc, "conv0", "conv_a"), _block(plain, "conv0", "conv_a") * factor[None, :], rtol=1e-6)
+    np.testing.assert_allclose(_block(inc, "conv_a", "conv_b"), _block(plain, "conv_a", "conv_b"))
+    with pytest.raises(ValueError, match="fold_batchnorm must be"):
+        weight_graph(model, fold_batchnorm="sideways")
