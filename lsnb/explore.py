@@ -39,9 +39,6 @@ from itables.options import dt_bundle
 
 TABLE_COLUMNS = ("network", "replicate", "partitioning", "layer", "cluster", "size", "measure", "true",
                  "random_mean", "percentile", "effect", "tie")
-TIDY_COLUMNS = ("network", "replicate", "partitioning", "measure", "layer", "cluster", "size", "true",
-                "randoms", "random_mean", "higher_is_special", "tie", "percentile", "effect")
-SUMMARY_COLUMNS = ("network", "partitioning", "measure", "fisher", "p", "effect", "se")
 
 # Search box and row count on top, page size and pages below.  (itables hides
 # its default layout's controls on tables that fit one page; a reader still
