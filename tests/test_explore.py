@@ -124,3 +124,14 @@ def test_save_results_rejects_bad_input(tmp_path, monkeypatch):
         explore.save_results("x")
     with pytest.raises(TypeError, match="'tidy' is a list"):
         explore.save_results("x", tidy=[1, 2])
+
+
+def test_save_results_parquet_round_trip(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow", reason="Parquet files are written only when pyarrow is installed")
+    monkeypatch.setenv("LSNB_DOWNLOADS", str(tmp_path))
+    monkeypatch.setenv("LSNB_PAGE_DIR", str(tmp_path))
+    tidy = synthetic_tidy()
+    markup = explore.save_results("r", tidy=tidy)._repr_html_()
+    assert 'href="r_tidy.parquet"' in markup
+    back = pd.read_parquet(tmp_path / "r_tidy.parquet")
+    assert np.allclose(np.asarray(back["randoms"].iloc[2], dtype=float), tidy["randoms"].iloc[2])
