@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.offline
+import plotly.io
 from plotly.subplots import make_subplots
 from itables import to_html_datatable
 from itables.javascript import generate_init_offline_itables_html
@@ -139,24 +139,30 @@ def subcluster_table(tidy: pd.DataFrame, caption: str | None = None) -> HTMLBloc
 
 # --------------------------------------------------------------------------- figures
 
-def _plotly_html(figure: go.Figure) -> str:
+# A click on a heatmap cell whose customdata holds an address follows it.
+_FOLLOW_CLICKS = ("document.getElementById('{plot_id}').on('plotly_click', function (event) {"
+                  " var href = event.points[0].customdata; if (href) { window.location.href = href; } });")
+
+
+def _plotly_html(figure: go.Figure, follow_clicks: bool = False) -> str:
     """``figure`` as HTML with plotly.js embedded the first time on this page."""
     include = "plotly" not in _EMITTED
     _EMITTED.add("plotly")
-    return plotly.offline.plot(figure, output_type="div", include_plotlyjs=include,
+    return plotly.io.to_html(figure, full_html=False, include_plotlyjs=include,
+                               post_script=_FOLLOW_CLICKS if follow_clicks else None,
                                config={"displaylogo": False, "responsive": True})
 
 
 class Figure(HTMLBlock):
     """A plotly figure that notebooks display offline (``.figure`` holds the plotly object)."""
 
-    def __init__(self, figure: go.Figure, caption: str = "") -> None:
-        self.figure, self.caption = figure, caption
+    def __init__(self, figure: go.Figure, caption: str = "", follow_clicks: bool = False) -> None:
+        self.figure, self.caption, self.follow_clicks = figure, caption, follow_clicks
         super().__init__("")
 
     def _repr_html_(self) -> str:
         caption = f'<p class="lsnb-caption">{html.escape(self.caption)}</p>' if self.caption else ""
-        return f'<div class="lsnb-figure">{_plotly_html(self.figure)}{caption}</div>'
+        return f'<div class="lsnb-figure">{_plotly_html(self.figure, self.follow_clicks)}{caption}</div>'
 
 
 def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
@@ -213,7 +219,8 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
     return Figure(figure, caption)
 
 
-def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> Figure:
+def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None,
+                    link: str | None = None) -> Figure:
     """Heatmaps of Fisher statistics: networks (rows) x partitionings (columns), one panel per measure.
 
     Parameters
@@ -223,6 +230,10 @@ def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None
         several replicates of a network are averaged).
     published : DataFrame, optional
         The paper's values with the same columns, drawn as a second row of panels.
+    link : str, optional
+        Address of each cell's table, formatted with ``network``, ``partitioning`` and
+        ``measure`` (e.g. ``"02_lesions.html#{network}-{measure}"``); a click on a cell of
+        this build's panels follows it.
     """
     _require(summary, ("network", "partitioning", "measure", "fisher"), "fisher_overview")
     sources = [("this build", summary)] + ([("paper", published)] if published is not None else [])
@@ -233,13 +244,16 @@ def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None
         for col, measure in enumerate(measures, start=1):
             grid = frame[frame["measure"] == measure].pivot_table(index="network", columns="partitioning",
                                                                   values="fisher", aggfunc="mean")
+            hrefs = [[link.format(network=n, partitioning=p, measure=measure) if link and row == 1 else ""
+                      for p in grid.columns] for n in grid.index]
             figure.add_trace(go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index),
                                         coloraxis="coloraxis", text=np.round(grid.to_numpy(), 1),
-                                        texttemplate="%{text}"), row=row, col=col)
+                                        texttemplate="%{text}", customdata=hrefs), row=row, col=col)
     figure.update_layout(coloraxis={"colorscale": "Viridis", "colorbar": {"title": "Fisher"}},
                          height=300 * len(sources), width=max(480, 360 * len(measures)), template="plotly_white")
     return Figure(figure, "Fisher statistic per network, partitioning and measure; larger = the subclusters "
-                          "stand out more from random groups (Section 3.2).")
+                          "stand out more from random groups (Section 3.2)."
+                  + (" Click a cell of this build for its table." if link else ""), follow_clicks=bool(link))
 
 
 # --------------------------------------------------------------------------- downloads

@@ -60,7 +60,7 @@ def _explorer_notebook(page_dir: Path, downloads: Path) -> nbformat.NotebookNode
         outputs = [explore.subcluster_table(tidy, caption="subclusters"),
                    explore.cluster_card(tidy.iloc[0], class_drops=np.linspace(0, 0.3, 10),
                                         images={"true": np.linspace(0, 1, 64).reshape(8, 8)}),
-                   explore.fisher_overview(synthetic_summary()),
+                   explore.fisher_overview(synthetic_summary(), link="#cell-{network}-{measure}"),
                    explore.save_results("mini", tidy=tidy, summary=synthetic_summary())]
     finally:
         os.environ.pop("LSNB_DOWNLOADS"), os.environ.pop("LSNB_PAGE_DIR")

@@ -140,6 +140,17 @@ def test_cluster_card_figure_renders(site, browser):
     assert _problems(browser) == []
 
 
+def test_fisher_overview_cell_follows_its_link(site, browser):
+    _load(browser, site / "pages" / f"{PAGE}.html")
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 2)
+    overview = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[1]
+    browser.execute_script("arguments[0].scrollIntoView()", overview)
+    cell = overview.find_elements(By.CSS_SELECTOR, "rect.nsewdrag")[0]  # the first panel's plot area
+    webdriver.ActionChains(browser).move_to_element(cell).click().perform()
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script("return window.location.hash").startswith("#cell-"))
+    assert _problems(browser) == []
+
+
 def test_download_links_resolve_to_files(site, browser):
     page = site / "pages" / f"{PAGE}.html"
     _load(browser, page)

@@ -135,3 +135,14 @@ def test_save_results_parquet_round_trip(tmp_path, monkeypatch):
     assert 'href="r_tidy.parquet"' in markup
     back = pd.read_parquet(tmp_path / "r_tidy.parquet")
     assert np.allclose(np.asarray(back["randoms"].iloc[2], dtype=float), tidy["randoms"].iloc[2])
+
+
+def test_fisher_overview_cells_link_to_their_tables():
+    summary = synthetic_summary()
+    overview = explore.fisher_overview(summary, published=summary, link="t.html#{network}-{partitioning}-{measure}")
+    mine, paper = overview.figure.data[0], overview.figure.data[2]
+    network, partitioning = mine.y[0], mine.x[1]
+    assert mine.customdata[0][1] == f"t.html#{network}-{partitioning}-accuracy_drop"
+    assert all(href == "" for line in paper.customdata for href in line)  # the paper's panels link nowhere
+    assert "plotly_click" in overview._repr_html_()
+    assert "plotly_click" not in explore.fisher_overview(summary)._repr_html_()
