@@ -213,7 +213,8 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
     where = " ".join(f"{key} {row[key]}" for key in ("network", "replicate", "layer", "cluster") if key in row)
     figure.update_layout(title=f"{where}: percentile {float(row['percentile']):.3f}, "
                                f"effect {float(row['effect']):.2f}",
-                         height=320, width=max(420, 320 * panels), showlegend=True, template="plotly_white")
+                         height=340, autosize=True, template="plotly_white",
+                         legend={"orientation": "h", "y": -0.2})
     caption = (f"Red diamond: the subcluster's {row['measure']}; grey: its {randoms.size} random groups of "
                f"the same size in the same layer. A percentile near 0 means the subcluster stands out.")
     return Figure(figure, caption)
@@ -250,7 +251,7 @@ def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None
                                         coloraxis="coloraxis", text=np.round(grid.to_numpy(), 1),
                                         texttemplate="%{text}", customdata=hrefs), row=row, col=col)
     figure.update_layout(coloraxis={"colorscale": "Viridis", "colorbar": {"title": "Fisher"}},
-                         height=300 * len(sources), width=max(480, 360 * len(measures)), template="plotly_white")
+                         height=300 * len(sources), autosize=True, template="plotly_white")
     return Figure(figure, "Fisher statistic per network, partitioning and measure; larger = the subclusters "
                           "stand out more from random groups (Section 3.2)."
                   + (" Click a cell of this build for its table." if link else ""), follow_clicks=bool(link))
