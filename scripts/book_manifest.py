@@ -102,8 +102,8 @@ def _stage_cell(records: list[dict]) -> str:
     seconds = sum(float(r.get("seconds") or 0.0) for r in records)
     flags = {r.get("computed") for r in records}
     label = "computed" if flags == {True} else "cached" if flags == {False} else \
-        "mixed" if {True, False} <= flags else "?"
-    return f"{seconds:.1f} s {label}"
+        "mixed" if {True, False} <= flags else ""  # the stage did not say
+    return f"{seconds:.1f} s {label}".rstrip()
 
 
 def cost_rows(logs: Path, names: list[str]) -> dict[str, dict[str, str]]:
@@ -226,7 +226,7 @@ def built_page(manifest: dict) -> str:
     rows = []
     for name, record in manifest["notebooks"].items():
         stages = ", ".join(f"{s.get('stage')}: {float(s.get('seconds') or 0):.1f} s"
-                           f" ({'computed' if s.get('computed') else 'cached' if s.get('computed') is False else '?'})"
+                           + {True: " (computed)", False: " (cached)"}.get(s.get("computed"), "")
                            for s in record["stages"]) or "-"
         seconds = f"{record['seconds']:.1f}" if record["seconds"] is not None else "-"
         rows.append([name, seconds, stages, record["computed"], record["hits"]])

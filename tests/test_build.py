@@ -82,7 +82,8 @@ def logs(tmp_path):
     _write_jsonl(tmp_path / "02_lesions.stage.jsonl",
                  [{"stage": "train", "seconds": 10.0, "computed": True},
                   {"stage": "train", "seconds": 2.5, "computed": True},
-                  {"stage": "lesion", "seconds": 0.2, "computed": False}])
+                  {"stage": "lesion", "seconds": 0.2, "computed": False},
+                  {"stage": "correlation", "seconds": 1.3, "computed": None}])
     _write_jsonl(tmp_path / "02_lesions.cache.jsonl",
                  [{"kind": "model", "key": "ab12", "status": "computed", "seconds": 10.0, "time": 1.0},
                   {"kind": "lesion", "key": "cd34", "status": "hit", "seconds": 0.1, "time": 2.0},
@@ -93,12 +94,13 @@ def logs(tmp_path):
 
 def test_cost_table_by_hand(logs):
     rows = book_manifest.cost_rows(logs, ["01_halves", "02_lesions"])
-    assert rows["02_lesions"] == {"train": "12.5 s computed", "lesion": "0.2 s cached", "cache": "2 hit / 1 computed"}
+    assert rows["02_lesions"] == {"train": "12.5 s computed", "lesion": "0.2 s cached", "correlation": "1.3 s",
+                                  "cache": "2 hit / 1 computed"}
     assert rows["01_halves"] == {"cache": "0 hit / 0 computed"}
     text = book_manifest.cost_table(logs, ["01_halves", "02_lesions"])
     header, first, second = text.splitlines()[1:]
-    assert header.split() == ["notebook", "lesion", "train", "cache"]
-    assert first.split()[:3] == ["01_halves", "-", "-"]
+    assert header.split() == ["notebook", "correlation", "lesion", "train", "cache"]
+    assert first.split()[:4] == ["01_halves", "-", "-", "-"]
     assert "12.5 s computed" in second and "0.2 s cached" in second
 
 
@@ -118,6 +120,7 @@ def test_manifest_and_built_page(logs):
     text = page.read_text()
     assert text.startswith("# How this book was built")
     assert "train: 10.0 s (computed)" in text and "lesion: 0.2 s (cached)" in text
+    assert "lesion: 0.2 s (cached), correlation: 1.3 s |" in text  # a stage that did not say: no label
     assert "| 02_lesions | lesion | `cd34` | hit |" in text
     assert manifest["git"]["commit"] in text
 
