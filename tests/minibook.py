@@ -78,6 +78,15 @@ def _explorer_notebook(page_dir: Path, downloads: Path) -> nbformat.NotebookNode
     return book
 
 
+def _built_page(pages: Path) -> None:
+    """"How this book was built" for the mini book, from an empty run (as scripts/build_book.py writes it)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from book_manifest import build_manifest, write_built_page
+
+    manifest = build_manifest(ROOT, pages / "logs", [PAGE], {"profile": "smoke"}, {PAGE: 1.0})
+    write_built_page(manifest, pages / "built.md", pages / "manifest.json")
+
+
 def render_minibook(folder: Path) -> Path:
     """Write and render the tiny book in ``folder``; return the built HTML folder."""
     folder = Path(folder)
@@ -87,13 +96,14 @@ def render_minibook(folder: Path) -> Path:
     config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in extensions.items()}
     (folder / "_config.yml").write_text(yaml.safe_dump(config))
     (folder / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "intro", "chapters": [
-        {"file": "math"}, {"file": f"pages/{PAGE}"}]}))
+        {"file": "math"}, {"file": f"pages/{PAGE}"}, {"file": "pages/built"}]}))
     (folder / "intro.md").write_text("# Mini book\n\nThe intro.\n")
     (folder / "math.md").write_text("# Math\n\nA formula: $F = -2 \\sum_i \\log p_i$.\n\n$$a^2 + b^2 = c^2$$\n")
     pages = folder / "pages"
     pages.mkdir(exist_ok=True)
     downloads = pages / "downloads" / PAGE
     nbformat.write(_explorer_notebook(pages, downloads), pages / f"{PAGE}.ipynb")
+    _built_page(pages)
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(folder)]
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     if result.returncode:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -136,3 +137,6 @@ def test_rendered_book_is_offline_with_local_mathjax(tmp_path):
     explorer = (site / "pages" / "explorer.html").read_text()
     assert 'profile = "smoke"' not in explorer  # the injected-parameters cell is removed
     assert (site / "pages" / "downloads" / "explorer" / "mini_tidy.csv").is_file()
+    built = (site / "pages" / "built.html").read_text()
+    link = re.search(r'href="([^"]*manifest\.json)"', built).group(1)
+    assert json.loads((site / "pages" / link).read_text())["profile"] == "smoke"
