@@ -105,6 +105,7 @@ def execute(notebook: Path, parameters: dict, kernel: str) -> float:
     env = notebook_environment(notebook.stem)
     for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
         Path(env[key]).write_text("")
+    shutil.rmtree(env["LSNB_DOWNLOADS"], ignore_errors=True)  # no stale files from an earlier run
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     start = time.perf_counter()
