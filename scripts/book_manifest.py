@@ -124,7 +124,8 @@ def cost_rows(logs: Path, names: list[str]) -> dict[str, dict[str, str]]:
 def cost_table(logs: Path, names: list[str]) -> str:
     """The cost table as aligned text: one line per notebook, one column per stage."""
     rows = cost_rows(logs, names)
-    stages = sorted({stage for row in rows.values() for stage in row if stage != "cache"}) + ["cache"]
+    # stages in the order they first ran (the pipeline's order), the cache counts last
+    stages = list(dict.fromkeys(stage for row in rows.values() for stage in row if stage != "cache")) + ["cache"]
     widths = [max([len("notebook")] + [len(n) for n in rows])] + \
         [max([len(s)] + [len(row.get(s, "-")) for row in rows.values()]) for s in stages]
     lines = ["[build_book] cost per notebook and stage (computed in this build or read from cache)"]

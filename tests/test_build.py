@@ -100,7 +100,7 @@ def test_cost_table_by_hand(logs):
     assert rows["01_halves"] == {"cache": "0 hit / 0 computed"}
     text = book_manifest.cost_table(logs, ["01_halves", "02_lesions"])
     header, first, second = text.splitlines()[1:]
-    assert header.split() == ["notebook", "correlation", "lesion", "train", "cache"]
+    assert header.split() == ["notebook", "train", "lesion", "correlation", "cache"]
     assert first.split()[:4] == ["01_halves", "-", "-", "-"]
     assert "12.5 s computed" in second and "0.2 s cached" in second
 
