@@ -1,4 +1,6 @@
-# lsnb: `make book` builds the executable book, `make test` runs the tests.
+# lsnb: `make book` builds the executable book (each notebook executed once),
+# `make book-warm` builds it and then times a second, warm-cache execution,
+# `make test` runs the tests.
 # Each target creates the virtual environment (.venv) first when it is missing.
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL = 3
 export TF_ENABLE_ONEDNN_OPTS = 1
 export PYTHONUNBUFFERED = 1
 
-.PHONY: env book test bench clean
+.PHONY: env book book-warm test bench clean
 
 env: $(STAMP)
 
@@ -24,6 +26,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
+	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
+
+book-warm: $(STAMP)
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE) --warm-rerun
 
 test: $(STAMP)

@@ -2,11 +2,23 @@
 """Execute every notebook of the book headless and render the site.
 
 Steps: each ``notebooks/NN_name.py`` (jupytext py:percent) is converted to
-``book/_executed/NN_name.ipynb``, executed there by papermill with the chosen
-profile (and any ``-p name value`` overrides), and finally ``jupyter-book
-build .`` renders the executed notebooks (``execute_notebooks: off``).  A
-failing cell stops the build: its traceback is printed and the exit status is
-non-zero.  Per-notebook execution times and the total are printed at the end.
+``book/_executed/NN_name.ipynb`` and executed there once by papermill with the
+chosen profile (and any ``-p name value`` overrides).  Each executed notebook
+is then tidied for a reader: papermill's injected-parameters cell is tagged
+``remove-cell`` and every stderr output (TensorFlow/Keras warnings, library
+log lines) is moved out of the page into ``book/_executed/logs/NN_name.log``.
+Finally ``jupyter-book build .`` renders the executed notebooks
+(``execute_notebooks: off``), the files the notebooks saved for download are
+copied beside their pages, and the built HTML is scanned: a script,
+stylesheet, font or image fetched from the network fails the build (the book
+must read offline).
+
+Costs (brief, interface 5): every notebook runs with ``LSNB_STAGE_LOG`` and
+``LSNB_CACHE_LOG`` naming its own JSON-lines files; from them the script prints
+a cost table (notebook x stage, computed or read from cache) and writes
+``manifest.json`` into the site plus the page "How this book was built"
+(``book/_executed/built.md``).  A failing cell stops the build with its
+traceback and a non-zero exit status.
 
 Usage::
 
@@ -17,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,8 +38,16 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from book_manifest import (build_manifest, cost_table, external_resources,  # noqa: E402
+                           write_built_page)
+
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "book" / "_executed"
+LOGS = EXECUTED / "logs"
+DOWNLOADS = EXECUTED / "downloads"
+SITE = ROOT / "_build" / "html"
 KERNEL = "lsnb"
 
 
@@ -67,14 +88,65 @@ def convert(source: Path, target: Path) -> Path:
     return target
 
 
+def notebook_environment(stem: str) -> dict[str, str]:
+    """Environment variables one notebook runs with: its logs and its download folder."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return {"LSNB_STAGE_LOG": str(LOGS / f"{stem}.stage.jsonl"),
+            "LSNB_CACHE_LOG": str(LOGS / f"{stem}.cache.jsonl"),
+            "LSNB_DOWNLOADS": str(DOWNLOADS / stem),
+            "LSNB_PAGE_DIR": str(EXECUTED),
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+
+
 def execute(notebook: Path, parameters: dict, kernel: str) -> float:
-    """Run ``notebook`` in place with papermill; return the seconds it took."""
+    """Run ``notebook`` in place with papermill and its own logs; return the seconds it took."""
     import papermill
 
+    env = notebook_environment(notebook.stem)
+    for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
+        Path(env[key]).write_text("")
+    shutil.rmtree(env["LSNB_DOWNLOADS"], ignore_errors=True)  # no stale files from an earlier run
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     start = time.perf_counter()
-    papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, kernel_name=kernel,
-                               cwd=str(ROOT), progress_bar=False, log_output=False)
+    try:
+        papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, kernel_name=kernel,
+                                   cwd=str(ROOT), progress_bar=False, log_output=False)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return time.perf_counter() - start
+
+
+def tidy_for_reader(notebook: Path, log: Path) -> int:
+    """Hide the injected-parameters cell and move stderr outputs of ``notebook`` to ``log``.
+
+    Returns how many stderr outputs were moved.
+    """
+    import nbformat
+
+    book = nbformat.read(notebook, as_version=4)
+    moved = []
+    for index, cell in enumerate(book.cells):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        if cell.get("cell_type") != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                moved.append(f"--- cell {index} ---\n{output.get('text', '')}")
+            else:
+                kept.append(output)
+        cell["outputs"] = kept
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("\n".join(moved))
+    nbformat.write(book, notebook)
+    return len(moved)
 
 
 def render(builder: str = "html") -> int:
@@ -82,6 +154,15 @@ def render(builder: str = "html") -> int:
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
                "build", str(ROOT), "--builder", builder]
     return subprocess.run(command, cwd=ROOT).returncode
+
+
+def copy_downloads(source: Path = DOWNLOADS, site: Path = SITE) -> int:
+    """Copy the notebooks' saved result files beside their built pages; return how many."""
+    if not source.exists():
+        return 0
+    target = site / source.relative_to(ROOT)
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    return sum(1 for path in source.rglob("*") if path.is_file())
 
 
 def parse_value(text: str):
@@ -98,7 +179,7 @@ def cache_entries() -> int:
 
 
 def run_all(sources: list[Path], parameters: dict, kernel: str) -> dict[str, float]:
-    """Convert and execute every source; exit non-zero with the traceback on a failure."""
+    """Convert, execute and tidy every source; exit non-zero with the traceback on a failure."""
     import papermill
 
     times = {}
@@ -112,7 +193,9 @@ def run_all(sources: list[Path], parameters: dict, kernel: str) -> dict[str, flo
             print("\n".join(error.traceback), file=sys.stderr)
             print(f"\n[build_book] the partly executed notebook is {target}", file=sys.stderr)
             raise SystemExit(1) from None
-        print(f"[build_book] {source.stem}: {times[source.stem]:.1f} s", flush=True)
+        moved = tidy_for_reader(target, LOGS / f"{source.stem}.log")
+        print(f"[build_book] {source.stem}: {times[source.stem]:.1f} s"
+              + (f" ({moved} stderr outputs moved to logs/{source.stem}.log)" if moved else ""), flush=True)
     return times
 
 
@@ -121,6 +204,14 @@ def print_times(label: str, times: dict[str, float]) -> None:
     for name, seconds in times.items():
         print(f"  {name:<28s} {seconds:8.1f} s")
     print(f"  {'total':<28s} {sum(times.values()):8.1f} s ({sum(times.values()) / 60:.1f} min)", flush=True)
+
+
+def check_offline(site: Path = SITE) -> int:
+    """Print every network resource the built site would fetch; return 1 if there is any."""
+    found = external_resources(site)
+    for page, url in found:
+        print(f"[build_book] {page} fetches {url} from the network", file=sys.stderr)
+    return 1 if found else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     times = run_all(sources, parameters, kernel)
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
+    names = [s.stem for s in sources]
+    print("\n" + cost_table(LOGS, names), flush=True)
+    manifest = build_manifest(ROOT, LOGS, names, parameters, times)
+    write_built_page(manifest, EXECUTED / "built.md", EXECUTED / "manifest.json")
     status, render_seconds = 0, 0.0
     missing = [s.stem for s in notebook_sources() if not (EXECUTED / f"{s.stem}.ipynb").exists()]
     if missing and not args.no_render:
@@ -156,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_render:
         render_start = time.perf_counter()
         status = render()
+        if status == 0:
+            shutil.copy2(EXECUTED / "manifest.json", SITE / "manifest.json")
+            copy_downloads()
+            status = check_offline()
         render_seconds = time.perf_counter() - render_start
     total = time.perf_counter() - start
     print_times(first_label, times)
@@ -169,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         warm_start = time.perf_counter()
         print_times("execution (warm cache, rerun)", run_all(sources, parameters, kernel))
         print(f"  {'warm rerun total':<28s} {time.perf_counter() - warm_start:8.1f} s", flush=True)
+        print("\n" + cost_table(LOGS, names), flush=True)
     if not args.no_render:
-        print(f"[build_book] site: {ROOT / '_build' / 'html' / 'index.html'}")
+        print(f"[build_book] site: {SITE / 'index.html'}")
     return 0
 
 

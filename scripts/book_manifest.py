@@ -1,0 +1,253 @@
+"""The book's build record: cost table, ``manifest.json``, "How this book was built", offline check.
+
+Used by ``scripts/build_book.py``.  Inputs are the JSON-lines logs every
+notebook writes while it runs (brief, interfaces 4 and 5):
+
+- ``logs/NN.stage.jsonl``: ``{"stage", "seconds", "computed": bool | null}``
+  per finished stage (``computed`` false: read from the cache; null: unknown);
+- ``logs/NN.cache.jsonl``: ``{"kind", "key", "status": "hit" | "computed",
+  "seconds", "time"}`` per cached call.
+
+A missing or empty log is read as "no records" so a notebook without stages
+still gets a row.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import platform
+import re
+import subprocess
+from html.parser import HTMLParser
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("lsnb", "tensorflow-cpu", "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "pandas",
+            "matplotlib", "jupyter-book", "papermill", "itables", "plotly", "sphinx-mathjax-offline")
+
+# --------------------------------------------------------------------------- offline check
+
+_RESOURCE_ATTRIBUTES = {"script": ("src",), "img": ("src",), "iframe": ("src",), "source": ("src",),
+                        "audio": ("src",), "video": ("src",), "embed": ("src",), "object": ("data",)}
+_REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+_CSS_URL = re.compile(r"""url\(\s*['"]?([^'")]+)|@import\s+['"]([^'"]+)""", re.IGNORECASE)
+
+
+class _ResourceParser(HTMLParser):
+    """Collects the URLs a page fetches by itself (not the links a reader may click)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        for name in _RESOURCE_ATTRIBUTES.get(tag, ()):
+            if values.get(name):
+                self.urls.append(values[name])
+        if tag == "link" and values.get("href") and values.get("rel", "") not in ("canonical", "alternate"):
+            self.urls.append(values["href"])
+        self.urls += [m.group(1) or m.group(2) for m in _CSS_URL.finditer(values.get("style") or "")]
+        self._in_style = tag == "style"
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.urls += [m.group(1) or m.group(2) for m in _CSS_URL.finditer(data)]
+
+    def handle_endtag(self, tag):
+        self._in_style = False if tag == "style" else self._in_style
+
+
+def page_resources(html: str) -> list[str]:
+    """Every URL an HTML page loads by itself: scripts, stylesheets, fonts, images, frames."""
+    parser = _ResourceParser()
+    parser.feed(html)
+    return parser.urls
+
+
+def external_resources(site: Path) -> list[tuple[str, str]]:
+    """``(file, url)`` for every resource of the built ``site`` that comes from the network.
+
+    Scans every ``.html`` page (``script``/``img``/``iframe`` sources, ``link``
+    hrefs, inline ``url()``) and every ``.css`` file (``url()`` and
+    ``@import``); ``http://``, ``https://`` and protocol-relative ``//`` URLs
+    count as remote.
+    """
+    found = []
+    for path in sorted(Path(site).rglob("*")):
+        if path.suffix == ".html":
+            urls = page_resources(path.read_text(errors="replace"))
+        elif path.suffix == ".css":
+            text = re.sub(r"/\*.*?\*/", "", path.read_text(errors="replace"), flags=re.DOTALL)
+            urls = [m.group(1) or m.group(2) for m in _CSS_URL.finditer(text)]
+        else:
+            continue
+        found += [(str(path.relative_to(site)), url) for url in urls if _REMOTE.match(url)]
+    return found
+
+
+# --------------------------------------------------------------------------- logs and cost table
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file (``[]`` when it is missing); blank lines skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _stage_cell(records: list[dict]) -> str:
+    seconds = sum(float(r.get("seconds") or 0.0) for r in records)
+    flags = {r.get("computed") for r in records}
+    label = "computed" if flags == {True} else "cached" if flags == {False} else \
+        "mixed" if {True, False} <= flags else ""  # the stage did not say
+    return f"{seconds:.1f} s {label}".rstrip()
+
+
+def cost_rows(logs: Path, names: list[str]) -> dict[str, dict[str, str]]:
+    """Notebook -> stage -> ``"12.3 s computed"`` / ``"0.1 s cached"``, plus cache hit counts."""
+    rows = {}
+    for name in names:
+        stages: dict[str, list[dict]] = {}
+        for record in read_jsonl(Path(logs) / f"{name}.stage.jsonl"):
+            stages.setdefault(str(record.get("stage")), []).append(record)
+        row = {stage: _stage_cell(records) for stage, records in stages.items()}
+        cache = read_jsonl(Path(logs) / f"{name}.cache.jsonl")
+        hits = sum(r.get("status") == "hit" for r in cache)
+        row["cache"] = f"{hits} hit / {len(cache) - hits} computed"
+        rows[name] = row
+    return rows
+
+
+def cost_table(logs: Path, names: list[str]) -> str:
+    """The cost table as aligned text: one line per notebook, one column per stage."""
+    rows = cost_rows(logs, names)
+    # stages in the order they first ran (the pipeline's order), the cache counts last
+    stages = list(dict.fromkeys(stage for row in rows.values() for stage in row if stage != "cache")) + ["cache"]
+    widths = [max([len("notebook")] + [len(n) for n in rows])] + \
+        [max([len(s)] + [len(row.get(s, "-")) for row in rows.values()]) for s in stages]
+    lines = ["[build_book] cost per notebook and stage (computed in this build or read from cache)"]
+    header = ["notebook"] + stages
+    lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for name, row in rows.items():
+        cells = [name] + [row.get(stage, "-") for stage in stages]
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- manifest
+
+def package_versions(names=PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that shape the results (absent ones left out)."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_state(root: Path) -> dict:
+    """The checkout's commit and whether it had uncommitted changes (None outside git)."""
+    def git(*args):
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def profile_sizes(parameters: dict) -> dict:
+    """The profile's fields with the ``-p`` overrides applied (``{}`` if lsnb cannot say)."""
+    try:
+        from lsnb.profiles import get_profile
+        sizes = get_profile(parameters.get("profile", "quick")).to_dict()
+    except (ImportError, ValueError, AttributeError):
+        sizes = {}
+    sizes.update({k: v for k, v in parameters.items() if k != "profile"})
+    return json.loads(json.dumps(sizes, default=str))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def notebook_record(logs: Path, name: str, seconds: float | None) -> dict:
+    """One notebook's part of the manifest: stages, cache keys, downloads."""
+    cache = read_jsonl(Path(logs) / f"{name}.cache.jsonl")
+    data = [r for r in cache if r.get("kind") in ("data", "dataset")]
+    return {"seconds": seconds, "stages": read_jsonl(Path(logs) / f"{name}.stage.jsonl"),
+            "cache": [{k: r.get(k) for k in ("kind", "key", "status", "seconds")} for r in cache],
+            "computed": sum(r.get("status") == "computed" for r in cache),
+            "hits": sum(r.get("status") == "hit" for r in cache),
+            "data": [{k: r.get(k) for k in ("kind", "key", "status")} for r in data]}
+
+
+def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
+                   times: dict[str, float]) -> dict:
+    """Everything needed to say how this build was made (see the module docstring)."""
+    sizes = profile_sizes(parameters)
+    downloads = Path(logs).parent / "downloads"
+    files = sorted(p for p in downloads.rglob("*") if p.is_file()) if downloads.exists() else []
+    return {"built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "git": git_state(root), "packages": package_versions(), "profile": parameters.get("profile"),
+            "parameters": json.loads(json.dumps(parameters, default=str)), "sizes": sizes,
+            "seeds": {k: v for k, v in sizes.items() if "seed" in k.lower()},
+            "data_sources": {k: sizes[k] for k in ("data_source", "vgg_data", "n_train", "n_test") if k in sizes},
+            "notebooks": {name: notebook_record(logs, name, times.get(name)) for name in names},
+            "downloads": {str(p.relative_to(downloads)): file_sha256(p) for p in files}}
+
+
+def _markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def built_page(manifest: dict) -> str:
+    """The Markdown of "How this book was built", filled from ``manifest``."""
+    git = manifest["git"]
+    commit = f"`{git['commit']}`" + (" (with uncommitted changes)" if git.get("dirty") else "") \
+        if git.get("commit") else "not a git checkout"
+    parts = ["# How this book was built", "",
+             f"Built {manifest['built']} from commit {commit}, profile `{manifest['profile']}`. "
+             "The same record, machine-readable: {download}`manifest.json <manifest.json>` "
+             "(also at the site's root).", "",
+             "## Cost of each notebook", "",
+             "Seconds per stage, and whether the result was computed in this build or read from the cache.", ""]
+    rows = []
+    for name, record in manifest["notebooks"].items():
+        stages = ", ".join(f"{s.get('stage')}: {float(s.get('seconds') or 0):.1f} s"
+                           + {True: " (computed)", False: " (cached)"}.get(s.get("computed"), "")
+                           for s in record["stages"]) or "-"
+        seconds = f"{record['seconds']:.1f}" if record["seconds"] is not None else "-"
+        rows.append([name, seconds, stages, record["computed"], record["hits"]])
+    parts += [_markdown_table(["notebook", "seconds", "stages", "computed", "cache hits"], rows), "",
+              "## Profile and sizes", "",
+              _markdown_table(["setting", "value"], [[k, f"`{v}`"] for k, v in manifest["sizes"].items()]), "",
+              "## Packages", "",
+              _markdown_table(["package", "version"], [[k, v] for k, v in manifest["packages"].items()]), "",
+              "## Cache keys", "", "Every cached result each notebook read (hit) or wrote (computed).", ""]
+    keys = [[name, c["kind"], f"`{c['key']}`", c["status"]] for name, record in manifest["notebooks"].items()
+            for c in record["cache"]]
+    parts += [_markdown_table(["notebook", "kind", "key", "status"], keys) if keys else "No cached calls.", ""]
+    if manifest["downloads"]:
+        parts += ["## Result files (SHA-256)", "",
+                  _markdown_table(["file", "sha256"], [[k, f"`{v}`"] for k, v in manifest["downloads"].items()]), ""]
+    return "\n".join(parts)
+
+
+def write_built_page(manifest: dict, page: Path, manifest_path: Path) -> None:
+    """Write ``manifest.json`` and the page built from it."""
+    Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(manifest_path).write_text(json.dumps(manifest, indent=2, default=str))
+    Path(page).write_text(built_page(manifest))

@@ -1,0 +1,142 @@
+"""scripts/build_book.py and scripts/book_manifest.py: offline check, reader tidying, cost table, manifest."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from minibook import render_minibook
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import book_manifest  # noqa: E402
+
+
+def _load_build_book():
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_book = _load_build_book()
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_external_resources_flags_fetches_not_links(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "page.html").write_text(
+        '<html><head><script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
+        '<script src="_static/local.js"></script><link rel="stylesheet" href="//fonts.googleapis.com/css">'
+        '<link rel="canonical" href="https://example.org/page.html">'
+        '<style>body { background: url("https://example.org/bg.png") }</style></head>'
+        '<body><a href="https://arxiv.org/abs/2110.08058">the paper</a><img src="_images/a.png">'
+        '<div style="background-image:url(http://x.org/i.png)"></div></body></html>')
+    (tmp_path / "sub" / "theme.css").write_text(
+        "/* see https://example.org/license */\n@import 'https://fonts.example/f.css';\n"
+        ".a { src: url(../fonts/local.woff2) } .b { src: url('https://fonts.gstatic.com/x.woff2') }")
+    found = book_manifest.external_resources(tmp_path)
+    assert found == [("page.html", "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"),
+                     ("page.html", "//fonts.googleapis.com/css"),
+                     ("page.html", "https://example.org/bg.png"),
+                     ("page.html", "http://x.org/i.png"),
+                     ("sub/theme.css", "https://fonts.example/f.css"),
+                     ("sub/theme.css", "https://fonts.gstatic.com/x.woff2")]
+    assert build_book.check_offline(tmp_path) == 1
+
+
+def test_tidy_for_reader_hides_injected_cell_and_moves_stderr(tmp_path):
+    cells = [nbformat.v4.new_code_cell("profile = 'quick'", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]}),
+             nbformat.v4.new_code_cell("fit()")]
+    cells[2].outputs = [nbformat.v4.new_output("stream", name="stderr", text="WARNING: retracing\n"),
+                        nbformat.v4.new_output("stream", name="stdout", text="accuracy 0.97\n")]
+    path, log = tmp_path / "nb.ipynb", tmp_path / "logs" / "nb.log"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    assert build_book.tidy_for_reader(path, log) == 1
+    book = nbformat.read(path, as_version=4)
+    assert "remove-cell" in book.cells[1].metadata["tags"]
+    assert "remove-cell" not in book.cells[0].metadata["tags"]
+    assert [o["name"] for o in book.cells[2].outputs] == ["stdout"]
+    assert "cell 2" in log.read_text() and "retracing" in log.read_text()
+
+
+def test_notebook_environment_names_its_own_logs():
+    env = build_book.notebook_environment("02_lesions")
+    assert env["LSNB_STAGE_LOG"].endswith("logs/02_lesions.stage.jsonl")
+    assert env["LSNB_CACHE_LOG"].endswith("logs/02_lesions.cache.jsonl")
+    assert Path(env["LSNB_DOWNLOADS"]) == build_book.DOWNLOADS / "02_lesions"
+    assert Path(env["LSNB_PAGE_DIR"]) == build_book.EXECUTED
+
+
+@pytest.fixture
+def logs(tmp_path):
+    _write_jsonl(tmp_path / "02_lesions.stage.jsonl",
+                 [{"stage": "train", "seconds": 10.0, "computed": True},
+                  {"stage": "train", "seconds": 2.5, "computed": True},
+                  {"stage": "lesion", "seconds": 0.2, "computed": False},
+                  {"stage": "correlation", "seconds": 1.3, "computed": None}])
+    _write_jsonl(tmp_path / "02_lesions.cache.jsonl",
+                 [{"kind": "model", "key": "ab12", "status": "computed", "seconds": 10.0, "time": 1.0},
+                  {"kind": "lesion", "key": "cd34", "status": "hit", "seconds": 0.1, "time": 2.0},
+                  {"kind": "lesion", "key": "ef56", "status": "hit", "seconds": 0.1, "time": 3.0}])
+    (tmp_path / "01_halves.stage.jsonl").write_text("\n")
+    return tmp_path
+
+
+def test_cost_table_by_hand(logs):
+    rows = book_manifest.cost_rows(logs, ["01_halves", "02_lesions"])
+    assert rows["02_lesions"] == {"train": "12.5 s computed", "lesion": "0.2 s cached", "correlation": "1.3 s",
+                                  "cache": "2 hit / 1 computed"}
+    assert rows["01_halves"] == {"cache": "0 hit / 0 computed"}
+    text = book_manifest.cost_table(logs, ["01_halves", "02_lesions"])
+    header, first, second = text.splitlines()[1:]
+    assert header.split() == ["notebook", "train", "lesion", "correlation", "cache"]
+    assert first.split()[:4] == ["01_halves", "-", "-", "-"]
+    assert "12.5 s computed" in second and "0.2 s cached" in second
+
+
+def test_manifest_and_built_page(logs):
+    manifest = book_manifest.build_manifest(ROOT, logs, ["02_lesions"], {"profile": "smoke", "k": 6},
+                                            {"02_lesions": 14.0})
+    assert manifest["profile"] == "smoke" and manifest["sizes"]["k"] == 6
+    assert manifest["sizes"]["n_random"] == 19 and manifest["data_sources"]["data_source"] == "embedded"
+    assert len(manifest["git"]["commit"]) == 40
+    assert manifest["packages"]["numpy"] and manifest["packages"]["python"]
+    record = manifest["notebooks"]["02_lesions"]
+    assert (record["computed"], record["hits"], record["seconds"]) == (1, 2, 14.0)
+    assert [c["key"] for c in record["cache"]] == ["ab12", "cd34", "ef56"]
+    page, path = logs / "built.md", logs / "manifest.json"
+    book_manifest.write_built_page(manifest, page, path)
+    assert json.loads(path.read_text())["notebooks"]["02_lesions"]["hits"] == 2
+    text = page.read_text()
+    assert text.startswith("# How this book was built")
+    assert "train: 10.0 s (computed)" in text and "lesion: 0.2 s (cached)" in text
+    assert "lesion: 0.2 s (cached), correlation: 1.3 s |" in text  # a stage that did not say: no label
+    assert "| 02_lesions | lesion | `cd34` | hit |" in text
+    assert manifest["git"]["commit"] in text
+
+
+@pytest.mark.slow
+def test_rendered_book_is_offline_with_local_mathjax(tmp_path):
+    site = render_minibook(tmp_path)
+    assert book_manifest.external_resources(site) == []
+    assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    math = (site / "math.html").read_text()
+    assert 'src="_static/mathjax/tex-chtml.js"' in math
+    assert math.count("const THEBE_JS_URL") == 1  # book/_ext/lsnb_offline: scripts once
+    explorer = (site / "pages" / "explorer.html").read_text()
+    assert 'profile = "smoke"' not in explorer  # the injected-parameters cell is removed
+    assert (site / "pages" / "downloads" / "explorer" / "mini_tidy.csv").is_file()
+    built = (site / "pages" / "built.html").read_text()
+    link = re.search(r'href="([^"]*manifest\.json)"', built).group(1)
+    assert json.loads((site / "pages" / link).read_text())["profile"] == "smoke"
