@@ -1,0 +1,136 @@
+"""The measured path from the paper's method to the authors' pipeline (issue: departures page).
+
+Each departure of the authors' code that moves numbers is one named step
+(:data:`DEPARTURES`): what it changes in the statistics (``stats``), the
+lesion measure (``lesion``), the partitioning (``partition``) or the
+profile (``profile``).  :func:`path_table` runs the paper's method, each
+departure alone, and all of them together ("authors' pipeline") on the same
+networks, and returns one row per (network, partitioning, measure, step) with
+the Fisher statistic and effect measure (mean and spread over replicates).
+Steps that change only the statistics reuse the cached lesion results; the
+others are cached runs of their own.  :func:`path_beside_paper` lays the
+steps side by side with the paper's value (Tables 1 and 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from lsnb import report, stats
+from lsnb.study import Study
+
+#: The paper's method, as lsnb implements it by default.
+PAPER = "paper's method"
+#: Every departure at once.
+AUTHORS = "authors' pipeline"
+
+
+@dataclass(frozen=True)
+class Departure:
+    """One difference between the paper's text and the authors' code.
+
+    Attributes
+    ----------
+    name : str
+    stats, lesion, partition, profile : dict
+        Options of :func:`lsnb.stats.summarize`, of the lesion test, of
+        :func:`lsnb.cluster.partition` and profile overrides.
+    """
+
+    name: str
+    stats: dict = field(default_factory=dict)
+    lesion: dict = field(default_factory=dict)
+    partition: dict = field(default_factory=dict)
+    profile: dict = field(default_factory=dict)
+
+    def reruns(self) -> bool:
+        """Whether the lesions must be computed again (anything beyond the statistics)."""
+        return bool(self.lesion or self.partition or self.profile)
+
+
+#: The departures that move lesion numbers (original-code notes, items 1, 4, 5 and the tie rule).
+DEPARTURES = (
+    Departure("ties count for the true group", stats={"ties": "original"}),
+    Departure("class-balanced accuracy, normalized class range", lesion={"variant": "original"}),
+    Departure("authors' effect term", stats={"effect_rule": "original"}),
+    Departure("own-layer activation graph", partition={"layer_graph": "own"}),
+    Departure("batch norm not folded", partition={"fold_batchnorm": False}),
+    Departure("authors' k-means restarts", profile={"n_init": "authors"}),
+)
+
+
+def all_together(departures: Sequence[Departure] = DEPARTURES) -> Departure:
+    """One departure applying every one of ``departures``."""
+    merged = Departure(AUTHORS)
+    for dep in departures:
+        merged = Departure(AUTHORS, {**merged.stats, **dep.stats}, {**merged.lesion, **dep.lesion},
+                           {**merged.partition, **dep.partition}, {**merged.profile, **dep.profile})
+    return merged
+
+
+def _per_step(tidy: pd.DataFrame, step: str, seed: int, **stat_options) -> pd.DataFrame:
+    per_net = stats.summarize(tidy, seed=seed, **stat_options)
+    keys = ["network", "partitioning", "measure"]
+    grouped = per_net.groupby(keys, sort=False)
+    out = grouped.agg(nets=("fisher", "size"), fisher=("fisher", "mean"), fisher_sd=("fisher", "std"),
+                      effect=("effect", "mean"), effect_sd=("effect", "std")).reset_index()
+    return out.assign(step=step)
+
+
+def path_table(study: Study, nets: Sequence[str], partitionings: Sequence[str] = report.PARTITIONINGS,
+               departures: Sequence[Departure] = DEPARTURES) -> pd.DataFrame:
+    """Fisher statistics and effect measures of the lesion test along the path.
+
+    Parameters
+    ----------
+    study : Study
+        Profile and seed; its defaults are the paper's method.
+    nets : sequence of str
+    partitionings : sequence of str
+    departures : sequence of Departure
+        Applied one at a time, then all together.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (network, partitioning, measure, step): ``nets``,
+        ``fisher`` and ``effect`` (means over replicates) and their standard
+        deviations ``fisher_sd``, ``effect_sd`` (NaN for a single replicate).
+    """
+    base = study.lesions(nets, partitionings)
+    rows = [_per_step(base, PAPER, study.seed)]
+    for dep in [*departures, all_together(departures)]:
+        tidy = base
+        if dep.reruns():
+            variant = Study(study.profile.with_(**dep.profile), seed=study.seed, imagenet_dir=study.imagenet_dir,
+                            imagenet_weights=study.imagenet_weights)
+            variant.timer = study.timer
+            tidy = variant.lesions(nets, partitionings, partition_options=dep.partition or None,
+                                   lesion_options=dep.lesion or None)
+        rows.append(_per_step(tidy, dep.name, study.seed, **dep.stats))
+    return pd.concat(rows, ignore_index=True)
+
+
+def path_beside_paper(path: pd.DataFrame, value: str = "fisher") -> pd.DataFrame:
+    """The steps as columns (``value`` ± its spread over replicates), the paper's value last.
+
+    Parameters
+    ----------
+    path : pandas.DataFrame
+        The output of :func:`path_table`.
+    value : {"fisher", "effect"}
+        Table 1 (Fisher statistics) or Table 2 (effect measures) of the paper.
+    """
+    if value not in ("fisher", "effect"):
+        raise ValueError(f"value must be 'fisher' or 'effect', got {value!r}")
+    cell = path.assign(text=[f"{v:.2f}" + ("" if np.isnan(s) else f" ± {s:.2f}")
+                             for v, s in zip(path[value], path[f"{value}_sd"])])
+    steps = list(dict.fromkeys(path["step"]))
+    wide = cell.pivot_table(index=["network", "partitioning", "measure"], columns="step", values="text",
+                            aggfunc="first", sort=False)[steps]
+    paper = report.published(1 if value == "fisher" else 2).set_index(["network", "partitioning", "measure"])[value]
+    wide["paper"] = [f"{paper.get(key, np.nan):.2f}" for key in wide.index]
+    return wide
