@@ -20,7 +20,7 @@ _SUBMODULES = (
     "cache", "cluster", "correlation", "data", "featvis", "graph", "lesion",
     "models", "neurons", "profiles", "report", "stats", "train",
 )
-_SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis"}
+_SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "group_test": "grouptest"}
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS, "__version__"]
 
