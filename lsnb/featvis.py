@@ -6,8 +6,9 @@ activations (for a conv layer, the L1 norm over positions of each channel,
 summed over the group's channels).  The *score* of a visualization is that
 objective on the final image; its *softmax entropy* (natural log) is the
 entropy of the network's output on the image.  :func:`featvis_test` compares
-each true subcluster with random groups of the same size and layer, as the
-lesion test does, and returns the same tidy table.
+each true subcluster with random groups of the same size and layer through
+:func:`lsnb.controls.run_groups`, as the lesion test does, with the two
+measures of :class:`VisMeasure` sharing one :class:`Visualizer`.
 
 The engine is native TensorFlow 2 and batched: many images, each with its own
 group (a 0/1 row of a mask matrix), its own seed and its own random transforms,
@@ -674,8 +675,8 @@ def featvis_test(
     min_size : int, optional
         Smallest subcluster tested.
     randoms_from : {"live", "all"}, optional
-        Draw random groups from the layer's live units (the partition's
-        :meth:`~lsnb.cluster.Partition.random_controls`) or from all units.
+        Draw random groups from the layer's live units or from all units
+        (the ``pool`` of :func:`lsnb.controls.run_groups`).
     subclusters : sequence of Subcluster, optional
         Test only these (default: all of ``partition.subclusters(min_size)``).
     preprocess : callable, optional

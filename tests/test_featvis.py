@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 
-import keras
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lsnb import featvis, lucid_backend, models, stats
+from lsnb import controls, featvis, lucid_backend, stats
 from lsnb.cluster import Partition
 from nets import TOP_LEFT, planted_featvis_mlp, tiny_cnn
 
@@ -94,9 +93,8 @@ def test_featvis_test_table_and_planted_percentile():
     part = Partition({"hidden": labels}, method="weights", scope="network", k=3)
     table, images = featvis.featvis_test(model, part, n_random=9, steps=40, network="planted",
                                          replicate=1, transforms="none", return_images=True,
-                                         progress=False)
-    assert list(table.columns) == ["network", "replicate", "partitioning", "measure", "layer", "cluster",
-                                   "size", "true", "randoms", "random_mean", "percentile", "effect"]
+                                         progress=False, ties="conservative")
+    assert list(table.columns) == list(controls.COLUMNS)
     assert len(table) == 2 * 3 and set(table.measure) == {"vis_score", "softmax_entropy"}
     assert set(table.partitioning) == {"weights/network"} and set(table.replicate) == {1}
     planted = table[(table.measure == "vis_score") & (table.cluster == 0)].iloc[0]
@@ -106,7 +104,7 @@ def test_featvis_test_table_and_planted_percentile():
     assert planted.effect == pytest.approx(2 * planted.true / (planted.true + planted.random_mean))
     # constant logits: every entropy ties, and ties count against significance
     ent = table[table.measure == "softmax_entropy"]
-    assert np.allclose(ent.percentile, 1 - 1 / 20)
+    assert np.allclose(ent.percentile, 1 - 1 / 20) and ent.tie.all() and not ent.higher_is_special.any()
     assert images[("hidden", 0)].shape == (10, 8, 8, 1)
     summary = stats.summarize(table)
     assert set(summary.measure) == {"vis_score", "softmax_entropy"}

@@ -154,3 +154,21 @@ def test_bad_measures_and_settings_are_rejected(planted):
     short = controls.FunctionMeasure("short", lambda m, l, masks, d: np.zeros(2))
     with pytest.raises(ValueError, match="returned 2 values for 4 masks of layer 'dense1'"):
         lsnb.group_test(model, {"dense1": [[0, 1]]}, short, n_random=3)
+
+
+def test_visualization_measures_share_one_run_and_find_the_planted_group():
+    from lsnb import featvis
+    from nets import planted_featvis_mlp
+
+    model = planted_featvis_mlp()
+    visualizer = featvis.Visualizer(featvis.VisConfig(steps=30, transforms=featvis.get_transforms("none")))
+    measures = featvis.vis_measure_pair(visualizer)
+    table = lsnb.group_test(model, {"hidden": [[0, 1, 2, 3], [4, 5, 6, 7]]}, measures, n_random=9)
+    assert list(table.measure) == ["vis_score", "softmax_entropy"] * 2
+    planted = table.iloc[0]
+    assert planted["true"] > planted["randoms"].max() and planted["percentile"] == pytest.approx(0.05)
+    assert visualizer.images[("hidden", 0)].shape == (10, 8, 8, 1)
+    # the entropies come from the same images as the scores (one run, memoised)
+    logits = np.asarray(featvis.FeatvisEngine(model).scorer("hidden")(visualizer.images[("hidden", 1)])[1])
+    np.testing.assert_allclose([table.iloc[3]["true"], *table.iloc[3]["randoms"]],
+                               featvis.softmax_entropy(logits), rtol=1e-5)

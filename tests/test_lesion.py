@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from lsnb import controls, lesion, models, stats
+from lsnb import controls, lesion, stats
 from lsnb.cluster import Partition
 from nets import HAND_X, HAND_Y, data_for, hand_mlp, planted_lesion_mlp, randomize_batch_norm, tiny_net
 
