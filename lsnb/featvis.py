@@ -41,9 +41,8 @@ Choices (documented here once):
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -51,7 +50,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from lsnb import controls, neurons, stats
+from lsnb import controls, lucid_backend, neurons, stats
 from lsnb.cluster import Partition, Subcluster
 
 #: Lucid's default random scales and rotation angles (``transform.standard_transforms``).
@@ -292,15 +291,7 @@ def group_objective(preact: tf.Tensor, masks: tf.Tensor, objective: str = "l1") 
     return tf.reduce_sum(per_unit * masks, axis=1)
 
 
-@contextmanager
-def _quiet_tf_logging() -> Iterator[None]:
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+_quiet_tf_logging = lucid_backend.quiet_tf_logging
 
 
 def softmax_entropy(logits: tf.Tensor | np.ndarray) -> np.ndarray:
@@ -524,6 +515,46 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def _forward(engine: FeatvisEngine, layer: str) -> Callable:
+    """Images in [0, 1] -> (pre-activations of ``layer``, logits), the engine's preprocessing included."""
+    scorer = engine.scorer(layer)
+
+    def forward(images):
+        return scorer(images if engine.preprocess is None else engine.preprocess(images), training=False)
+
+    return forward
+
+
+def _objective_of(config: VisConfig) -> Callable:
+    """The per-image objective of ``config`` for a renderer: ``(preact, masks) -> (n,)``."""
+    return lambda preact, masks: group_objective(preact, masks, config.objective)
+
+
+def _render_native(engine: FeatvisEngine, layer: str, masks: np.ndarray, context, config: VisConfig,
+                   batch_size: int) -> Visualizations:
+    """All masks of one layer in batches of the native engine."""
+    return engine.visualize(layer, masks, context.seeds, config, batch_size, context.progress)
+
+
+def _render_lucid(engine: FeatvisEngine, layer: str, masks: np.ndarray, context, config: VisConfig,
+                  batch_size: int) -> Visualizations:
+    """One Lucid ``render_vis`` per cluster (seeded by its true group's seed), scored natively."""
+    parts = []
+    for cluster in tqdm(list(dict.fromkeys(context.clusters.tolist())), desc=f"lucid {layer}",
+                        disable=not context.progress):
+        rows = np.flatnonzero(context.clusters == cluster)
+        images = lucid_backend.render(_forward(engine, layer), engine.image_shape, masks[rows],
+                                      context.seeds[rows[0]], config, _objective_of(config))
+        scores, entropies = engine.score(layer, images, masks[rows], config.objective)
+        parts.append(Visualizations(images, scores, entropies, np.zeros((0, len(rows)), np.float32)))
+    return Visualizations(*(np.concatenate([getattr(p, f) for p in parts], axis=1 if f == "trace" else 0)
+                            for f in ("images", "scores", "entropies", "trace")))
+
+
+#: Renderers by backend name: ``(engine, layer, masks, context, config, batch_size) -> Visualizations``.
+RENDERERS: dict[str, Callable] = {"native": _render_native, "lucid": _render_lucid}
+
+
 class Visualizer:
     """Visualizations of one call, memoised: ``vis_score`` and ``softmax_entropy`` share one run.
 
@@ -546,8 +577,8 @@ class Visualizer:
 
     def __init__(self, config: VisConfig = VisConfig(), batch_size: int = 40, backend: str = "native",
                  preprocess: Callable | None = None):
-        if backend not in ("native", "lucid"):
-            raise ValueError(f"backend must be 'native' or 'lucid', got {backend!r}")
+        if backend not in RENDERERS:
+            raise ValueError(f"backend must be one of {sorted(RENDERERS)}, got {backend!r}")
         self.config, self.batch_size, self.backend, self.preprocess = config, batch_size, backend, preprocess
         self.images: dict = {}
         self._engines: dict[int, FeatvisEngine] = {}
@@ -559,20 +590,8 @@ class Visualizer:
         return self._engines[id(model)]
 
     def _render(self, engine: FeatvisEngine, layer: str, masks: np.ndarray, context) -> Visualizations:
-        if self.backend == "native":
-            return engine.visualize(layer, masks.astype(np.float32), context.seeds, self.config,
-                                    self.batch_size, context.progress)
-        from lsnb import lucid_backend
-
-        parts = []
-        for cluster in tqdm(list(dict.fromkeys(context.clusters.tolist())), desc=f"lucid {layer}",
-                            disable=not context.progress):
-            rows = np.flatnonzero(context.clusters == cluster)
-            groups = [np.flatnonzero(masks[r]) for r in rows]
-            parts.append(lucid_backend.visualize(engine, layer, groups, [context.seeds[r] for r in rows],
-                                                 self.config))
-        return Visualizations(*(np.concatenate([getattr(p, f) for p in parts], axis=1 if f == "trace" else 0)
-                                for f in ("images", "scores", "entropies", "trace")))
+        return RENDERERS[self.backend](engine, layer, masks.astype(np.float32), context, self.config,
+                                       self.batch_size)
 
     def values(self, model: keras.Model, layer: str, masks: np.ndarray, context) -> dict[str, np.ndarray]:
         """Scores and entropies of the visualizations of each mask row."""
@@ -702,8 +721,6 @@ def featvis_test(
                     transforms=transforms, objective=objective, min_size=min_size,
                     randoms_from=randoms_from)
     if backend == "lucid":
-        from lsnb import lucid_backend
-
         lucid_backend.load_lucid()  # a clear LucidUnavailableError before any work
     config = VisConfig(steps=opts["steps"], lr=opts["lr"], param=opts["param"],
                        decorrelate=opts["decorrelate"], transforms=get_transforms(opts["transforms"]),
