@@ -1,11 +1,13 @@
 """lsnb: quantifying local specialization in deep neural networks.
 
-Each step of the pipeline lives in its own submodule, imported on first use:
-``data``, ``models``, ``train``, ``cache``, ``profiles``, ``neurons``,
-``graph``, ``cluster``, ``lesion``, ``featvis``, ``correlation``, ``stats``,
-``report``.  The few calls most users need are available at the top level:
-:func:`partition`, :func:`lesion_test`, :func:`featvis_test` and
-:class:`Study` (one profile and seed for a notebook).
+Each step of the pipeline lives in its own submodule, imported on first use
+(``data``, ``models``, ``train``, ``graph``, ``cluster``/``grouping``,
+``grouptest``/``controls``, ``lesion``, ``featvis``, ``stats``, ``report``,
+...; see ``_SUBMODULES``).  The few calls most users need are available at the
+top level: :func:`partition` (any grouping method), :func:`group_test` (any
+grouping, any measure, against random groups of the same size and layer),
+:func:`lesion_test`, :func:`featvis_test` and :class:`Study` (one profile and
+seed for a notebook).
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "book", "cache", "cluster", "correlation", "data", "experiments", "featvis", "figures", "graph", "lesion",
-    "models", "networks", "neurons", "profiles", "report", "stats", "study", "train",
+    "book", "cache", "cluster", "controls", "correlation", "data", "departures", "experiments", "explore", "featvis",
+    "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks", "neurons", "profiles", "report",
+    "stats", "study", "train", "usermodel",
 )
-_SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "Study": "study"}
+_SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "group_test": "grouptest",
+              "Study": "study"}
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS, "__version__"]
 

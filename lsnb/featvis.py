@@ -6,8 +6,9 @@ activations (for a conv layer, the L1 norm over positions of each channel,
 summed over the group's channels).  The *score* of a visualization is that
 objective on the final image; its *softmax entropy* (natural log) is the
 entropy of the network's output on the image.  :func:`featvis_test` compares
-each true subcluster with random groups of the same size and layer, as the
-lesion test does, and returns the same tidy table.
+each true subcluster with random groups of the same size and layer through
+:func:`lsnb.controls.run_groups`, as the lesion test does, with the two
+measures of :class:`VisMeasure` sharing one :class:`Visualizer`.
 
 The engine is native TensorFlow 2 and batched: many images, each with its own
 group (a 0/1 row of a mask matrix), its own seed and its own random transforms,
@@ -40,10 +41,8 @@ Choices (documented here once):
 """
 from __future__ import annotations
 
-import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -51,7 +50,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from lsnb import neurons, stats
+from lsnb import controls, lucid_backend, neurons, stats
 from lsnb.cluster import Partition, Subcluster
 
 #: Lucid's default random scales and rotation angles (``transform.standard_transforms``).
@@ -292,15 +291,7 @@ def group_objective(preact: tf.Tensor, masks: tf.Tensor, objective: str = "l1") 
     return tf.reduce_sum(per_unit * masks, axis=1)
 
 
-@contextmanager
-def _quiet_tf_logging() -> Iterator[None]:
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+_quiet_tf_logging = lucid_backend.quiet_tf_logging
 
 
 def softmax_entropy(logits: tf.Tensor | np.ndarray) -> np.ndarray:
@@ -524,49 +515,114 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-@dataclass
-class _Task:
-    sub: Subcluster
-    groups: list          # [true units, random units ...]
-    seeds: list
+def _forward(engine: FeatvisEngine, layer: str) -> Callable:
+    """Images in [0, 1] -> (pre-activations of ``layer``, logits), the engine's preprocessing included."""
+    scorer = engine.scorer(layer)
+
+    def forward(images):
+        return scorer(images if engine.preprocess is None else engine.preprocess(images), training=False)
+
+    return forward
 
 
-def _layer_key(layer: str) -> int:
-    return zlib.crc32(layer.encode())
+def _objective_of(config: VisConfig) -> Callable:
+    """The per-image objective of ``config`` for a renderer: ``(preact, masks) -> (n,)``."""
+    return lambda preact, masks: group_objective(preact, masks, config.objective)
 
 
-def _controls(partition: Partition, sub: Subcluster, n_random: int, randoms_from: str,
-              n_units: int) -> np.ndarray:
-    if randoms_from == "live":
-        return partition.random_controls(sub, n_random)
-    if randoms_from == "all":
-        rng = np.random.default_rng([partition.seed, _layer_key(sub.layer), sub.cluster + 1, 1])
-        return np.asarray([np.sort(rng.choice(n_units, size=sub.size, replace=False))
-                           for _ in range(n_random)], dtype=np.int64).reshape(n_random, sub.size)
-    raise ValueError(f"randoms_from must be 'live' or 'all', got {randoms_from!r}")
+def _render_native(engine: FeatvisEngine, layer: str, masks: np.ndarray, context, config: VisConfig,
+                   batch_size: int) -> Visualizations:
+    """All masks of one layer in batches of the native engine."""
+    return engine.visualize(layer, masks, context.seeds, config, batch_size, context.progress)
 
 
-def _tasks(partition: Partition, subs: Sequence[Subcluster], n_random: int, seed: int,
-           randoms_from: str, units: dict) -> list[_Task]:
-    tasks = []
-    for sub in subs:
-        controls = _controls(partition, sub, n_random, randoms_from, units[sub.layer])
-        groups = [np.asarray(sub.units)] + [row for row in controls]
-        seeds = [(seed, _layer_key(sub.layer), sub.cluster, j) for j in range(len(groups))]
-        tasks.append(_Task(sub, groups, seeds))
-    return tasks
+def _render_lucid(engine: FeatvisEngine, layer: str, masks: np.ndarray, context, config: VisConfig,
+                  batch_size: int) -> Visualizations:
+    """One Lucid ``render_vis`` per cluster (seeded by its true group's seed), scored natively."""
+    parts = []
+    for cluster in tqdm(list(dict.fromkeys(context.clusters.tolist())), desc=f"lucid {layer}",
+                        disable=not context.progress):
+        rows = np.flatnonzero(context.clusters == cluster)
+        images = lucid_backend.render(_forward(engine, layer), engine.image_shape, masks[rows],
+                                      context.seeds[rows[0]], config, _objective_of(config))
+        scores, entropies = engine.score(layer, images, masks[rows], config.objective)
+        parts.append(Visualizations(images, scores, entropies, np.zeros((0, len(rows)), np.float32)))
+    return Visualizations(*(np.concatenate([getattr(p, f) for p in parts], axis=1 if f == "trace" else 0)
+                            for f in ("images", "scores", "entropies", "trace")))
 
 
-def _rows(task: _Task, scores: np.ndarray, entropies: np.ndarray, base: dict) -> list[dict]:
-    rows = []
-    for measure, values, higher in (("vis_score", scores, True), ("softmax_entropy", entropies, False)):
-        true, randoms = float(values[0]), np.asarray(values[1:], float)
-        random_mean = float(np.mean(randoms))
-        rows.append({**base, "measure": measure, "layer": task.sub.layer, "cluster": task.sub.cluster,
-                     "size": task.sub.size, "true": true, "randoms": randoms, "random_mean": random_mean,
-                     "percentile": stats.centered_percentile(true, randoms, higher_is_special=higher),
-                     "effect": float(stats.effect_terms([true], [random_mean])[0])})
-    return rows
+#: Renderers by backend name: ``(engine, layer, masks, context, config, batch_size) -> Visualizations``.
+RENDERERS: dict[str, Callable] = {"native": _render_native, "lucid": _render_lucid}
+
+
+class Visualizer:
+    """Visualizations of one call, memoised: ``vis_score`` and ``softmax_entropy`` share one run.
+
+    Parameters
+    ----------
+    config : VisConfig
+    batch_size : int
+        Images optimised together (the native engine).
+    backend : {"native", "lucid"}
+        The renderer (see :func:`featvis_test`).
+    preprocess : callable, optional
+        See :class:`FeatvisEngine`.
+
+    Attributes
+    ----------
+    images : dict
+        ``(layer, cluster) -> (1 + n_random, h, w, c)`` images of the last run,
+        the true group's first.
+    """
+
+    def __init__(self, config: VisConfig = VisConfig(), batch_size: int = 40, backend: str = "native",
+                 preprocess: Callable | None = None):
+        if backend not in RENDERERS:
+            raise ValueError(f"backend must be one of {sorted(RENDERERS)}, got {backend!r}")
+        self.config, self.batch_size, self.backend, self.preprocess = config, batch_size, backend, preprocess
+        self.images: dict = {}
+        self._engines: dict[int, FeatvisEngine] = {}
+        self._memo: dict = {}
+
+    def _engine(self, model: keras.Model) -> FeatvisEngine:
+        if id(model) not in self._engines:
+            self._engines[id(model)] = FeatvisEngine(model, self.preprocess)
+        return self._engines[id(model)]
+
+    def _render(self, engine: FeatvisEngine, layer: str, masks: np.ndarray, context) -> Visualizations:
+        return RENDERERS[self.backend](engine, layer, masks.astype(np.float32), context, self.config,
+                                       self.batch_size)
+
+    def values(self, model: keras.Model, layer: str, masks: np.ndarray, context) -> dict[str, np.ndarray]:
+        """Scores and entropies of the visualizations of each mask row."""
+        key = (id(model), layer, masks.shape, masks.tobytes(), tuple(context.seeds))
+        if key not in self._memo:
+            vis = self._render(self._engine(model), layer, masks, context)
+            for cluster in dict.fromkeys(context.clusters.tolist()):
+                self.images[(layer, cluster)] = vis.images[context.clusters == cluster]
+            self._memo = {key: {"vis_score": vis.scores, "softmax_entropy": vis.entropies}}
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class VisMeasure:
+    """``vis_score`` (high is special) or ``softmax_entropy`` (low is special) of each mask's image."""
+
+    name: str
+    visualizer: Visualizer
+
+    @property
+    def higher_is_special(self) -> bool:
+        return self.name == "vis_score"
+
+    def evaluate(self, model, layer, masks, data, context: controls.MaskContext) -> np.ndarray:
+        return self.visualizer.values(model, layer, masks, context)[self.name]
+
+
+def vis_measure_pair(visualizer: Visualizer | None = None) -> list[VisMeasure]:
+    """The two visualization measures sharing one :class:`Visualizer` (default settings if omitted)."""
+    visualizer = visualizer if visualizer is not None else Visualizer()
+    return [VisMeasure(name, visualizer) for name in MEASURES]
 
 
 def _resolve(variant: str, **given) -> dict:
@@ -598,6 +654,7 @@ def featvis_test(
     preprocess: Callable | None = None,
     return_images: bool = False,
     progress: bool = True,
+    ties: str = "random",
 ):
     """Feature-visualization test of a partition: true subclusters versus random groups.
 
@@ -616,8 +673,9 @@ def featvis_test(
         Optimisation steps and Adam learning rate (default: the variant's,
         100 and 0.05 for the paper).
     seed : int
-        Seed of the image initialisations and transforms; image ``j`` of
-        subcluster ``(layer, cluster)`` uses ``(seed, crc32(layer), cluster, j)``.
+        Seed of the random groups, the image initialisations and transforms;
+        image ``j`` of a subcluster uses the subcluster's control seed
+        (:func:`lsnb.controls.mask_seeds`) followed by ``j``.
     network, replicate : str, int
         Copied into the table.
     batch_size : int
@@ -636,8 +694,8 @@ def featvis_test(
     min_size : int, optional
         Smallest subcluster tested.
     randoms_from : {"live", "all"}, optional
-        Draw random groups from the layer's live units (the partition's
-        :meth:`~lsnb.cluster.Partition.random_controls`) or from all units.
+        Draw random groups from the layer's live units or from all units
+        (the ``pool`` of :func:`lsnb.controls.run_groups`).
     subclusters : sequence of Subcluster, optional
         Test only these (default: all of ``partition.subclusters(min_size)``).
     preprocess : callable, optional
@@ -646,14 +704,15 @@ def featvis_test(
         Also return the images.
     progress : bool
         Progress bars.
+    ties : {"random", "conservative", "original"}
+        Tie rule of the stored percentiles.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (subcluster, measure) with columns ``network, replicate,
-        partitioning, measure, layer, cluster, size, true, randoms,
-        random_mean, percentile, effect`` (``effect`` is the subcluster's
-        ``2x / (x + mu)`` term).
+        The tidy table (:data:`lsnb.controls.COLUMNS`), one row per
+        (subcluster, measure) (``effect`` is the subcluster's ``2x / (x + mu)``
+        term).
     dict, only with ``return_images``
         ``(layer, cluster) -> (1 + n_random, h, w, c)`` images, the true
         subcluster's first.
@@ -661,55 +720,19 @@ def featvis_test(
     opts = _resolve(variant, steps=steps, lr=lr, param=param, decorrelate=decorrelate,
                     transforms=transforms, objective=objective, min_size=min_size,
                     randoms_from=randoms_from)
-    if n_random < 1:
-        raise ValueError(f"n_random must be at least 1, got {n_random}")
-    if backend not in ("native", "lucid"):
-        raise ValueError(f"backend must be 'native' or 'lucid', got {backend!r}")
     if backend == "lucid":
-        from lsnb import lucid_backend
-
         lucid_backend.load_lucid()  # a clear LucidUnavailableError before any work
     config = VisConfig(steps=opts["steps"], lr=opts["lr"], param=opts["param"],
                        decorrelate=opts["decorrelate"], transforms=get_transforms(opts["transforms"]),
                        objective=opts["objective"])
-    engine = FeatvisEngine(model, preprocess)
-    subs = list(subclusters) if subclusters is not None else partition.subclusters(opts["min_size"])
-    tasks = _tasks(partition, subs, n_random, seed, opts["randoms_from"], engine.units)
-    results = _run_tasks(engine, tasks, config, batch_size, backend, progress)
-    base = {"network": network, "replicate": replicate, "partitioning": partition.name}
-    rows, images = [], {}
-    for task, vis in zip(tasks, results):
-        rows.extend(_rows(task, vis.scores, vis.entropies, base))
-        images[(task.sub.layer, task.sub.cluster)] = vis.images
-    columns = ["network", "replicate", "partitioning", "measure", "layer", "cluster", "size", "true",
-               "randoms", "random_mean", "percentile", "effect"]
-    table = pd.DataFrame(rows, columns=columns)
-    return (table, images) if return_images else table
-
-
-def _run_tasks(engine: FeatvisEngine, tasks: list[_Task], config: VisConfig, batch_size: int,
-               backend: str, progress: bool) -> list[Visualizations]:
-    """Visualize every task's groups, layer by layer, and split the results per task."""
-    out: dict[int, Visualizations] = {}
-    layers = list(dict.fromkeys(t.sub.layer for t in tasks))
-    for layer in layers:
-        idx = [i for i, t in enumerate(tasks) if t.sub.layer == layer]
-        if backend == "lucid":
-            from lsnb import lucid_backend
-
-            for i in tqdm(idx, desc=f"lucid {layer}", disable=not progress):
-                out[i] = lucid_backend.visualize(engine, layer, tasks[i].groups, tasks[i].seeds, config)
-            continue
-        groups = [g for i in idx for g in tasks[i].groups]
-        seeds = [s for i in idx for s in tasks[i].seeds]
-        vis = engine.visualize(layer, groups, seeds, config, batch_size, progress)
-        start = 0
-        for i in idx:
-            n = len(tasks[i].groups)
-            out[i] = Visualizations(vis.images[start:start + n], vis.scores[start:start + n],
-                                    vis.entropies[start:start + n], vis.trace[:, start:start + n])
-            start += n
-    return [out[i] for i in range(len(tasks))]
+    visualizer = Visualizer(config, batch_size, backend, preprocess)
+    groups = controls.partition_groups(model, partition, pool=opts["randoms_from"], min_size=opts["min_size"],
+                                       subclusters=subclusters)
+    table = controls.run_groups(model, groups, vis_measure_pair(visualizer), None, n_random, ties, seed,
+                                network=network, replicate=replicate, partitioning=partition.name,
+                                progress=progress)
+    table.attrs.update(variant=variant, config=repr(config))
+    return (table, visualizer.images) if return_images else table
 
 
 def compare_backends(
@@ -812,7 +835,7 @@ def plot_featvis_grid(
     -------
     matplotlib.figure.Figure
     """
-    from .report import image_grid
+    from .figures import image_grid
 
     keys = list(keys) if keys is not None else list(images)
     if not keys:

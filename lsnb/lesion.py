@@ -36,18 +36,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from lsnb import neurons, stats
-
-#: Layers that act on each channel separately (channel identity is kept).
-PER_CHANNEL_LAYERS = (
-    keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
-    keras.layers.PReLU, keras.layers.Softmax,
-    keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
-    keras.layers.BatchNormalization, keras.layers.Dropout, keras.layers.SpatialDropout2D,
-    keras.layers.GaussianNoise, keras.layers.GaussianDropout, keras.layers.ZeroPadding2D,
-)
-#: Per-channel layers that end a spatial map: channel ``c`` becomes feature ``c``.
-GLOBAL_POOLING_LAYERS = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+from lsnb import controls, neurons
+from lsnb.neurons import GLOBAL_POOLING_LAYERS, PER_CHANNEL_LAYERS, layer_flops
 
 MEASURES = ("acc_drop", "class_range")
 VARIANTS = ("paper", "original")
@@ -558,17 +548,6 @@ class LesionEngine:
 
 
 # ============================================================================ cost model
-def layer_flops(layer: keras.layers.Layer) -> int:
-    """Floating-point operations (2 per multiply-add) of one example through a Dense/Conv2D layer."""
-    if isinstance(layer, keras.layers.Dense):
-        return 2 * int(layer.input.shape[-1]) * int(layer.units)
-    if isinstance(layer, keras.layers.Conv2D):
-        kh, kw, c_in, c_out = (int(d) for d in layer.kernel.shape)
-        h, w = (int(d) for d in layer.output.shape[1:3])
-        return 2 * h * w * kh * kw * c_in * c_out
-    return 0
-
-
 def forward_flops(model: keras.Model) -> int:
     """Matmul/convolution FLOPs of one example through ``model`` (what a naive lesion costs)."""
     return sum(layer_flops(layer) for layer in model.layers)
@@ -682,8 +661,9 @@ def lesion_measures(base_correct: np.ndarray, lesioned_correct: np.ndarray, coun
         ``"paper"``: importance = drop of the overall accuracy; coherence =
         max - min over classes of the class accuracy drops.  ``"original"``
         (the authors' code): accuracy = mean of the class accuracies, and the
-        range is divided by the mean class drop (``inf`` when that mean is 0
-        and the range is not; 0 when both are 0).
+        range is divided by the signed mean class drop, no absolute value
+        (negative when the lesion helps on average; NaN when the mean drop is
+        0, as their ``0 / 0`` and ``x / 0`` gave).
 
     Returns
     -------
@@ -700,16 +680,82 @@ def lesion_measures(base_correct: np.ndarray, lesioned_correct: np.ndarray, coun
         return {"acc_drop": base_all - les_all, "class_range": spread}
     mean_drop = np.nanmean(class_drops, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(spread == 0, 0.0, spread / np.where(mean_drop == 0, 0.0, mean_drop))
-    ratio = np.where((mean_drop == 0) & (spread != 0), np.inf, ratio)
+        ratio = np.where(mean_drop == 0, np.nan, spread / np.where(mean_drop == 0, 1.0, mean_drop))
     return {"acc_drop": mean_drop, "class_range": ratio}
+
+
+class Lesioner:
+    """Lesion counts of one call, memoised: ``acc_drop`` and ``class_range`` share one lesion pass.
+
+    Parameters
+    ----------
+    method : {"auto", "engine", "masked", "naive"}
+        How lesions are evaluated.
+    variant : {"paper", "original"}
+        See :func:`lesion_measures`.
+    """
+
+    def __init__(self, method: str = "auto", variant: str = "paper"):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.method = method
+        self.variant = variant
+        self.attrs: dict = {}
+        self._memo: dict = {}
+
+    def values(self, model: keras.Model, layer: str, masks: np.ndarray, data,
+               progress: bool = False) -> dict[str, np.ndarray]:
+        """Both measures for each row of the boolean ``masks`` (lesioning the masked units)."""
+        from tqdm.auto import tqdm
+
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ValueError("lesion measures need data=(x_test, y_test)")
+        x, y, n_classes = _validate(model, *data)
+        key = (id(model), layer, id(data[0]), id(data[1]), masks.shape, masks.tobytes())
+        if key not in self._memo:
+            counts = class_counts(y, n_classes)
+            base = baseline_counts(model, x, y)
+            bar = tqdm(total=len(masks), desc=f"lesions {layer}", disable=not progress, leave=False)
+            correct = lesioned_counts(model, x, y, layer, [np.flatnonzero(row) for row in masks],
+                                      method=self.method, progress=bar)
+            bar.close()
+            base_all, base_class = accuracies(base, counts)
+            self.attrs = dict(base_accuracy=float(base_all), base_class_accuracy=base_class.tolist(),
+                              variant=self.variant, n_test=int(len(y)))
+            self._memo = {key: lesion_measures(base, correct, counts, variant=self.variant)}
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class LesionMeasure:
+    """``acc_drop`` or ``class_range`` of the masked units' lesion (a :class:`lsnb.controls.Measure`)."""
+
+    name: str
+    lesioner: Lesioner
+    higher_is_special: bool = True
+
+    @property
+    def attrs(self) -> dict:
+        return self.lesioner.attrs
+
+    def evaluate(self, model, layer, masks, data, context: controls.MaskContext) -> np.ndarray:
+        return self.lesioner.values(model, layer, masks, data, context.progress)[self.name]
+
+
+def lesion_measure_pair(method: str = "auto", variant: str = "paper") -> list[LesionMeasure]:
+    """The two lesion measures sharing one :class:`Lesioner`."""
+    lesioner = Lesioner(method=method, variant=variant)
+    return [LesionMeasure(name, lesioner) for name in MEASURES]
 
 
 def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.ndarray,
                 n_random: int = 19, seed: int = 0, *, network: str = "model", replicate: int = 0,
                 variant: str = "paper", method: str = "auto", min_size: int = 2,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, ties: str = "random", pool: str = "live") -> pd.DataFrame:
     """Lesion every subcluster of a partition and ``n_random`` random controls.
+
+    A wrapper of :func:`lsnb.controls.run_groups` with the two lesion
+    measures (see :func:`lsnb.grouptest.group_test`).
 
     Parameters
     ----------
@@ -719,12 +765,11 @@ def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.nd
         Test inputs and integer labels (not used to build the partition).
     n_random : int
         Random groups per subcluster (19 in the paper), drawn from the same
-        layer's live units with ``partition.random_controls``.
+        layer's ``pool`` by the rule of :mod:`lsnb.controls`.
     seed : int
-        Seed of the random controls (``numpy.random.default_rng(seed)``, drawn
-        in subcluster order).
+        Seed of the random controls.
     network, replicate : str, int
-        Labels copied into the table.
+        Labels copied into the table (they enter the controls' seeds).
     variant : {"paper", "original"}
         See :func:`lesion_measures`.
     method : {"auto", "engine", "masked", "naive"}
@@ -733,57 +778,23 @@ def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.nd
         Smallest subcluster tested.
     progress : bool
         Show a progress bar over lesions.
+    ties : {"random", "conservative", "original"}
+        Tie rule of the stored percentiles.
+    pool : {"live", "all"}
+        Units the random groups are drawn from.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (subcluster, measure) with columns ``network``,
-        ``replicate``, ``partitioning``, ``measure`` (``acc_drop``,
-        ``class_range``), ``layer``, ``cluster``, ``size``, ``true``,
-        ``randoms``, ``random_mean``, ``percentile`` (high values are special
-        for both measures) and ``effect`` (the term ``2x / (x + mu)``).
-        ``attrs`` holds the intact accuracy and the settings.
+        The tidy table (:data:`lsnb.controls.COLUMNS`), one row per
+        (subcluster, measure), ``measure`` being ``acc_drop`` or
+        ``class_range`` (high values are special for both).  ``attrs`` holds
+        the intact accuracy and the settings.
     """
-    from tqdm.auto import tqdm
-
-    x_test, y_test, n_classes = _validate(model, x_test, y_test)
-    if n_random < 1:
-        raise ValueError(f"n_random must be positive, got {n_random}")
-    subs = partition.subclusters(min_size=min_size)
-    rng = np.random.default_rng(seed)
-    plans = [(sub, partition.random_controls(sub, n_random, rng)) for sub in subs]
-    counts = class_counts(y_test, n_classes)
-    base = baseline_counts(model, x_test, y_test)
-    bar = tqdm(total=len(plans) * (n_random + 1), desc=f"lesions {network}/{partition.name}",
-               disable=not progress, leave=False)
-    measures_by_sub = {}
-    for layer in dict.fromkeys(sub.layer for sub, _ in plans):
-        members = [(sub, randoms) for sub, randoms in plans if sub.layer == layer]
-        unit_sets = [u for sub, randoms in members for u in [sub.units, *randoms]]
-        correct = lesioned_counts(model, x_test, y_test, layer, unit_sets, method=method, progress=bar)
-        values = lesion_measures(base, correct, counts, variant=variant)
-        for i, (sub, _) in enumerate(members):
-            block = slice(i * (n_random + 1), (i + 1) * (n_random + 1))
-            measures_by_sub[(sub.layer, sub.cluster)] = {m: v[block] for m, v in values.items()}
-    bar.close()
-    rows = []
-    for sub, _ in plans:
-        for measure in MEASURES:
-            vals = measures_by_sub[(sub.layer, sub.cluster)][measure]
-            true, randoms = float(vals[0]), np.asarray(vals[1:], dtype=float)
-            mean = float(np.mean(randoms))
-            rows.append(dict(network=network, replicate=replicate, partitioning=partition.name,
-                             measure=measure, layer=sub.layer, cluster=sub.cluster, size=sub.size,
-                             true=true, randoms=randoms, random_mean=mean,
-                             percentile=stats.centered_percentile(true, randoms, higher_is_special=True),
-                             effect=_effect_term(true, mean)))
-    table = pd.DataFrame(rows, columns=["network", "replicate", "partitioning", "measure", "layer", "cluster",
-                                        "size", "true", "randoms", "random_mean", "percentile", "effect"])
-    base_all, base_class = accuracies(base, counts)
-    table.attrs.update(base_accuracy=float(base_all), base_class_accuracy=base_class.tolist(),
-                       n_random=n_random, seed=seed, variant=variant, n_test=int(len(y_test)))
+    x_test, y_test, _ = _validate(model, x_test, y_test)
+    groups = controls.partition_groups(model, partition, pool=pool, min_size=min_size)
+    table = controls.run_groups(model, groups, lesion_measure_pair(method, variant), (x_test, y_test),
+                                n_random, ties, seed, network=network, replicate=replicate,
+                                partitioning=partition.name, progress=progress)
+    table.attrs.setdefault("variant", variant)
     return table
-
-
-def _effect_term(true: float, mean: float) -> float:
-    return float(stats.effect_terms([true], [mean])[0])

@@ -15,13 +15,16 @@ import*:
   parameterization, which lsnb does not use; it is an empty module whose
   attributes raise a clear error).
 
-A Keras model is handed to ``render_vis`` as a frozen GraphDef (variables
-turned into constants) whose outputs are the group layer's and the output
-layer's pre-activations.  A whole subcluster test (the true group and its
-random groups) is rendered as one batch of independent images with Lucid's
-own parameterization, transforms and Adam; the scores and entropies are then
-measured on Lucid's final images by the native scorer of :mod:`lsnb.featvis`,
-so the two engines are compared on the same footing.
+This module is a renderer only: :func:`render` receives a forward function
+(input image to the group layer's and the output layer's pre-activations) and
+the per-image objective from :mod:`lsnb.featvis`, and returns images; it does
+not import :mod:`lsnb.featvis`.  The forward function is handed to
+``render_vis`` as a frozen GraphDef (variables turned into constants).  A whole
+subcluster test (the true group and its random groups) is rendered as one
+batch of independent images with Lucid's own parameterization, transforms and
+Adam; :mod:`lsnb.featvis` then measures scores and entropies on Lucid's final
+images with its native scorer, so the two engines are compared on the same
+footing.
 """
 from __future__ import annotations
 
@@ -34,7 +37,6 @@ from typing import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from lsnb.featvis import _quiet_tf_logging
 
 INSTALL_HINT = (
     "Lucid is an optional backend. Install it into this environment with\n"
@@ -153,23 +155,29 @@ def is_available() -> bool:
     return True
 
 
-def freeze(engine, layer: str) -> tuple:
-    """Freeze the engine's model (with its preprocessing) to a GraphDef.
+@contextmanager
+def quiet_tf_logging() -> Iterator[None]:
+    """Silence TensorFlow's Python logger below ERROR (retracing warnings) while active."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def freeze(forward, image_shape: Sequence[int]) -> tuple:
+    """Freeze ``forward`` (images in [0, 1] -> (group pre-activations, logits)) to a GraphDef.
 
     Returns
     -------
     graph_def, input_name, (preact_name, logits_name)
-        The input op name and the output tensor names (the pre-activations of
-        ``layer`` and of the output layer).
+        The input op name and the output tensor names.
     """
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    scorer = engine.scorer(layer)
-
-    def forward(x):
-        return scorer(engine._prep(x), training=False)
-
-    spec = tf.TensorSpec((None, *engine.image_shape), tf.float32)
+    spec = tf.TensorSpec((None, *image_shape), tf.float32)
     frozen = convert_variables_to_constants_v2(tf.function(forward).get_concrete_function(spec))
     graph_def = frozen.graph.as_graph_def()
     return graph_def, frozen.inputs[0].op.name, tuple(t.name for t in frozen.outputs)
@@ -225,25 +233,24 @@ def _param_f(lucid, config, image_shape: Sequence[int], batch: int):
     return param_f
 
 
-def _objective(lucid, preact_name: str, masks: np.ndarray, objective: str):
-    from lsnb.featvis import group_objective
-
+def _objective(lucid, preact_name: str, masks: np.ndarray, objective):
     def func(T):
-        return tf.reduce_sum(group_objective(T(preact_name), tf.constant(masks), objective))
+        return tf.reduce_sum(objective(T(preact_name), tf.constant(masks)))
 
-    return lucid.objectives.Objective(func, name="lsnb_group_l1")
-
-
+    return lucid.objectives.Objective(func, name="lsnb_group_objective")
 
 
-def render(engine, layer: str, masks: np.ndarray, seed: Sequence[int], config,
+def render(forward, image_shape: Sequence[int], masks: np.ndarray, seed: Sequence[int], config, objective,
            relu_gradient_override: bool = True) -> np.ndarray:
     """Render one batch of group visualizations with ``lucid.optvis.render.render_vis``.
 
     Parameters
     ----------
-    engine : lsnb.featvis.FeatvisEngine
-    layer : str
+    forward : callable
+        Images in [0, 1] ``(n, h, w, c)`` -> (pre-activations of the group
+        layer, logits), preprocessing included.
+    image_shape : tuple
+        ``(h, w, c)``.
     masks : numpy.ndarray
         ``(n, units)``: image ``i`` maximises the units of row ``i``.
     seed : sequence of int
@@ -251,6 +258,8 @@ def render(engine, layer: str, masks: np.ndarray, seed: Sequence[int], config,
         parameters (Lucid has no other seeding; its transforms use TF1's
         graph-level randomness).
     config : lsnb.featvis.VisConfig
+    objective : callable
+        ``objective(preact, masks) -> (n,)`` per-image objective tensor.
     relu_gradient_override : bool
         Lucid's default redirected-ReLU gradient (on in the original code).
 
@@ -260,31 +269,15 @@ def render(engine, layer: str, masks: np.ndarray, seed: Sequence[int], config,
         ``(n, h, w, c)`` images in [0, 1].
     """
     lucid = load_lucid()
-    graph_def, input_name, (preact_name, _) = freeze(engine, layer)
-    model = _lucid_model(lucid, graph_def, input_name, engine.image_shape)
+    graph_def, input_name, (preact_name, _) = freeze(forward, image_shape)
+    model = _lucid_model(lucid, graph_def, input_name, image_shape)
     np.random.seed(np.random.SeedSequence([int(s) for s in seed]).generate_state(1)[0])
     steps = max(int(config.steps), 1)
-    with _quiet_tf_logging():
+    with quiet_tf_logging():
         images = lucid.render.render_vis(
-            model, _objective(lucid, preact_name, masks.astype(np.float32), config.objective),
-            param_f=_param_f(lucid, config, engine.image_shape, len(masks)),
+            model, _objective(lucid, preact_name, masks.astype(np.float32), objective),
+            param_f=_param_f(lucid, config, image_shape, len(masks)),
             optimizer=tf.compat.v1.train.AdamOptimizer(config.lr),
-            transforms=_lucid_transforms(lucid, config.transforms, engine.image_shape),
+            transforms=_lucid_transforms(lucid, config.transforms, image_shape),
             thresholds=(steps - 1,), verbose=False, relu_gradient_override=relu_gradient_override)
     return np.asarray(images[-1], np.float32)
-
-
-def visualize(engine, layer: str, groups: Sequence[Sequence[int]], seeds: Sequence[Sequence[int]],
-              config, relu_gradient_override: bool = True):
-    """Lucid counterpart of :meth:`lsnb.featvis.FeatvisEngine.visualize` for one batch.
-
-    All groups are rendered in one ``render_vis`` call seeded by ``seeds[0]``;
-    scores and entropies are measured by the native scorer.
-    """
-    from lsnb.featvis import Visualizations
-
-    masks = engine.masks(layer, groups)
-    images = render(engine, layer, masks, seeds[0], config, relu_gradient_override)
-    scores, entropies = engine.score(layer, images, masks, config.objective)
-    return Visualizations(images=images, scores=scores, entropies=entropies,
-                          trace=np.zeros((0, len(masks)), np.float32))

@@ -21,6 +21,18 @@ import numpy as np
 
 NEURON_LAYER_TYPES = (keras.layers.Dense, keras.layers.Conv2D)
 
+#: Layers that act on each channel separately, so channel ``c`` of their output
+#: is channel ``c`` of their input (used by the graph and the lesion code alike).
+#: ``Softmax`` is not one: each of its outputs depends on every channel.
+PER_CHANNEL_LAYERS = (
+    keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
+    keras.layers.PReLU, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
+    keras.layers.BatchNormalization, keras.layers.Dropout, keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise, keras.layers.GaussianDropout, keras.layers.ZeroPadding2D,
+)
+#: Per-channel layers that end a spatial map: channel ``c`` becomes feature ``c``.
+GLOBAL_POOLING_LAYERS = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+
 
 @dataclass(frozen=True)
 class NeuronLayer:
@@ -203,3 +215,14 @@ def check_input_shape(model: keras.Model, x: np.ndarray) -> None:
             f"inputs of shape {np.shape(x)} do not fit model {model.name!r}, "
             f"which expects (n, {', '.join(str(e) for e in expected)})"
         )
+
+
+def layer_flops(layer: keras.layers.Layer) -> int:
+    """Floating-point operations (2 per multiply-add) of one example through a Dense/Conv2D layer."""
+    if isinstance(layer, keras.layers.Dense):
+        return 2 * int(layer.input.shape[-1]) * int(layer.units)
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw, c_in, c_out = (int(d) for d in layer.kernel.shape)
+        h, w = (int(d) for d in layer.output.shape[1:3])
+        return 2 * h * w * kh * kw * c_in * c_out
+    return 0

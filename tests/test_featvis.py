@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 
-import keras
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,40 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lsnb import featvis, lucid_backend, models, stats
+from lsnb import controls, featvis, lucid_backend, stats
 from lsnb.cluster import Partition
-
-TOP_LEFT = (slice(0, 4), slice(0, 4))
-
-
-def planted_mlp() -> keras.Model:
-    """8x8 images; hidden units 0-3 all read the top-left 4x4 quadrant (+1 weights),
-    units 4-11 each read 8 random pixels with +1 and 8 others with -1.
-
-    The planted group's units can all be maximised by one image (score up to
-    4 x 16); a group with other units cannot reach that.
-    """
-    rng = np.random.default_rng(0)
-    w = np.zeros((8, 8, 12), np.float32)
-    w[TOP_LEFT[0], TOP_LEFT[1], :4] = 1.0
-    for u in range(4, 12):
-        pix = rng.permutation(64)[:16]
-        w.reshape(64, 12)[pix[:8], u] = 1.0
-        w.reshape(64, 12)[pix[8:], u] = -1.0
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Flatten()(inputs)
-    h = keras.layers.Dense(12, activation="relu", name="hidden")(x)
-    out = keras.layers.Dense(3, activation="softmax", name="logits")(h)
-    model = keras.Model(inputs, out)
-    model.get_layer("hidden").set_weights([w.reshape(64, 12), np.zeros(12, np.float32)])
-    model.get_layer("logits").set_weights([np.zeros((12, 3), np.float32),
-                                           np.log([1.0, 2.0, 3.0]).astype(np.float32)])
-    return model
-
-
-def tiny_cnn() -> keras.Model:
-    return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=8, n_classes=4)
-
+from nets import TOP_LEFT, planted_featvis_mlp, tiny_cnn
 
 def test_group_objective_by_hand():
     conv = np.zeros((1, 2, 2, 3), np.float32)
@@ -67,14 +35,14 @@ def test_softmax_entropy_matches_hand_computation():
     assert got[0] == pytest.approx(hand, rel=1e-6)
     assert got[1] == pytest.approx(np.log(3), rel=1e-6)
     # through the model: the planted MLP's logits are log(1, 2, 3) on every image
-    engine = featvis.FeatvisEngine(planted_mlp())
+    engine = featvis.FeatvisEngine(planted_featvis_mlp())
     images = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32)
     _, entropies = engine.score("hidden", images, engine.masks("hidden", [[0], [1]]))
     assert np.allclose(entropies, hand, rtol=1e-5)
 
 
 def test_objective_rises_and_planted_group_lights_up_its_region():
-    model = planted_mlp()
+    model = planted_featvis_mlp()
     groups = [np.arange(4), np.array([0, 5, 7, 9]), np.array([4, 6, 8, 10])]
     vis = featvis.visualize(model, "hidden", groups, steps=80, transforms="none")
     trace = vis.trace
@@ -120,14 +88,13 @@ def test_transforms_draw_identity_and_shifts():
 
 
 def test_featvis_test_table_and_planted_percentile():
-    model = planted_mlp()
+    model = planted_featvis_mlp()
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
     part = Partition({"hidden": labels}, method="weights", scope="network", k=3)
     table, images = featvis.featvis_test(model, part, n_random=9, steps=40, network="planted",
                                          replicate=1, transforms="none", return_images=True,
-                                         progress=False)
-    assert list(table.columns) == ["network", "replicate", "partitioning", "measure", "layer", "cluster",
-                                   "size", "true", "randoms", "random_mean", "percentile", "effect"]
+                                         progress=False, ties="conservative")
+    assert list(table.columns) == list(controls.COLUMNS)
     assert len(table) == 2 * 3 and set(table.measure) == {"vis_score", "softmax_entropy"}
     assert set(table.partitioning) == {"weights/network"} and set(table.replicate) == {1}
     planted = table[(table.measure == "vis_score") & (table.cluster == 0)].iloc[0]
@@ -137,7 +104,7 @@ def test_featvis_test_table_and_planted_percentile():
     assert planted.effect == pytest.approx(2 * planted.true / (planted.true + planted.random_mean))
     # constant logits: every entropy ties, and ties count against significance
     ent = table[table.measure == "softmax_entropy"]
-    assert np.allclose(ent.percentile, 1 - 1 / 20)
+    assert np.allclose(ent.percentile, 1 - 1 / 20) and ent.tie.all() and not ent.higher_is_special.any()
     assert images[("hidden", 0)].shape == (10, 8, 8, 1)
     summary = stats.summarize(table)
     assert set(summary.measure) == {"vis_score", "softmax_entropy"}
@@ -175,9 +142,9 @@ def test_lucid_missing_gives_install_instructions(monkeypatch):
     monkeypatch.setitem(sys.modules, "lucid", None)  # import lucid -> ImportError
     part = Partition({"hidden": np.array([0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1])})
     with pytest.raises(lucid_backend.LucidUnavailableError, match="pip install --no-deps lucid"):
-        featvis.featvis_test(planted_mlp(), part, backend="lucid", progress=False)
+        featvis.featvis_test(planted_featvis_mlp(), part, backend="lucid", progress=False)
     # the native engine is unaffected
-    table = featvis.featvis_test(planted_mlp(), part, n_random=2, steps=2, progress=False)
+    table = featvis.featvis_test(planted_featvis_mlp(), part, n_random=2, steps=2, progress=False)
     assert len(table) == 4  # two subclusters x two measures
 
 
@@ -190,7 +157,7 @@ def test_rotate_shim_turns_a_quarter():
 
 @pytest.mark.skipif(not lucid_backend.is_available(), reason="Lucid is not installed")
 def test_lucid_backend_agrees_with_native_engine():
-    model = planted_mlp()
+    model = planted_featvis_mlp()
     part = Partition({"hidden": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])})
     kwargs = dict(n_random=4, steps=30, transforms="none", progress=False)
     native = featvis.featvis_test(model, part, **kwargs)
@@ -208,7 +175,7 @@ def test_lucid_backend_agrees_with_native_engine():
 @pytest.mark.skipif(not lucid_backend.is_available(), reason="Lucid is not installed")
 def test_compare_backends_side_by_side():
     part = Partition({"hidden": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])})
-    side, summary, images = featvis.compare_backends(planted_mlp(), part, n_random=3, steps=5,
+    side, summary, images = featvis.compare_backends(planted_featvis_mlp(), part, n_random=3, steps=5,
                                                      max_subclusters=2, transforms="none", progress=False)
     assert len(side) == 2 * 2 and {"true_native", "true_lucid", "percentile_lucid"} <= set(side.columns)
     assert set(summary.backend) == {"native", "lucid"} and len(summary) == 4

@@ -6,63 +6,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import scipy.stats
 
-from lsnb import lesion, models, stats
+from lsnb import controls, lesion, stats
 from lsnb.cluster import Partition
+from nets import HAND_X, HAND_Y, data_for, hand_mlp, planted_lesion_mlp, randomize_batch_norm, tiny_net
 
 
 # ----------------------------------------------------------------------------- fixtures
-def _hand_mlp() -> keras.Model:
-    """3 inputs -> 3 ReLU units (identity) -> 2 classes; unit 0 votes 0, units 1, 2 vote 1."""
-    model = models.mlp(input_shape=(3,), hidden=(3,), n_classes=2)
-    model.get_layer("dense1").set_weights([np.eye(3, dtype="float32"), np.zeros(3, "float32")])
-    model.get_layer("logits").set_weights([np.array([[1, 0], [0, 1], [0, 1]], "float32"),
-                                           np.array([0.05, 0.0], "float32")])
-    return model
-
-
-HAND_X = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.3, 0.3], [0.2, 0.1, 0]], "float32")
-HAND_Y = np.array([0, 1, 1, 1, 0])
-
-
-def _randomize_batch_norm(model: keras.Model, rng: np.random.Generator) -> None:
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.normal(1, 0.3, gamma.shape).astype("float32"),
-                               rng.normal(0, 0.5, beta.shape).astype("float32"),
-                               rng.normal(0.2, 0.3, mean.shape).astype("float32"),
-                               rng.uniform(0.5, 2.0, var.shape).astype("float32")])
-
-
-def _tiny_net(kind: str) -> keras.Model:
-    """A tiny MLP, small CNN with pooling, or VGG-like net with batch norm after the ReLU."""
-    keras.utils.set_random_seed(1)
-    if kind == "mlp":
-        return models.mlp(input_shape=(6, 6, 1), hidden=(24, 16, 16))
-    if kind == "cnn":
-        return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=12)
-    vgg = models.vgg_cifar(width=1 / 16, input_shape=(12, 12, 3), layout=(64, "M", 64, 64, "M"))
-    _randomize_batch_norm(vgg, np.random.default_rng(1))
-    return vgg
-
-
-def _spread_logits(model: keras.Model, x: np.ndarray, rng: np.random.Generator) -> None:
-    """Standardise the features entering the output layer so random nets predict varied classes."""
-    feats = np.asarray(keras.Model(model.inputs[0], model.get_layer("logits").input)(x, training=False))
-    mean, std = feats.mean(axis=0), feats.std(axis=0) + 1e-3
-    w = rng.normal(size=(feats.shape[1], 10)).astype("float32")
-    model.get_layer("logits").set_weights([w / std[:, None], -(mean / std) @ w])
-
-
-def _data_for(model: keras.Model, n: int, rng: np.random.Generator):
-    x = rng.random((n, *model.inputs[0].shape[1:])).astype("float32")
-    _spread_logits(model, x, rng)
-    y = np.argmax(np.asarray(model(x, training=False)), axis=-1)
-    y[: n // 3] = rng.integers(0, 10, n // 3)   # some errors, so lesions can also help
-    return x, y
-
-
 def _near_ties(model: keras.Model, x: np.ndarray, tol: float = 1e-5) -> int:
     probs = np.sort(np.asarray(model(x, training=False)), axis=-1)
     return int(np.sum(probs[:, -1] - probs[:, -2] < tol))
@@ -78,7 +29,7 @@ def _near_ties(model: keras.Model, x: np.ndarray, tol: float = 1e-5) -> int:
 ])
 @pytest.mark.parametrize("method", ["engine", "masked", "naive"])
 def test_hand_built_mlp_lesion_accuracies(units, acc, per_class, method):
-    model = _hand_mlp()
+    model = hand_mlp()
     got, got_class = lesion.lesioned_accuracy(model, HAND_X, HAND_Y, {"dense1": units}, method=method)
     assert got == pytest.approx(acc)
     np.testing.assert_allclose(got_class, per_class)
@@ -96,10 +47,14 @@ def test_lesion_measures_paper_and_original_variants():
     np.testing.assert_allclose(paper["class_range"], [2 / 3, 0.5, 0.0])
     original = lesion.lesion_measures(base, lesioned, counts, variant="original")
     np.testing.assert_allclose(original["acc_drop"], [1 / 3, 0.25, 0.0])
-    np.testing.assert_allclose(original["class_range"], [2.0, 2.0, 0.0])
-    # a lesion that helps one class as much as it hurts the other: mean 0, range > 0
-    inf = lesion.lesion_measures(np.array([1, 1]), np.array([[2, 0]]), np.array([2, 2]), variant="original")
-    assert np.isinf(inf["class_range"][0])
+    # nothing lost: 0 / 0 is NaN in the authors' code
+    np.testing.assert_allclose(original["class_range"], [2.0, 2.0, np.nan])
+    # helps one class as much as it hurts the other: mean 0, range 1 -> NaN (not inf)
+    even = lesion.lesion_measures(np.array([1, 1]), np.array([[2, 0]]), np.array([2, 2]), variant="original")
+    assert np.isnan(even["class_range"][0])
+    # helps on average: drops (-0.5, 0), range 0.5 over the signed mean -0.25 -> -2 (no abs)
+    helps = lesion.lesion_measures(np.array([1, 1]), np.array([[2, 1]]), np.array([2, 2]), variant="original")
+    assert helps["class_range"][0] == pytest.approx(-2.0)
     with pytest.raises(ValueError):
         lesion.lesion_measures(base, lesioned, counts, variant="nope")
 
@@ -122,7 +77,7 @@ def test_lesion_through_batch_norm_removes_the_unit_entirely():
     keras.utils.set_random_seed(2)
     rng = np.random.default_rng(2)
     full = _conv_bn_net(4)
-    _randomize_batch_norm(full, rng)
+    randomize_batch_norm(full, rng)
     keep = [0, 2, 3]
     small = _conv_bn_net(3)
     k1, b1 = full.get_layer("conv1").get_weights()
@@ -151,9 +106,9 @@ def test_lesion_through_batch_norm_removes_the_unit_entirely():
 # ----------------------------------------------------------------------------- engine vs naive
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "vgg_bn"])
 def test_engine_and_masked_path_agree_with_naive_reference(kind):
-    model = _tiny_net(kind)
+    model = tiny_net(kind)
     rng = np.random.default_rng(3)
-    x, y = _data_for(model, 120, rng)
+    x, y = data_for(model, 120, rng)
     for layer in lesion.neurons.hidden_layers(model):
         assert lesion.chain_plan(model, layer.name) is not None
         sets = [np.sort(rng.choice(layer.n_units, size, replace=False))
@@ -173,20 +128,27 @@ def test_engine_and_masked_path_agree_with_naive_reference(kind):
 
 
 def test_engine_small_batches_match_one_big_pass():
-    model = _tiny_net("cnn")
+    model = tiny_net("cnn")
     rng = np.random.default_rng(9)
-    x, y = _data_for(model, 100, rng)
-    sets = [np.sort(rng.choice(6, 2, replace=False)) for _ in range(7)] + [np.array([], int)]
+    x, y = data_for(model, 100, rng)
+    kernel, bias = model.get_layer("conv1").get_weights()
+    kernel[..., 0], bias[0] = 0.0, -1.0            # channel 0 never fires
+    model.get_layer("conv1").set_weights([kernel, bias])
+    sets = [np.sort(rng.choice(np.arange(1, 6), 2, replace=False)) for _ in range(7)]
+    sets += [np.array([0]), np.array([0, 3]), np.array([3])]
     big = lesion.LesionEngine(model, "conv1").counts(x, y, sets)
     small = lesion.LesionEngine(model, "conv1", max_elements=3 * 12 * 12 * 6).counts(x, y, sets)
     np.testing.assert_array_equal(big, small)
-    np.testing.assert_array_equal(big[-1], lesion.baseline_counts(model, x, y))
+    # the engine itself (not the baseline shortcut) evaluates lesions of units that never fire
+    np.testing.assert_array_equal(big[-3], lesion.baseline_counts(model, x, y))
+    np.testing.assert_array_equal(big[-2], big[-1])
+    assert np.any(big[:7].sum(axis=1) != big[-3].sum())
 
 
 def test_several_layers_at_once_match_naive():
-    model = _tiny_net("mlp")
+    model = tiny_net("mlp")
     rng = np.random.default_rng(4)
-    x, y = _data_for(model, 150, rng)
+    x, y = data_for(model, 150, rng)
     lesions = {"dense1": [0, 3, 5], "dense3": [1, 2]}
     masked = lesion.lesioned_accuracy(model, x, y, lesions)
     naive = lesion.lesioned_accuracy(model, x, y, lesions, method="naive")
@@ -207,7 +169,7 @@ def test_masked_path_on_a_residual_model():
     model = keras.Model(inputs, out)
     assert lesion.chain_plan(model, "conv_a") is None
     rng = np.random.default_rng(5)
-    x, y = _data_for(model, 100, rng)
+    x, y = data_for(model, 100, rng)
     kernel, bias = model.get_layer("conv_a").get_weights()
     for units in ([0], [1, 3]):
         acc, per_class = lesion.lesioned_accuracy(model, x, y, {"conv_a": units})
@@ -224,7 +186,7 @@ def test_masked_path_on_a_residual_model():
 
 
 def test_bad_lesions_are_rejected():
-    model = _hand_mlp()
+    model = hand_mlp()
     with pytest.raises(ValueError, match="not a neuron layer"):
         lesion.lesioned_accuracy(model, HAND_X, HAND_Y, {"nope": [0]})
     with pytest.raises(ValueError, match="output layer"):
@@ -236,28 +198,18 @@ def test_bad_lesions_are_rejected():
 
 
 # ----------------------------------------------------------------------------- lesion_test
-def _planted_mlp():
-    """dense1 has 12 units; only units 0-3 reach the output (the others' outgoing weights are 0)."""
-    keras.utils.set_random_seed(6)
-    model = models.mlp(input_shape=(5,), hidden=(12, 8), n_classes=10)
-    kernel, bias = model.get_layer("dense2").get_weights()
-    kernel[4:, :] = 0.0
-    model.get_layer("dense2").set_weights([kernel, bias])
-    return model
-
-
 def test_lesion_test_table_and_planted_important_cluster():
-    model = _planted_mlp()
+    model = planted_lesion_mlp()
     rng = np.random.default_rng(7)
     x = rng.normal(size=(300, 5)).astype("float32")
-    y = np.argmax(np.asarray(model(x)), axis=-1)
+    y = (x[:, 0] > 0).astype(int)
     labels = {"dense1": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, -1]),
               "dense2": np.array([0, 0, 0, 1, 1, 1, 2, 2])}
     part = Partition(labels=labels, method="weights", scope="layer", k=3, seed=0)
     table = lesion.lesion_test(model, part, x, y, n_random=19, seed=0, network="mlp", replicate=2,
-                               progress=False)
-    assert list(table.columns) == ["network", "replicate", "partitioning", "measure", "layer", "cluster",
-                                   "size", "true", "randoms", "random_mean", "percentile", "effect"]
+                               progress=False, ties="conservative")
+    assert list(table.columns) == list(controls.COLUMNS)
+    assert table["higher_is_special"].all()
     assert len(table) == 2 * 6
     assert set(table["measure"]) == {"acc_drop", "class_range"}
     assert (table["network"] == "mlp").all() and (table["replicate"] == 2).all()
@@ -266,59 +218,67 @@ def test_lesion_test_table_and_planted_important_cluster():
     row = table[(table.layer == "dense1") & (table.cluster == 0) & (table.measure == "acc_drop")].iloc[0]
     assert row["size"] == 4 and row["true"] > 0
     assert len(row["randoms"]) == 19 and row["random_mean"] == pytest.approx(np.mean(row["randoms"]))
-    # no random 4-set of the 11 live units can contain all of units 0-3 except the true one
-    assert row["percentile"] == pytest.approx(0.025)
-    for cluster in (1, 2):   # units without outgoing weights: lesions change nothing
+    # only a random group holding all of units 0-3 drops as much; these controls hold none
+    assert not any(set(range(4)) <= set(r) for r in controls.controls_for(
+        controls.partition_groups(model, part)[:1], 19, 0, "mlp", 2, part.name)[0])
+    assert row["percentile"] == pytest.approx(0.025) and not row["tie"]
+    for cluster in (1, 2):   # units without a path to the output: lesions change nothing
         dead = table[(table.layer == "dense1") & (table.cluster == cluster)]
-        assert (dead["true"] == 0).all() and (dead["effect"] == 0).all()
-        assert (dead["percentile"] > 0.5).all()
+        assert (dead["true"] == 0).all() and dead["tie"].all()
+        np.testing.assert_allclose(dead["percentile"], 0.975)   # ties count against (conservative)
     expected_effect = stats.effect_terms(table["true"], table["random_mean"])
     np.testing.assert_allclose(table["effect"], expected_effect)
     for _, r in table.iterrows():
         assert r["percentile"] == pytest.approx(stats.centered_percentile(r["true"], r["randoms"]))
     # reproducible, and the engine agrees with the naive reference on the whole table
-    again = lesion.lesion_test(model, part, x, y, seed=0, progress=False, method="naive")
+    again = lesion.lesion_test(model, part, x, y, seed=0, network="mlp", replicate=2, progress=False,
+                               method="naive")
     np.testing.assert_allclose(again["true"], table["true"], atol=1.5 / 300)
     np.testing.assert_allclose(np.stack(again["randoms"]), np.stack(table["randoms"]), atol=1.5 / 300)
     summary = stats.summarize(table)
     assert len(summary) == 2 and (summary["n"] == 6).all()
 
 
-def test_lesion_test_random_controls_use_the_seeded_generator():
-    model = _planted_mlp()
+def test_lesion_test_random_controls_follow_the_derived_seed():
+    model = planted_lesion_mlp()
     rng = np.random.default_rng(8)
     x = rng.normal(size=(100, 5)).astype("float32")
-    y = np.argmax(np.asarray(model(x)), axis=-1)
+    y = rng.integers(0, 2, 100)
     part = Partition(labels={"dense1": np.repeat([0, 1, 2], 4)})
-    subs = part.subclusters()
-    gen = np.random.default_rng(11)
-    controls = [part.random_controls(s, 5, gen) for s in subs]
-    table = lesion.lesion_test(model, part, x, y, n_random=5, seed=11, progress=False)
+    table = lesion.lesion_test(model, part, x, y, n_random=5, seed=11, network="net", replicate=3,
+                               progress=False)
     acc = table[table.measure == "acc_drop"]
     base, _ = lesion.lesioned_accuracy(model, x, y, {})
-    for (_, row), sub, ctrl in zip(acc.iterrows(), subs, controls):
+    for (_, row), sub in zip(acc.iterrows(), part.subclusters()):
+        gen = np.random.default_rng(controls.control_seed(11, "net", 3, part.name, "dense1", sub.cluster))
+        ctrl = controls.draw_controls(part.live_units("dense1"), sub.size, 5, gen)
         expected = [base - lesion.lesioned_accuracy(model, x, y, {"dense1": c})[0] for c in ctrl]
         np.testing.assert_allclose(row["randoms"], expected, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- null calibration
 def test_null_calibration_random_true_subclusters():
-    """When the 'true' subclusters are random sets, percentiles are uniform or conservative and
-    Fisher p values give no excess of false positives at 0.05."""
-    model = _tiny_net("mlp")
+    """When the 'true' subclusters are random sets, random tie-breaking makes the percentiles
+    uniform on their 20 values: neither too many low ones nor too few (two-sided)."""
+    model = tiny_net("mlp")
     rng = np.random.default_rng(12)
-    x, y = _data_for(model, 200, rng)
+    x, y = data_for(model, 200, rng)
     n_sub, size, n_random = 400, 4, 19
     sets = [np.sort(rng.choice(24, size, replace=False)) for _ in range(n_sub * (n_random + 1))]
     correct = lesion.lesioned_counts(model, x, y, "dense1", sets)
     base = lesion.baseline_counts(model, x, y)
     drops = lesion.lesion_measures(base, correct, lesion.class_counts(y, 10))["acc_drop"]
     drops = drops.reshape(n_sub, n_random + 1)
-    pct = np.array([stats.centered_percentile(d[0], d[1:]) for d in drops])
     assert np.ptp(drops) > 0.02   # the lesions do change the accuracy
-    # ties (equal accuracy drops) count against significance: never more low percentiles than chance
-    for cut in (0.05, 0.1, 0.25):
-        assert np.mean(pct < cut) <= cut + 3 * np.sqrt(cut * (1 - cut) / n_sub)
-    assert np.mean(pct) > 0.5 - 3 * np.sqrt(1 / 12 / n_sub)
-    pvalues = np.array([stats.fisher_pvalue(pct[i:i + 10]) for i in range(0, n_sub, 10)])
-    assert np.mean(pvalues < 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(pvalues))
+    assert np.mean([np.any(d[1:] == d[0]) for d in drops]) > 0.1   # and ties are common
+    pct = np.array([controls._percentile(d[0], d[1:], True, "random", np.random.default_rng(i))
+                    for i, d in enumerate(drops)])
+    for cut in (0.05, 0.1, 0.25, 0.5):
+        assert abs(np.mean(pct < cut) - cut) <= 3 * np.sqrt(cut * (1 - cut) / n_sub)
+    assert abs(np.mean(pct) - 0.5) < 3 * np.sqrt(1 / 12 / n_sub)
+    levels = np.bincount(np.rint((pct - 0.025) * 20).astype(int), minlength=20)
+    assert scipy.stats.chisquare(levels).pvalue > 1e-3
+    # the conservative rule moves every tied row up (never down)
+    high = np.array([stats.centered_percentile(d[0], d[1:]) for d in drops])
+    tied = np.array([np.any(d[1:] == d[0]) for d in drops])
+    assert np.all(high >= pct - 1e-12) and np.all(high[~tied] == pct[~tied]) and np.any(high > pct)

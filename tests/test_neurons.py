@@ -38,3 +38,33 @@ def test_conv_preactivation_shape_and_errors(rng):
     with pytest.raises(ValueError, match="do not fit"):
         neurons.preactivations(m, rng.random((2, 32, 32, 3)), ["conv1"])
     assert [l.name for l in neurons.hidden_layers(m)] == ["conv1", "conv2", "conv3", "dense1"]
+
+
+def test_one_list_of_channel_preserving_layers():
+    from lsnb import graph, lesion
+
+    for kind in (keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU, keras.layers.BatchNormalization):
+        assert issubclass(kind, neurons.PER_CHANNEL_LAYERS)
+    assert not issubclass(keras.layers.Softmax, neurons.PER_CHANNEL_LAYERS)
+    assert lesion.PER_CHANNEL_LAYERS is neurons.PER_CHANNEL_LAYERS
+    assert set(neurons.PER_CHANNEL_LAYERS) <= set(graph.PASS_THROUGH)
+    # a LeakyReLU between two dense layers keeps the lesion engine's chain plan
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(3, name="d1")(inputs)
+    h = keras.layers.LeakyReLU()(h)
+    out = keras.layers.Dense(2, name="out")(h)
+    model = keras.Model(inputs, out)
+    assert lesion.chain_plan(model, "d1") is not None
+    through_softmax = keras.layers.Softmax()(model.get_layer("d1").output)
+    soft = keras.Model(inputs, keras.layers.Dense(2, name="o2")(through_softmax))
+    assert lesion.chain_plan(soft, "d1") is None
+
+
+def test_layer_flops_by_hand():
+    inputs = keras.Input((6, 6, 2))
+    conv = keras.layers.Conv2D(3, 3, padding="same", name="c")
+    dense = keras.layers.Dense(5, name="d")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(conv(inputs))))
+    assert neurons.layer_flops(model.get_layer("c")) == 2 * 6 * 6 * 3 * 3 * 2 * 3
+    assert neurons.layer_flops(model.get_layer("d")) == 2 * 108 * 5
+    assert neurons.layer_flops(model.layers[2]) == 0

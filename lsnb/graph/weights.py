@@ -10,25 +10,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from lsnb.graph.base import NeuronGraph, node_blocks, input_layer, node_layers
-from lsnb.neurons import neuron_layers
+from lsnb.neurons import GLOBAL_POOLING_LAYERS, PER_CHANNEL_LAYERS, neuron_layers
 
 
 #: Layer types the graph walk passes through unchanged (besides batch norm and Add).
-PASS_THROUGH = (
-    keras.layers.InputLayer,
-    keras.layers.Flatten,
-    keras.layers.MaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout2D,
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    keras.layers.Softmax,
-    keras.layers.ZeroPadding2D,
-    keras.layers.Identity,
-)
+PASS_THROUGH = (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Identity, *PER_CHANNEL_LAYERS,
+                *GLOBAL_POOLING_LAYERS)
 
 #: Pass-through layers after which a position in the flattened tensor no
 #: longer identifies a position in the flattened model input.

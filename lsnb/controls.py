@@ -1,0 +1,330 @@
+"""The group test's machinery: groups, random controls, measures on masks, the tidy table.
+
+Section 4 of the paper: a group of units of one layer is compared with
+``n_random`` random groups of the same size drawn from the same layer; a
+measure of each group turns into a centered percentile of the true group among
+the random ones.  This module holds that procedure once, for every measure
+(:mod:`lsnb.lesion`, :mod:`lsnb.featvis` and user-written ones); the public
+entry point is :func:`lsnb.grouptest.group_test`.
+
+Choices (stated once):
+
+* Random controls: one rule for every test.  The controls of group
+  ``(layer, cluster)`` come from ``numpy.random.default_rng([seed,
+  stable_hash(network), replicate, stable_hash(partitioning),
+  stable_hash(layer), cluster])``; each of the ``n_random`` rows is drawn
+  uniformly without replacement from the pool and sorted.  Controls are thus
+  independent across networks, replicates, partitionings, layers and
+  clusters, and do not depend on which other groups are tested.
+* The pool: ``"live"`` is the layer's live units (for a partition or label
+  array: units with a label >= 0; for explicit unit lists: all units),
+  ``"all"`` is every unit of the layer.
+* A measure sees one layer at a time: a boolean mask array ``(n_masks,
+  n_units)`` holding, group after group, the true group and its random
+  controls, so a batched engine evaluates them all together.
+* Percentiles: :func:`_percentile` (ties ``"random"``, ``"conservative"`` or
+  ``"original"``); a row whose values contain NaN gets a NaN percentile and
+  effect term.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+import keras
+import numpy as np
+import pandas as pd
+
+from lsnb import neurons, stats
+from lsnb.cluster import Partition, Subcluster
+
+#: Columns of the tidy group-test table, in order.
+COLUMNS = ("network", "replicate", "partitioning", "measure", "layer", "cluster", "size", "true", "randoms",
+           "random_mean", "higher_is_special", "tie", "percentile", "effect")
+POOLS = ("live", "all")
+TIES = ("random", "conservative", "original")
+
+
+def stable_hash(text: str) -> int:
+    """A platform-independent 64-bit hash: the first 8 bytes of SHA-256 of the UTF-8 text, big-endian."""
+    return int.from_bytes(hashlib.sha256(str(text).encode("utf-8")).digest()[:8], "big")
+
+
+def control_seed(seed: int, network: str, replicate: int, partitioning: str, layer: str,
+                 cluster: int) -> list[int]:
+    """The entropy of group ``(layer, cluster)``'s generator (see the module docstring)."""
+    return [int(seed), stable_hash(network), int(replicate), stable_hash(partitioning), stable_hash(layer),
+            int(cluster)]
+
+
+def draw_controls(pool: np.ndarray, size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, size)`` random groups, each drawn without replacement from ``pool`` and sorted."""
+    rows = [np.sort(rng.choice(pool, size=size, replace=False)) for _ in range(n)]
+    return np.asarray(rows, dtype=np.int64).reshape(n, size)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One tested group: its layer, cluster id, units and the pool its controls come from."""
+
+    layer: str
+    cluster: int
+    units: np.ndarray
+    pool: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(len(self.units))
+
+
+@dataclass(frozen=True)
+class MaskContext:
+    """What a measure may want to know about the masks of one call besides the masks.
+
+    Attributes
+    ----------
+    clusters : numpy.ndarray
+        ``(n_masks,)`` the cluster id of the group each mask belongs to.
+    members : numpy.ndarray
+        ``(n_masks,)`` 0 for the true group, ``j`` for its ``j``-th random group.
+    seeds : list of tuple
+        One seed (a tuple of ints) per mask, for measures that draw randomness
+        (e.g. the images' initialisation in feature visualization).
+    progress : bool
+        Whether the caller asked for progress bars.
+    """
+
+    clusters: np.ndarray
+    members: np.ndarray
+    seeds: list
+    progress: bool = False
+
+
+@runtime_checkable
+class Measure(Protocol):
+    """A measure of unit groups.
+
+    Attributes
+    ----------
+    name : str
+        The table's ``measure`` value.
+    higher_is_special : bool
+        True when a high value means the group is specialized.
+
+    ``evaluate(model, layer, masks, data, context)`` returns one float per
+    row of the boolean ``masks`` ``(n_masks, n_units)``.
+    """
+
+    name: str
+    higher_is_special: bool
+
+    def evaluate(self, model: keras.Model, layer: str, masks: np.ndarray, data: Any,
+                 context: MaskContext) -> np.ndarray:
+        ...
+
+
+@dataclass(frozen=True)
+class FunctionMeasure:
+    """A measure from a plain function ``fn(model, layer, masks, data) -> values``."""
+
+    name: str
+    fn: Any
+    higher_is_special: bool = True
+
+    def evaluate(self, model, layer, masks, data, context):
+        return self.fn(model, layer, masks, data)
+
+
+# ---------------------------------------------------------------------------- groups
+def _check_group(layer: str, cluster: int, units, n_units: int, pool: np.ndarray) -> np.ndarray:
+    where = f"group {cluster} of layer {layer!r}"
+    units = np.asarray(units)
+    if units.ndim != 1 or (units.size and units.dtype.kind not in "iu"):
+        raise ValueError(f"{where}: units must be a 1-D list of integer indices, got shape {units.shape}")
+    units = units.astype(np.int64)
+    if units.size == 0:
+        raise ValueError(f"{where} is empty")
+    if units.min() < 0 or units.max() >= n_units:
+        raise ValueError(f"{where}: unit indices must lie in [0, {n_units}), got {units.min()}..{units.max()}")
+    if len(np.unique(units)) != len(units):
+        raise ValueError(f"{where} lists some units more than once")
+    if len(pool) < len(units):
+        raise ValueError(f"{where} has {len(units)} units but only {len(pool)} units are left to draw "
+                         "random groups from")
+    if set(pool.tolist()) <= set(units.tolist()):
+        raise ValueError(f"{where} is the whole (live) layer: random groups would all equal it")
+    return np.sort(units)
+
+
+def _layer_sizes(model: keras.Model) -> tuple[dict, set]:
+    layers = neurons.neuron_layers(model)
+    return {l.name: l.n_units for l in layers if not l.is_output}, {l.name for l in layers if l.is_output}
+
+
+def _check_layer(layer: str, hidden: dict, outputs: set) -> int:
+    if layer in outputs:
+        raise ValueError(f"{layer!r} is the output layer; only hidden neuron layers can be tested")
+    if layer not in hidden:
+        raise ValueError(f"{layer!r} is not a hidden neuron layer of the model; they are {sorted(hidden)}")
+    return hidden[layer]
+
+
+def _pool(pool: str, n_units: int, live: np.ndarray) -> np.ndarray:
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    return np.asarray(live if pool == "live" else np.arange(n_units), dtype=np.int64)
+
+
+def partition_groups(model: keras.Model, partition: Partition, pool: str = "live", min_size: int = 2,
+                     subclusters: Sequence[Subcluster] | None = None) -> list[Group]:
+    """The groups of a partition: its subclusters of at least ``min_size`` units (or the given ones)."""
+    hidden, outputs = _layer_sizes(model)
+    subs = list(subclusters) if subclusters is not None else partition.subclusters(min_size=min_size)
+    result = []
+    for sub in subs:
+        n_units = _check_layer(sub.layer, hidden, outputs)
+        units_pool = _pool(pool, n_units, partition.live_units(sub.layer))
+        result.append(Group(sub.layer, sub.cluster, _check_group(sub.layer, sub.cluster, sub.units, n_units,
+                                                                 units_pool), units_pool))
+    return result
+
+
+def _is_label_array(value) -> bool:
+    arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
+    return arr.ndim == 1 and all(np.ndim(v) == 0 for v in arr)
+
+
+def normalise_groups(model: keras.Model, groups, pool: str = "live") -> list[Group]:
+    """Groups from a Partition, ``{layer: [unit lists]}`` or ``{layer: label array}``.
+
+    A label array has one entry per unit: labels ``>= 0`` form groups (the
+    label is the cluster id), ``-1`` leaves a unit out (and out of the
+    ``"live"`` pool).  Unit lists are numbered ``0, 1, ...`` and their live
+    pool is the whole layer.
+    """
+    if isinstance(groups, Partition):
+        return partition_groups(model, groups, pool)
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError("groups must be a Partition or a non-empty mapping {layer: unit lists or labels}, "
+                         f"got {type(groups).__name__}")
+    hidden, outputs = _layer_sizes(model)
+    result = []
+    for layer, value in groups.items():
+        n_units = _check_layer(layer, hidden, outputs)
+        if _is_label_array(value):
+            labels = np.asarray(value)
+            if labels.shape != (n_units,) or (labels.size and labels.dtype.kind not in "iu"):
+                raise ValueError(f"labels of layer {layer!r} must be {n_units} integers, got shape {labels.shape}")
+            units_pool = _pool(pool, n_units, np.flatnonzero(labels >= 0))
+            members = [(int(c), np.flatnonzero(labels == c)) for c in np.unique(labels[labels >= 0])]
+        else:
+            units_pool = _pool(pool, n_units, np.arange(n_units))
+            members = list(enumerate(value))
+        for cluster, units in members:
+            result.append(Group(layer, cluster, _check_group(layer, cluster, units, n_units, units_pool),
+                                units_pool))
+    if not result:
+        raise ValueError("no groups to test")
+    return result
+
+
+# ---------------------------------------------------------------------------- percentiles
+def _percentile(true: float, randoms: np.ndarray, higher: bool, ties: str, rng: np.random.Generator) -> float:
+    """Centered percentile under a tie rule (to be replaced by ``stats.centered_percentile(ties=...)``)."""
+    if np.isnan(true) or np.any(np.isnan(randoms)):
+        return float("nan")
+    if ties == "conservative":
+        return stats.centered_percentile(true, randoms, higher_is_special=higher)
+    beyond = np.sum(randoms > true) if higher else np.sum(randoms < true)
+    tied = int(np.sum(randoms == true))
+    r = int(beyond) + (int(rng.integers(0, tied + 1)) if ties == "random" else 0)
+    return (r + 1) / (len(randoms) + 1) - 1 / (2 * (len(randoms) + 1))
+
+
+def _effects(true: np.ndarray, means: np.ndarray) -> np.ndarray:
+    ok = ~(np.isnan(true) | np.isnan(means))
+    out = np.full(len(true), np.nan)
+    if ok.any():
+        out[ok] = stats.effect_terms(true[ok], means[ok])
+    return out
+
+
+# ---------------------------------------------------------------------------- the procedure
+def controls_for(groups: Sequence[Group], n_random: int, seed: int, network: str, replicate: int,
+                 partitioning: str) -> list[np.ndarray]:
+    """Each group's ``(n_random, size)`` random controls (the rule of the module docstring)."""
+    return [draw_controls(g.pool, g.size, n_random, np.random.default_rng(
+        control_seed(seed, network, replicate, partitioning, g.layer, g.cluster))) for g in groups]
+
+
+def mask_seeds(group: Group, n_masks: int, seed: int, network: str, replicate: int,
+               partitioning: str) -> list[tuple]:
+    """One seed per mask of a group (its true group first): the group's control seed plus the index."""
+    key = control_seed(seed, network, replicate, partitioning, group.layer, group.cluster)
+    return [tuple(key + [j]) for j in range(n_masks)]
+
+
+def _layer_values(model, layer: str, members: list, measures: Sequence[Measure], data, n_units: int,
+                  context: MaskContext) -> dict[str, np.ndarray]:
+    masks = np.zeros((len(context.members), n_units), dtype=bool)
+    for row, units in enumerate(u for _, unit_sets in members for u in unit_sets):
+        masks[row, units] = True
+    values = {}
+    for measure in measures:
+        out = np.asarray(measure.evaluate(model, layer, masks, data, context), dtype=float).reshape(-1)
+        if out.shape != (len(masks),):
+            raise ValueError(f"measure {measure.name!r} returned {out.shape[0]} values for {len(masks)} masks "
+                             f"of layer {layer!r}")
+        values[measure.name] = out
+    return values
+
+
+def run_groups(model: keras.Model, groups: Sequence[Group], measures: Sequence[Measure], data=None,
+               n_random: int = 19, ties: str = "random", seed: int = 0, *, network: str = "model",
+               replicate: int = 0, partitioning: str = "groups", progress: bool = False) -> pd.DataFrame:
+    """Evaluate every group and its random controls under every measure; the tidy table.
+
+    See :func:`lsnb.grouptest.group_test` for the parameters; ``groups`` are
+    already normalised.
+    """
+    if n_random < 1:
+        raise ValueError(f"n_random must be at least 1, got {n_random}")
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    names = [m.name for m in measures]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"measures must be a non-empty list with distinct names, got {names}")
+    controls = controls_for(groups, n_random, seed, network, replicate, partitioning)
+    hidden, _ = _layer_sizes(model)
+    values: dict[tuple, dict] = {}
+    for layer in dict.fromkeys(g.layer for g in groups):
+        members = [(g, [g.units, *c]) for g, c in zip(groups, controls) if g.layer == layer]
+        context = MaskContext(
+            clusters=np.repeat([g.cluster for g, _ in members], n_random + 1),
+            members=np.tile(np.arange(n_random + 1), len(members)),
+            seeds=[s for g, _ in members
+                   for s in mask_seeds(g, n_random + 1, seed, network, replicate, partitioning)],
+            progress=progress)
+        per_mask = _layer_values(model, layer, members, measures, data, hidden[layer], context)
+        for i, (g, _) in enumerate(members):
+            block = slice(i * (n_random + 1), (i + 1) * (n_random + 1))
+            values[(g.layer, g.cluster)] = {name: v[block] for name, v in per_mask.items()}
+    rows = []
+    for g in groups:
+        for m in measures:
+            vals = values[(g.layer, g.cluster)][m.name]
+            true, randoms = float(vals[0]), np.asarray(vals[1:], dtype=float)
+            rng = np.random.default_rng(control_seed(seed, network, replicate, partitioning, g.layer, g.cluster)
+                                        + [stable_hash(m.name)])
+            rows.append(dict(network=network, replicate=replicate, partitioning=partitioning, measure=m.name,
+                             layer=g.layer, cluster=g.cluster, size=g.size, true=true, randoms=randoms,
+                             random_mean=float(np.mean(randoms)), higher_is_special=bool(m.higher_is_special),
+                             tie=bool(np.any(randoms == true)),
+                             percentile=_percentile(true, randoms, m.higher_is_special, ties, rng)))
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table["effect"] = _effects(table["true"].to_numpy(float), table["random_mean"].to_numpy(float))
+    table.attrs.update(n_random=n_random, seed=seed, ties=ties)
+    for m in measures:
+        table.attrs.update(getattr(m, "attrs", None) or {})
+    return table

@@ -1,0 +1,103 @@
+"""The group test (Section 4 of the paper), for any grouping and any measure.
+
+:func:`group_test` takes groups of units (a partition's subclusters, explicit
+unit lists, or per-layer label arrays), draws random groups of the same size
+from the same layer by one seeding rule, evaluates a measure on the true and
+random groups together, and returns the tidy table that
+:func:`lsnb.stats.summarize` reads.  The machinery (controls, masks, table)
+lives in :mod:`lsnb.controls`; the built-in measures in :mod:`lsnb.lesion`
+(``acc_drop``, ``class_range``) and :mod:`lsnb.featvis` (``vis_score``,
+``softmax_entropy``) are :class:`~lsnb.controls.Measure` objects written the
+way a user writes one.
+
+A user measure is any object with ``name``, ``higher_is_special`` and
+``evaluate(model, layer, masks, data, context)`` returning one value per row
+of the boolean ``masks`` (see :class:`~lsnb.controls.Measure`), or a plain
+function wrapped by :class:`~lsnb.controls.FunctionMeasure`.
+"""
+from __future__ import annotations
+
+import keras
+import pandas as pd
+
+from lsnb import controls, featvis, lesion
+from lsnb.cluster import Partition
+from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, control_seed, draw_controls,
+                           normalise_groups, stable_hash)
+
+__all__ = ["BUILTIN_MEASURES", "COLUMNS", "FunctionMeasure", "MaskContext", "Measure", "control_seed",
+           "draw_controls", "group_test", "normalise_groups", "resolve_measures", "stable_hash"]
+
+#: Built-in measure names; the lesion pair and the visualization pair each share one evaluator.
+BUILTIN_MEASURES = (*lesion.MEASURES, *featvis.MEASURES)
+
+
+def resolve_measures(measure) -> list[Measure]:
+    """Measure objects from a name, a Measure, or a list of them.
+
+    Built-in names of one family share one memoised evaluator in the call
+    (``acc_drop`` and ``class_range`` one lesion pass, ``vis_score`` and
+    ``softmax_entropy`` one visualization with default settings).
+    """
+    items = list(measure) if isinstance(measure, (list, tuple)) else [measure]
+    lesions = {m.name: m for m in lesion.lesion_measure_pair()}
+    visuals = {m.name: m for m in featvis.vis_measure_pair()}
+    result = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in BUILTIN_MEASURES:
+                raise ValueError(f"unknown measure {item!r}; built-in measures are {BUILTIN_MEASURES}")
+            result.append(lesions.get(item) or visuals[item])
+        elif isinstance(item, Measure):
+            result.append(item)
+        else:
+            raise ValueError(f"a measure must be a name or have name, higher_is_special and evaluate(); "
+                             f"got {type(item).__name__}")
+    return result
+
+
+def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 19, ties: str = "random",
+               seed: int = 0, pool: str = "live", *, network: str = "model", replicate: int = 0,
+               partitioning: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """Compare each group of units with random groups of the same size and layer.
+
+    Parameters
+    ----------
+    model : keras.Model
+    groups : Partition or mapping
+        A :class:`~lsnb.cluster.Partition` (its ``subclusters()``),
+        ``{layer: [unit index lists]}`` or ``{layer: label array}`` (labels
+        ``>= 0`` form groups, ``-1`` leaves a unit out).
+    measure : str, Measure, or a list of them
+        ``"acc_drop"``, ``"class_range"`` (lesion tests, Section 4.1; need
+        ``data=(x_test, y_test)``), ``"vis_score"``, ``"softmax_entropy"``
+        (feature visualization, Section 4.2), or user measures.
+    data : optional
+        Passed to every measure.
+    n_random : int
+        Random groups per group (19 in the paper).
+    ties : {"random", "conservative", "original"}
+        Tie rule of the stored percentiles.
+    seed : int
+        Seed of the random controls (the rule of :mod:`lsnb.controls`).
+    pool : {"live", "all"}
+        Draw random groups from the layer's live units or from all of them.
+    network, replicate : str, int
+        Labels copied into the table; they enter the controls' seeds.
+    partitioning : str, optional
+        Label of the grouping (default: the partition's name, else ``"groups"``).
+    progress : bool
+        Progress bars of the engines.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (group, measure) with the columns of :data:`COLUMNS`.
+    """
+    normalised = normalise_groups(model, groups, pool)
+    if partitioning is None:
+        partitioning = groups.name if isinstance(groups, Partition) else "groups"
+    return controls.run_groups(model, normalised, resolve_measures(measure), data, n_random, ties, seed,
+                               network=network, replicate=replicate, partitioning=partitioning,
+                               progress=progress)
+

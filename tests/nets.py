@@ -1,0 +1,127 @@
+"""Small hand-weighted models shared by the test files (built fresh on every call).
+
+* :func:`hand_mlp` with :data:`HAND_X`, :data:`HAND_Y`: lesion accuracies computable by hand.
+* :func:`tiny_net`: a tiny MLP, small CNN or VGG-like net with batch norm after the ReLU.
+* :func:`planted_lesion_mlp`: only units 0-3 of ``dense1`` reach the output.
+* :func:`planted_featvis_mlp`: units 0-3 of ``hidden`` all read the top-left quadrant.
+* :func:`tiny_cnn`: a small CNN on 12 x 12 images.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from lsnb import models
+
+
+def hand_mlp() -> keras.Model:
+    """3 inputs -> 3 ReLU units (identity) -> 2 classes; unit 0 votes 0, units 1, 2 vote 1."""
+    model = models.mlp(input_shape=(3,), hidden=(3,), n_classes=2)
+    model.get_layer("dense1").set_weights([np.eye(3, dtype="float32"), np.zeros(3, "float32")])
+    model.get_layer("logits").set_weights([np.array([[1, 0], [0, 1], [0, 1]], "float32"),
+                                           np.array([0.05, 0.0], "float32")])
+    return model
+
+
+HAND_X = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.3, 0.3], [0.2, 0.1, 0]], "float32")
+HAND_Y = np.array([0, 1, 1, 1, 0])
+
+
+def randomize_batch_norm(model: keras.Model, rng: np.random.Generator) -> None:
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.normal(1, 0.3, gamma.shape).astype("float32"),
+                               rng.normal(0, 0.5, beta.shape).astype("float32"),
+                               rng.normal(0.2, 0.3, mean.shape).astype("float32"),
+                               rng.uniform(0.5, 2.0, var.shape).astype("float32")])
+
+
+def tiny_net(kind: str) -> keras.Model:
+    """A tiny MLP, small CNN with pooling, or VGG-like net with batch norm after the ReLU."""
+    keras.utils.set_random_seed(1)
+    if kind == "mlp":
+        return models.mlp(input_shape=(6, 6, 1), hidden=(24, 16, 16))
+    if kind == "cnn":
+        return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=12)
+    vgg = models.vgg_cifar(width=1 / 16, input_shape=(12, 12, 3), layout=(64, "M", 64, 64, "M"))
+    randomize_batch_norm(vgg, np.random.default_rng(1))
+    return vgg
+
+
+def spread_logits(model: keras.Model, x: np.ndarray, rng: np.random.Generator) -> None:
+    """Standardise the features entering the output layer so random nets predict varied classes."""
+    feats = np.asarray(keras.Model(model.inputs[0], model.get_layer("logits").input)(x, training=False))
+    mean, std = feats.mean(axis=0), feats.std(axis=0) + 1e-3
+    w = rng.normal(size=(feats.shape[1], 10)).astype("float32")
+    model.get_layer("logits").set_weights([w / std[:, None], -(mean / std) @ w])
+
+
+def data_for(model: keras.Model, n: int, rng: np.random.Generator):
+    x = rng.random((n, *model.inputs[0].shape[1:])).astype("float32")
+    spread_logits(model, x, rng)
+    y = np.argmax(np.asarray(model(x, training=False)), axis=-1)
+    y[: n // 3] = rng.integers(0, 10, n // 3)   # some errors, so lesions can also help
+    return x, y
+
+
+def planted_lesion_mlp() -> keras.Model:
+    """5 inputs -> dense1 (12 ReLU) -> dense2 (8 ReLU) -> 2 classes; all signal in dense1 units 0-3.
+
+    Units 0-3 of ``dense1`` are four identical copies of ``relu(x0)``; dense2's
+    unit 0 sums them and votes class 1 (class 0 wins ties at 0).  With any one
+    of units 0-3 left the prediction is ``x0 > 0``; removing all four makes the
+    net always answer 0.  Units 4-11 of ``dense1`` and 1-7 of ``dense2`` have
+    no path to the output: lesioning them changes nothing.
+    """
+    keras.utils.set_random_seed(6)
+    model = models.mlp(input_shape=(5,), hidden=(12, 8), n_classes=2)
+    rng = np.random.default_rng(6)
+    k1 = rng.normal(size=(5, 12)).astype("float32")
+    k1[:, :4] = 0.0
+    k1[0, :4] = 1.0
+    k2 = np.zeros((12, 8), "float32")
+    k2[:4, 0] = 1.0
+    k2[4:, 1:] = rng.normal(size=(8, 7))
+    k3 = np.zeros((8, 2), "float32")
+    k3[0, 1] = 1.0
+    model.get_layer("dense1").set_weights([k1, np.zeros(12, "float32")])
+    model.get_layer("dense2").set_weights([k2, np.zeros(8, "float32")])
+    model.get_layer("logits").set_weights([k3, np.zeros(2, "float32")])
+    return model
+
+
+TOP_LEFT = (slice(0, 4), slice(0, 4))
+
+
+def planted_featvis_mlp() -> keras.Model:
+    """8x8 images; hidden units 0-3 all read the top-left 4x4 quadrant (+1 weights),
+    units 4-11 each read 8 random pixels with +1 and 8 others with -1.
+
+    The planted group's units can all be maximised by one image (score up to
+    4 x 16); a group with other units cannot reach that.
+    """
+    rng = np.random.default_rng(0)
+    w = np.zeros((8, 8, 12), np.float32)
+    w[TOP_LEFT[0], TOP_LEFT[1], :4] = 1.0
+    for u in range(4, 12):
+        pix = rng.permutation(64)[:16]
+        w.reshape(64, 12)[pix[:8], u] = 1.0
+        w.reshape(64, 12)[pix[8:], u] = -1.0
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(inputs)
+    h = keras.layers.Dense(12, activation="relu", name="hidden")(x)
+    out = keras.layers.Dense(3, activation="softmax", name="logits")(h)
+    model = keras.Model(inputs, out)
+    model.get_layer("hidden").set_weights([w.reshape(64, 12), np.zeros(12, np.float32)])
+    model.get_layer("logits").set_weights([np.zeros((12, 3), np.float32),
+                                           np.log([1.0, 2.0, 3.0]).astype(np.float32)])
+    return model
+
+
+def tiny_cnn() -> keras.Model:
+    return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=8, n_classes=4)
+
+
+def tiny_cnn() -> keras.Model:
+    return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=8, n_classes=4)
