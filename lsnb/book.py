@@ -161,3 +161,19 @@ def spread_rows(pictures: dict, n: int = 4) -> list[tuple]:
     rows = [next(key for key in keys if key[0] == layers[i]) for i in chosen]
     rows += [key for key in keys if key not in rows][: n - len(rows)]
     return sorted(rows, key=keys.index)
+
+
+def most_special(tidy: pd.DataFrame, measure: str) -> pd.Series:
+    """The row of ``measure`` whose true group stands out most from its random groups.
+
+    Lowest percentile first; among equal percentiles, the largest gap between
+    the true value and the random mean (in the direction that is special).
+    """
+    rows = tidy[(tidy["measure"] == measure) & tidy["percentile"].notna()]
+    if rows.empty:
+        raise ValueError(f"no tested subcluster has a defined {measure!r} value")
+    sign = np.where(rows["higher_is_special"].astype(bool), 1.0, -1.0) if "higher_is_special" in rows else 1.0
+    gap = sign * (rows["true"].to_numpy(float) - rows["random_mean"].to_numpy(float))
+    order = np.lexsort((-gap, rows["percentile"].to_numpy(float)))
+    return rows.iloc[order[0]]
+

@@ -22,9 +22,11 @@ Choices (stated once):
 * A measure sees one layer at a time: a boolean mask array ``(n_masks,
   n_units)`` holding, group after group, the true group and its random
   controls, so a batched engine evaluates them all together.
-* Percentiles: :func:`_percentile` (ties ``"random"``, ``"conservative"`` or
-  ``"original"``); a row whose values contain NaN gets a NaN percentile and
-  effect term.
+* Percentiles: :func:`lsnb.stats.add_percentiles` (ties ``"random"``,
+  ``"conservative"`` or ``"original"``; random tie-breaking seeded per row);
+  a row whose values contain NaN gets a NaN percentile and effect term.  The
+  summaries recompute percentiles from ``true`` and ``randoms``, so the stored
+  ones are a convenience.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ from lsnb.cluster import Partition, Subcluster
 COLUMNS = ("network", "replicate", "partitioning", "measure", "layer", "cluster", "size", "true", "randoms",
            "random_mean", "higher_is_special", "tie", "percentile", "effect")
 POOLS = ("live", "all")
-TIES = ("random", "conservative", "original")
+TIES = stats.TIE_RULES
 
 
 def stable_hash(text: str) -> int:
@@ -229,19 +231,7 @@ def normalise_groups(model: keras.Model, groups, pool: str = "live") -> list[Gro
     return result
 
 
-# ---------------------------------------------------------------------------- percentiles
-def _percentile(true: float, randoms: np.ndarray, higher: bool, ties: str, rng: np.random.Generator) -> float:
-    """Centered percentile under a tie rule (to be replaced by ``stats.centered_percentile(ties=...)``)."""
-    if np.isnan(true) or np.any(np.isnan(randoms)):
-        return float("nan")
-    if ties == "conservative":
-        return stats.centered_percentile(true, randoms, higher_is_special=higher)
-    beyond = np.sum(randoms > true) if higher else np.sum(randoms < true)
-    tied = int(np.sum(randoms == true))
-    r = int(beyond) + (int(rng.integers(0, tied + 1)) if ties == "random" else 0)
-    return (r + 1) / (len(randoms) + 1) - 1 / (2 * (len(randoms) + 1))
-
-
+# ---------------------------------------------------------------------------- effect terms
 def _effects(true: np.ndarray, means: np.ndarray) -> np.ndarray:
     ok = ~(np.isnan(true) | np.isnan(means))
     out = np.full(len(true), np.nan)
@@ -315,14 +305,11 @@ def run_groups(model: keras.Model, groups: Sequence[Group], measures: Sequence[M
         for m in measures:
             vals = values[(g.layer, g.cluster)][m.name]
             true, randoms = float(vals[0]), np.asarray(vals[1:], dtype=float)
-            rng = np.random.default_rng(control_seed(seed, network, replicate, partitioning, g.layer, g.cluster)
-                                        + [stable_hash(m.name)])
             rows.append(dict(network=network, replicate=replicate, partitioning=partitioning, measure=m.name,
                              layer=g.layer, cluster=g.cluster, size=g.size, true=true, randoms=randoms,
                              random_mean=float(np.mean(randoms)), higher_is_special=bool(m.higher_is_special),
-                             tie=bool(np.any(randoms == true)),
-                             percentile=_percentile(true, randoms, m.higher_is_special, ties, rng)))
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
+                             tie=bool(np.any(randoms == true)), percentile=np.nan))
+    table = stats.add_percentiles(pd.DataFrame(rows, columns=list(COLUMNS)), ties=ties, seed=seed)
     table["effect"] = _effects(table["true"].to_numpy(float), table["random_mean"].to_numpy(float))
     table.attrs.update(n_random=n_random, seed=seed, ties=ties)
     for m in measures:

@@ -101,7 +101,8 @@ def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partit
         n_init=prof.n_init, **options))
 
 
-def _test_data(tnet, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+def test_data(tnet, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``profile.n_test`` test examples of a network's data (all when ``n_test`` is None)."""
     x, y = tnet.data.x_test, tnet.data.y_test
     if profile.n_test is not None and len(x) > profile.n_test:
         x, y = x[: profile.n_test], y[: profile.n_test]
@@ -110,7 +111,7 @@ def _test_data(tnet, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
 
 def _lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
                 progress: bool) -> pd.DataFrame:
-    x, y = _test_data(tnet, prof)
+    x, y = test_data(tnet, prof)
     n_random = int(options.pop("n_random", prof.n_random))
     options = _without_defaults(lesion_test, options)
     config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,

@@ -84,7 +84,9 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary table with every number formatted for a reader (Section 3.2's quantities).
 
     Fisher statistics to two decimals, p values like ``3e-04``, the effect
-    term as ``0.12 ± 0.03`` (its standard error).  Other columns pass through.
+    term as ``0.12 ± 0.03`` (its standard error), the leave-one-out null
+    references (``null_fisher``, ``null_effect``) to two decimals and the tie
+    share as a percentage.  Other columns pass through.
 
     Parameters
     ----------
@@ -97,7 +99,12 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     out["p"] = [format_p(p) for p in summary["p"]]
     out["effect"] = [f"{e:.2f} ± {s:.2f}" if np.isfinite(s) else f"{e:.2f}"
                      for e, s in zip(summary["effect"], summary["se"])]
-    return out.drop(columns=["se"])
+    for column in ("null_fisher", "null_effect"):
+        if column in out:
+            out[column] = [f"{v:.2f}" if np.isfinite(v) else "–" for v in summary[column]]
+    if "tie_share" in out:
+        out["tie_share"] = [f"{v:.0%}" if np.isfinite(v) else "–" for v in summary["tie_share"]]
+    return out.drop(columns=[c for c in ("se", "null_fisher_sd") if c in out])
 
 
 # --------------------------------------------------------------------------- sortable tables
@@ -172,7 +179,7 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
     percentile (Section 3.2, low = special) and the effect term; with
     ``class_drops`` (accuracy drop per class when the group is lesioned,
     Section 4.1) a bar panel beside it; with ``images`` (``{"true": array,
-    "random 1": array, ...}``, each ``(h, w)`` or ``(h, w, 3)`` in [0, 1], the
+    "random 1": array, ...}``, each ``(h, w)``, ``(h, w, 1)`` or ``(h, w, 3)`` in [0, 1], the
     feature visualizations of Section 4.2) one image panel each.
 
     Parameters
@@ -205,6 +212,7 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
         column += 1
     for image in images.values():
         pixels = np.clip(np.asarray(image, dtype=float), 0, 1)
+        pixels = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels
         pixels = np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels
         figure.add_trace(go.Image(z=(pixels * 255).astype(np.uint8)), row=1, col=column)
         figure.update_xaxes(visible=False, row=1, col=column)

@@ -236,7 +236,17 @@ def _prepared(table: pd.DataFrame, keys: Sequence[str], ties: str, effect_rule: 
     out = add_null_reference(add_percentiles(table, ties=ties, seed=seed), ties, effect_rule, seed)
     if "random_mean" not in out.columns:
         out["random_mean"] = [float(np.mean(r)) for r in out["randoms"]]
-    return out
+    defined = out["percentile"].notna().to_numpy()
+    if not defined.any():
+        raise ValueError("every measure value in the table is undefined (NaN): nothing to summarize")
+    return out[defined].assign(n_undefined=0) if defined.all() else _count_undefined(out, defined, keys)
+
+
+def _count_undefined(out: pd.DataFrame, defined: np.ndarray, keys: Sequence[str]) -> pd.DataFrame:
+    """The defined rows, each carrying how many rows of its summary group were undefined (NaN)."""
+    missing = out[~defined].groupby(list(keys), dropna=False).size().rename("n_undefined")
+    kept = out[defined].join(missing, on=list(keys))
+    return kept.assign(n_undefined=kept["n_undefined"].fillna(0).astype(int))
 
 
 def _null_fisher_sd(draws: pd.Series) -> float:
@@ -255,6 +265,7 @@ def _summaries(prepared: pd.DataFrame, keys: Sequence[str], effect_rule: str) ->
                                     rule=effect_rule)
         percentiles = part["percentile"].to_numpy(float)
         rows.append({**dict(zip(keys, group)), "n": int(len(part)),
+                     "n_undefined": int(part["n_undefined"].iloc[0]) if "n_undefined" in part else 0,
                      "fisher": fisher_statistic(percentiles), "p": fisher_pvalue(percentiles),
                      "effect": effect, "se": se,
                      "tie_share": float(part["tie"].astype(float).mean()),

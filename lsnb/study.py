@@ -15,9 +15,10 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
-from lsnb import book, experiments, networks
+from lsnb import book, experiments, lesion, networks
 from lsnb.profiles import Profile, get_profile
 from lsnb.report import PARTITIONINGS
 
@@ -82,6 +83,10 @@ class Study:
         """Replicate indices of ``net`` in this study's profile."""
         return networks.replicates(net, self.profile)
 
+    def test_data(self, tnet) -> tuple:
+        """The test inputs and labels this profile lesions on (``n_test`` of them, or all)."""
+        return experiments.test_data(tnet, self.profile)
+
     def partition(self, net: str, replicate: int, partitioning: str, k: int | None = None, **options):
         """One cached partitioning of one network (:func:`lsnb.experiments.get_partition`)."""
         tnet = self.network(net, replicate)
@@ -112,6 +117,22 @@ class Study:
     def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, **options) -> pd.DataFrame:
         """Replicates combined and BH-corrected (:func:`lsnb.experiments.combined`)."""
         return experiments.combined(tidy, by=by, alpha=alpha, **options)
+
+    def class_drops(self, row: pd.Series) -> np.ndarray:
+        """Accuracy drop per class when the subcluster of a tidy ``row`` is lesioned (Section 4.1)."""
+        tnet = self.network(row["network"], int(row["replicate"]))
+        part = self.partition(row["network"], int(row["replicate"]), row["partitioning"],
+                              k=int(row["k"]) if "k" in row else None)
+        units = np.flatnonzero(part.labels[row["layer"]] == int(row["cluster"]))
+        x, y = self.test_data(tnet)
+        _, base = lesion.lesioned_accuracy(tnet.model, x, y, {})
+        _, lesioned = lesion.lesioned_accuracy(tnet.model, x, y, {row["layer"]: units})
+        return base - lesioned
+
+    @staticmethod
+    def most_special(tidy: pd.DataFrame, measure: str) -> pd.Series:
+        """The tidy row of ``measure`` that stands out most (:func:`lsnb.book.most_special`)."""
+        return book.most_special(tidy, measure)
 
     # ------------------------------------------------------------------ the page around the numbers
     def start(self, nets: Sequence[str], note: str = "") -> book.StageTimer:

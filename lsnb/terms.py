@@ -223,6 +223,10 @@ def add_percentiles(table: pd.DataFrame, ties: str = "random", seed: int = 0) ->
     seed : int
         With each row's identity, seeds that row's tie-breaking generator
         (:func:`row_generators`): the result does not depend on row order.
+
+    Rows whose true value or any random value is NaN (an undefined measure,
+    e.g. the authors' normalized class range when the mean drop is 0) get a
+    NaN percentile and ``tie`` False; the summaries leave them out.
     """
     _check_rule(ties, TIE_RULES, "ties")
     _require_row_columns(table, "add_percentiles")
@@ -232,6 +236,9 @@ def add_percentiles(table: pd.DataFrame, ties: str = "random", seed: int = 0) ->
     pct, tie = np.empty(len(table)), np.zeros(len(table), dtype=bool)
     for i, (true, value) in enumerate(zip(table["true"].to_numpy(float), table["randoms"])):
         randoms = _row_randoms(value, table.index[i])
+        if np.isnan(true) or np.isnan(randoms).any():    # an undefined measure value: no percentile
+            pct[i] = np.nan
+            continue
         p, t = centered_percentiles([true], randoms[None, :], higher[i], ties, gens[i])
         pct[i], tie[i] = p[0], t[0]
     out["percentile"], out["tie"] = pct, tie
@@ -323,7 +330,8 @@ def add_null_reference(table: pd.DataFrame, ties: str = "random", effect_rule: s
     draws = []
     for i, value in enumerate(table["randoms"]):
         randoms = _row_randoms(value, table.index[i])
-        f, e = (leave_one_out(randoms, higher[i], ties, effect_rule, gens[i]) if randoms.size >= 2
+        f, e = (leave_one_out(randoms, higher[i], ties, effect_rule, gens[i])
+                if randoms.size >= 2 and not np.isnan(randoms).any()
                 else (np.full(1, np.nan), np.full(1, np.nan)))
         fisher[i], effect[i] = f.mean(), e.mean()
         draws.append(f)

@@ -44,7 +44,8 @@ compare_lucid = True                     # also run Lucid (the authors' library)
 import pandas as pd
 from IPython.display import display
 
-from lsnb import book, experiments, figures, report
+import lsnb
+from lsnb import book, experiments, explore, featvis, figures, report, stats
 from lsnb.featvis import plot_featvis_grid
 from lsnb.study import Study
 
@@ -54,11 +55,36 @@ all_nets = study.available(nets + imagenet_nets)
 note = study.source_note(all_nets)
 timer = study.start(nets + imagenet_nets)
 
+# %% [markdown]
+# ## One network by hand
+#
+# The group test with the visualization measures: one image is optimized for
+# each subcluster and for each of its random groups, and the score (how strongly
+# the image excites the group) and the softmax entropy of the network on that
+# image are compared.  The measures are values passed in; here the pair that
+# shares one visualization at this profile's number of steps.
+
+# %%
+mlp = study.network("mlp_mnist", 0)
+with timer.stage("by hand"):
+    part = lsnb.partition(mlp.model, method="weights", scope="network", k=study.profile.k, seed=seed,
+                          n_init=study.profile.n_init)
+    measures = featvis.vis_measure_pair(featvis.Visualizer(featvis.VisConfig(steps=study.profile.featvis_steps)))
+    by_hand = lsnb.group_test(mlp.model, part, measures, n_random=study.profile.n_random, seed=seed,
+                              network="mlp_mnist", partitioning=part.name)
+explore.format_summary(stats.summarize(by_hand, seed=seed))
+
+# %% [markdown]
+# ## Every network, replicate and partitioning
+#
+# `tie_share`, `null_fisher` and `null_effect` give each cell's own null
+# reference (each random group in turn as the true one), as on the lesion page.
+
 # %%
 tidy, images = study.featvis(all_nets, partitionings, k=k)
 summary = study.combined(tidy, alpha=alpha)
 print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
-summary
+explore.format_summary(summary)
 
 # %% [markdown]
 # ## Table 1 (feature-visualization columns): Fisher statistics
@@ -110,6 +136,24 @@ for net in tidy["network"].unique():
     (_, _, partitioning), pics = example
     figures.show(plot_featvis_grid(pics, keys=book.spread_rows(pics, grid_rows), n_random=4,
                                   grayscale=net != "vgg", title=f"{net}, {partitioning}, replicate 0"))
+
+# %% [markdown]
+# ## Explore the subclusters
+#
+# Every subcluster of every run, sortable and searchable; then the card of the
+# subcluster whose visualization score stands out most: its score (red) among
+# its random groups' (grey), its image beside two of its random controls'.
+
+# %%
+explore.new_page()
+display(explore.subcluster_table(tidy, caption=note))
+top = study.most_special(tidy, "vis_score")
+pictures = images.get((top["network"], int(top["replicate"]), top["partitioning"]), {}).get(
+    (top["layer"], int(top["cluster"])))
+display(explore.cluster_card(top, images=None if pictures is None else
+                             {"subcluster": pictures[0], "random 1": pictures[1], "random 2": pictures[2]}))
+display(explore.fisher_overview(summary, published=report.published(8)))
+explore.save_results("03_feature_visualization", tidy=tidy, summary=summary)
 
 # %% [markdown]
 # ## The native engine versus Lucid
