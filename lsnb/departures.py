@@ -45,6 +45,13 @@ class Departure:
     lesion: dict = field(default_factory=dict)
     partition: dict = field(default_factory=dict)
     profile: dict = field(default_factory=dict)
+    partitionings: tuple | None = None
+    nets: tuple | None = None
+
+    def applies(self, net: str, partitioning: str) -> bool:
+        """Whether this departure can change the cell of ``net`` and ``partitioning`` at all."""
+        return ((self.partitionings is None or partitioning in self.partitionings)
+                and (self.nets is None or net in self.nets))
 
     def reruns(self) -> bool:
         """Whether the lesions must be computed again (anything beyond the statistics)."""
@@ -56,28 +63,43 @@ DEPARTURES = (
     Departure("ties count for the true group", stats={"ties": "original"}),
     Departure("class-balanced accuracy, normalized class range", lesion={"variant": "original"}),
     Departure("authors' effect term", stats={"effect_rule": "original"}),
-    Departure("own-layer activation graph", partition={"layer_graph": "own"}),
-    Departure("batch norm not folded", partition={"fold_batchnorm": False}),
+    Departure("own-layer activation graph", partition={"layer_graph": "own"},
+              partitionings=("activations/layer",)),
+    Departure("batch norm not folded", partition={"fold_batchnorm": False},
+              partitionings=("weights/network", "weights/layer"), nets=("vgg", "vgg_unreg", "vgg16", "vgg19",
+                                                                        "resnet18")),
     Departure("authors' k-means restarts", profile={"n_init": "authors"}),
 )
 
 
-def all_together(departures: Sequence[Departure] = DEPARTURES) -> Departure:
-    """One departure applying every one of ``departures``."""
+def all_together(departures: Sequence[Departure], net: str, partitioning: str) -> Departure:
+    """One departure applying every one of ``departures`` that applies to this cell."""
     merged = Departure(AUTHORS)
     for dep in departures:
-        merged = Departure(AUTHORS, {**merged.stats, **dep.stats}, {**merged.lesion, **dep.lesion},
-                           {**merged.partition, **dep.partition}, {**merged.profile, **dep.profile})
+        if dep.applies(net, partitioning):
+            merged = Departure(AUTHORS, {**merged.stats, **dep.stats}, {**merged.lesion, **dep.lesion},
+                               {**merged.partition, **dep.partition}, {**merged.profile, **dep.profile})
     return merged
 
 
-def _per_step(tidy: pd.DataFrame, step: str, seed: int, **stat_options) -> pd.DataFrame:
+def _summary(tidy: pd.DataFrame, step: str, seed: int, **stat_options) -> pd.DataFrame:
     per_net = stats.summarize(tidy, seed=seed, **stat_options)
-    keys = ["network", "partitioning", "measure"]
-    grouped = per_net.groupby(keys, sort=False)
+    grouped = per_net.groupby(["network", "partitioning", "measure"], sort=False)
     out = grouped.agg(nets=("fisher", "size"), fisher=("fisher", "mean"), fisher_sd=("fisher", "std"),
                       effect=("effect", "mean"), effect_sd=("effect", "std")).reset_index()
     return out.assign(step=step)
+
+
+def _lesions(study: Study, dep: Departure, net: str, partitioning: str, base: pd.DataFrame) -> pd.DataFrame:
+    """The cell's lesion rows under ``dep``: the base rows unless it reruns anything."""
+    cell = base[(base["network"] == net) & (base["partitioning"] == partitioning)]
+    if not dep.reruns():
+        return cell
+    variant = Study(study.profile.with_(**dep.profile), seed=study.seed, imagenet_dir=study.imagenet_dir,
+                    imagenet_weights=study.imagenet_weights)
+    variant.timer = study.timer
+    return variant.lesions([net], [partitioning], partition_options=dep.partition or None,
+                           lesion_options=dep.lesion or None)
 
 
 def path_table(study: Study, nets: Sequence[str], partitionings: Sequence[str] = report.PARTITIONINGS,
@@ -91,31 +113,39 @@ def path_table(study: Study, nets: Sequence[str], partitionings: Sequence[str] =
     nets : sequence of str
     partitionings : sequence of str
     departures : sequence of Departure
-        Applied one at a time, then all together.
+        Applied one at a time, then all together.  A departure that cannot
+        change a cell (batch-norm folding of a net without batch norm, the
+        layer graph of a network-wide partition) leaves it as the paper's
+        method gives it, without recomputing.
 
     Returns
     -------
     pandas.DataFrame
         One row per (network, partitioning, measure, step): ``nets``,
-        ``fisher`` and ``effect`` (means over replicates) and their standard
-        deviations ``fisher_sd``, ``effect_sd`` (NaN for a single replicate).
+        ``fisher`` and ``effect`` (means over replicates), their standard
+        deviations ``fisher_sd``, ``effect_sd`` (NaN for a single replicate)
+        and ``applies`` (whether the step can change that cell).
     """
     base = study.lesions(nets, partitionings)
-    rows = [_per_step(base, PAPER, study.seed)]
-    for dep in [*departures, all_together(departures)]:
-        tidy = base
-        if dep.reruns():
-            variant = Study(study.profile.with_(**dep.profile), seed=study.seed, imagenet_dir=study.imagenet_dir,
-                            imagenet_weights=study.imagenet_weights)
-            variant.timer = study.timer
-            tidy = variant.lesions(nets, partitionings, partition_options=dep.partition or None,
-                                   lesion_options=dep.lesion or None)
-        rows.append(_per_step(tidy, dep.name, study.seed, **dep.stats))
+    rows = [_summary(base, PAPER, study.seed).assign(applies=True)]
+    for net in nets:
+        for partitioning in partitionings:
+            steps = [(dep, dep.applies(net, partitioning)) for dep in departures]
+            steps.append((all_together(departures, net, partitioning), True))
+            for dep, applies in steps:
+                chosen = dep if applies else Departure(dep.name)
+                tidy = _lesions(study, chosen, net, partitioning, base)
+                rows.append(_summary(tidy, dep.name, study.seed, **chosen.stats).assign(applies=applies))
     return pd.concat(rows, ignore_index=True)
 
 
 def path_beside_paper(path: pd.DataFrame, value: str = "fisher") -> pd.DataFrame:
     """The steps as columns (``value`` ± its spread over replicates), the paper's value last.
+
+    A step that cannot change a cell is marked ``(n/a)`` (its value is the
+    paper's method's); a cell whose every measure value is undefined under a
+    step (the authors' normalized class range when no lesion moves the mean
+    accuracy) reads ``undefined``.
 
     Parameters
     ----------
@@ -126,11 +156,11 @@ def path_beside_paper(path: pd.DataFrame, value: str = "fisher") -> pd.DataFrame
     """
     if value not in ("fisher", "effect"):
         raise ValueError(f"value must be 'fisher' or 'effect', got {value!r}")
-    cell = path.assign(text=[f"{v:.2f}" + ("" if np.isnan(s) else f" ± {s:.2f}")
-                             for v, s in zip(path[value], path[f"{value}_sd"])])
+    cell = path.assign(text=[f"{v:.2f}" + ("" if np.isnan(s) else f" ± {s:.2f}") + ("" if applies else " (n/a)")
+                             for v, s, applies in zip(path[value], path[f"{value}_sd"], path["applies"])])
     steps = list(dict.fromkeys(path["step"]))
     wide = cell.pivot_table(index=["network", "partitioning", "measure"], columns="step", values="text",
-                            aggfunc="first", sort=False)[steps]
+                            aggfunc="first", sort=False).reindex(columns=steps).fillna("undefined")
     paper = report.published(1 if value == "fisher" else 2).set_index(["network", "partitioning", "measure"])[value]
     wide["paper"] = [f"{paper.get(key, np.nan):.2f}" for key in wide.index]
     return wide

@@ -109,8 +109,9 @@ def test_data(tnet, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
-                progress: bool) -> pd.DataFrame:
+def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
+               progress: bool = False) -> pd.DataFrame:
+    """The cached lesion test of one partition (any grouping method) of one network."""
     x, y = test_data(tnet, prof)
     n_random = int(options.pop("n_random", prof.n_random))
     options = _without_defaults(lesion_test, options)
@@ -165,7 +166,7 @@ def _run(test: str, nets, profile, partitionings, k, seed, imagenet_dir, imagene
                                          **(partition_options or {}))
                 with timer.stage(test):
                     if test == "lesion":
-                        table = _lesion_one(tnet, part, net, replicate, prof, seed, dict(test_options or {}),
+                        table = lesion_one(tnet, part, net, replicate, prof, seed, dict(test_options or {}),
                                             progress)
                     else:
                         table, pics = _featvis_one(tnet, part, net, replicate, prof, seed,

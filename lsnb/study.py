@@ -87,12 +87,17 @@ class Study:
         """The test inputs and labels this profile lesions on (``n_test`` of them, or all)."""
         return experiments.test_data(tnet, self.profile)
 
-    def partition(self, net: str, replicate: int, partitioning: str, k: int | None = None, **options):
-        """One cached partitioning of one network (:func:`lsnb.experiments.get_partition`)."""
+    def partition(self, net: str, replicate: int, partitioning: str, k: int | None = None,
+                  clustering_seed: int | None = None, **options):
+        """One cached partitioning of one network (:func:`lsnb.experiments.get_partition`).
+
+        ``clustering_seed`` clusters the same trained network with another
+        seed (default: the study's seed, which also seeded the training).
+        """
         tnet = self.network(net, replicate)
+        seed = self.seed if clustering_seed is None else int(clustering_seed)
         with self.timer.stage("partition"):
-            return experiments.get_partition(tnet, net, self.profile, replicate, partitioning, k, self.seed,
-                                             **options)
+            return experiments.get_partition(tnet, net, self.profile, replicate, partitioning, k, seed, **options)
 
     # ------------------------------------------------------------------ tests
     def lesions(self, nets: Sequence[str], partitionings: Sequence[str] = PARTITIONINGS, k: int | None = None,

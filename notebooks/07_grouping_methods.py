@@ -34,53 +34,44 @@ profile = "quick"          # "smoke", "quick" or "paper"
 nets = ["mlp_mnist", "cnn_mnist"]
 replicate = 0
 seed = 0
+alpha = 0.05
 n_permutations = 20        # agreement null (shuffles per pair of groupings)
 n_shuffles = 10            # clusterability null (shuffled networks per net)
-n_gradient_samples = 500   # inputs of the gradient and class-preference groupings
+n_samples = 500            # inputs of the activation-Leiden, gradient and class-preference groupings
 stability_seeds = [0, 1]
 
 # %%
-import numpy as np
+import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import matplotlib.pyplot as plt
 from IPython.display import display
 
-import lsnb
-from lsnb import experiments as ex, grouping
+from lsnb import comparison, explore, figures, grouping
+from lsnb.report import PARTITIONINGS
+from lsnb.study import Study
 
-timer = ex.start_notebook(nets, profile, seed)
-PAPER = ["weights/network", "weights/layer", "activations/network", "activations/layer"]
+study = Study(profile, seed=seed)
+note = study.source_note(nets) + f" Replicate {replicate} only."
+timer = study.start(nets)
+partitions = {net: comparison.groupings(study, net, replicate, n_samples) for net in nets}
+pd.concat([comparison.describe(parts).assign(network=net) for net, parts in partitions.items()]).round(3)
 
-
-def methods_for(tnet, net: str) -> dict:
-    """Every grouping of one network, by name."""
-    x, y = tnet.data.x_train, tnet.data.y_train
-    parts = {name: ex.get_partition(tnet, net, profile, replicate, name, seed=seed) for name in PAPER}
-    k = ex.k_for(net, profile)
-    for on in ("weights", "activations"):
-        part = lsnb.partition(tnet.model, method="leiden", on=on, x=x, seed=seed,
-                              n_samples=ex.get_profile(profile).n_activation_samples)
-        parts[part.name] = part
-    part = lsnb.partition(tnet.model, method="gradients", k=k, x=x, y=y, seed=seed, n_samples=n_gradient_samples)
-    parts[part.name] = part
-    part = lsnb.partition(tnet.model, method="class_preference", x=x, y=y, seed=seed, n_samples=n_gradient_samples)
-    parts[part.name] = part
-    part = lsnb.partition(None, method="random", like=parts["weights/network"], seed=seed)
-    parts[part.name] = part
-    return parts
-
+# %% [markdown]
+# ## Do the groups of each method matter more than random groups?
+#
+# Each grouping's subclusters are lesioned against 19 random groups of the same
+# size from the same layer, with the same controls rule, test images and
+# statistics as the lesion chapter (the paper's four rows are that chapter's
+# results, read from the cache).  Beside every Fisher statistic and effect
+# stands its null reference: with the random partition, our statistics should
+# sit at that reference; with class preference, a grouping coherent with the
+# label by construction, the class range shows what the measure can detect.
 
 # %%
-partitions = {}
-with timer.stage("partitions"):
-    for net in nets:
-        partitions[net] = methods_for(ex.network(net, profile, replicate=replicate, seed=seed), net)
-rows = [{"net": net, "grouping": name, "groups": len(part.subclusters()),
-         "modularity": part.info.get("modularity"), "ncut": part.info.get("ncut"),
-         "communities": part.info.get("n_communities"), "seconds": part.info.get("seconds")}
-        for net, parts in partitions.items() for name, part in parts.items()]
-pd.DataFrame(rows).round(3)
+tidy = pd.concat([comparison.lesion_tests(study, net, parts, replicate) for net, parts in partitions.items()],
+                 ignore_index=True)
+summary = study.combined(tidy, alpha=alpha)
+explore.format_summary(summary)
 
 # %% [markdown]
 # ## Agreement between groupings
@@ -100,8 +91,8 @@ for ax, (net, (value, pct)) in zip(axes[0], matrices.items()):
     notes = value.round(2).astype(str) + "\n(" + pct.round(0).fillna(100).astype(int).astype(str) + ")"
     sns.heatmap(value, annot=notes, fmt="", vmin=0, vmax=1, cmap="viridis", ax=ax, cbar=False)
     ax.set_title(f"{net}: ARI (null percentile)")
-plt.tight_layout()
-plt.show()
+fig.tight_layout()
+figures.show(fig)
 
 # %% [markdown]
 # ## Stability under the clustering seed
@@ -112,14 +103,12 @@ plt.show()
 
 # %%
 with timer.stage("stability"):
-    stable = []
-    for net in nets:
-        tnet = ex.network(net, profile, replicate=replicate, seed=seed)
-        for name in PAPER:
-            runs = [ex.get_partition(tnet, net, profile, replicate, name, seed=s) for s in stability_seeds]
-            table = grouping.stability(runs, n_permutations=n_permutations, seed=seed)
-            stable.append(table[table.layer == "network"].assign(net=net, grouping=name))
-pd.concat(stable)[["net", "grouping", "seed_a", "seed_b", "measure", "observed", "null_mean", "percentile"]].round(3)
+    stable = [grouping.stability([study.partition(net, replicate, name, clustering_seed=s) for s in stability_seeds],
+                                 n_permutations=n_permutations, seed=seed)
+              .query("layer == 'network'").assign(network=net, grouping=name)
+              for net in nets for name in PARTITIONINGS]
+pd.concat(stable)[["network", "grouping", "seed_a", "seed_b", "measure", "observed", "null_mean",
+                   "percentile"]].round(3)
 
 # %% [markdown]
 # ## Clusterability (Filan et al. 2021)
@@ -129,15 +118,8 @@ pd.concat(stable)[["net", "grouping", "seed_a", "seed_b", "measure", "observed",
 # the trained weights are more clusterable than their shuffles.
 
 # %%
-with timer.stage("clusterability"):
-    clus = []
-    for net in nets:
-        tnet = ex.network(net, profile, replicate=replicate, seed=seed)
-        result = grouping.clusterability(tnet.model, n_shuffles=n_shuffles, k=ex.k_for(net, profile), seed=seed,
-                                         n_init=ex.get_profile(profile).n_init)
-        clus.append({"net": net, "ncut": result.ncut, "shuffled_mean": float(np.mean(result.shuffled)),
-                     "shuffled_min": float(np.min(result.shuffled)), "percentile": result.percentile})
-pd.DataFrame(clus).round(3)
+comparison.clusterability_table(study, nets, n_shuffles, replicate).round(3)
 
 # %%
+explore.save_results("07_grouping_methods", tidy=tidy, summary=summary)
 print(f"[timing] {timer}")

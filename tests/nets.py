@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 
@@ -125,3 +127,32 @@ def tiny_cnn() -> keras.Model:
 
 def tiny_cnn() -> keras.Model:
     return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=8, n_classes=4)
+
+
+def bn_gap_cnn(name: str = "user_cnn") -> keras.Model:
+    """A small conv net with batch norm *before* the ReLU and global average pooling (not one of the book's)."""
+    inputs = keras.Input((12, 12, 1))
+    h = keras.layers.Conv2D(6, 3, name="conv1")(inputs)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.ReLU(name="relu1")(h)
+    h = keras.layers.Conv2D(5, 3, name="conv2")(h)
+    h = keras.layers.BatchNormalization(name="bn2")(h)
+    h = keras.layers.ReLU(name="relu2")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = keras.layers.Dense(3, activation="softmax", name="logits")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def save_user_model(folder, n_train: int = 40, n_test: int = 20) -> tuple:
+    """:func:`bn_gap_cnn` saved as ``user.keras`` and random data as ``user.npz`` in ``folder``.
+
+    Returns the model path, the data path and the arrays.
+    """
+    rng = np.random.default_rng(0)
+    model_path, data_path = Path(folder) / "user.keras", Path(folder) / "user.npz"
+    bn_gap_cnn().save(model_path)
+    arrays = {"x_train": rng.random((n_train, 12, 12, 1)), "y_train": rng.integers(0, 3, n_train),
+              "x_test": rng.random((n_test, 12, 12, 1)), "y_test": rng.integers(0, 3, n_test)}
+    np.savez(data_path, **arrays)
+    return model_path, data_path, arrays
+

@@ -236,3 +236,28 @@ def test_study_n_random_from_overrides_and_from_lesion_options(toy):
     assert not by_override.empty and not by_option.empty
     assert {len(r) for r in by_override["randoms"]} == {4}
     assert {len(r) for r in by_option["randoms"]} == {3}
+
+
+def test_departure_path_changes_only_what_each_departure_touches(toy):
+    from lsnb import departures
+    from lsnb.study import Study
+
+    _, profile, cache = toy
+    parts = ["weights/network", "activations/layer"]
+    path = departures.path_table(Study(profile), ["mlp_mnist"], parts)
+    steps = [departures.PAPER, *(d.name for d in departures.DEPARTURES), departures.AUTHORS]
+    assert list(dict.fromkeys(path["step"])) == steps
+    cell = path.set_index(["partitioning", "measure", "step"])
+    for part in parts:
+        for measure in ("acc_drop", "class_range"):
+            paper = cell.loc[(part, measure, departures.PAPER)]
+            # ties counted for the true group can only lower percentiles: the Fisher statistic never falls
+            assert cell.loc[(part, measure, "ties count for the true group"), "fisher"] >= paper["fisher"] - 1e-12
+            # a net without batch norm: the folding step cannot apply and gives the paper's numbers
+            no_bn = cell.loc[(part, measure, "batch norm not folded")]
+            assert not no_bn["applies"] and no_bn["fisher"] == paper["fisher"]
+    own = cell.loc[("activations/layer", "acc_drop", "own-layer activation graph")]
+    assert own["applies"] and not cell.loc[("weights/network", "acc_drop", "own-layer activation graph"), "applies"]
+    wide = departures.path_beside_paper(path)
+    assert list(wide.columns) == [*steps, "paper"]
+    assert wide[departures.PAPER].str.match(r"^\d+\.\d\d").all() and wide["paper"].str.match(r"^\d").all()

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import papermill
 import pytest
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 #: Smoke-run overrides that keep the suite short: the k-robustness notebook runs
 #: only the smoke profile's own k, whose results the earlier notebooks cached.
-SMOKE_OVERRIDES = {"04_k_robustness": {"ks": [4]}}
+SMOKE_OVERRIDES = {"04_k_robustness": {"ks": [4]}, "08_your_model": {"k": 4, "n_test": 200, "n_samples": 300}}
 
 
 def _build_book():
@@ -64,9 +65,10 @@ def _parameters_cell(source: Path) -> nbformat.NotebookNode:
     return cells[0]
 
 
-def test_there_are_six_notebooks_in_chapter_order():
+def test_the_notebooks_are_in_chapter_order():
     assert [p.stem for p in NOTEBOOKS] == ["01_halves_mnist", "02_lesions", "03_feature_visualization",
-                                           "04_k_robustness", "05_regularization", "06_original_code"]
+                                           "04_k_robustness", "05_regularization", "06_original_code",
+                                           "07_grouping_methods", "08_your_model"]
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
@@ -106,3 +108,35 @@ def test_papermill_override_reaches_the_notebook(book_env, tmp_path):
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
                       for o in c.get("outputs", []) if o.get("output_type") == "stream")
     assert "k values run: [4]" in printed
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_your_model_notebook_runs_on_a_model_the_project_did_not_train(book_env, tmp_path):
+    from nets import save_user_model
+
+    build, kernel = book_env
+    model_path, data_path, _ = save_user_model(tmp_path, n_train=60, n_test=40)
+    source = ROOT / "notebooks" / "08_your_model.py"
+    notebook = _execute(build, kernel, source, tmp_path, profile="smoke", model_path=str(model_path),
+                        data=str(data_path), k=2, partitionings=["weights/network", "weights/layer"])
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "user: " in printed and "40 test images; k = 2" in printed
+    tables = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "execute_result" and "fisher" in o.get("data", {}).get("text/plain", "")]
+    assert tables, "the summary table is missing"
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_your_model_notebook_stops_on_bad_labels_with_a_message(book_env, tmp_path):
+    from nets import save_user_model
+
+    build, kernel = book_env
+    model_path, data_path, arrays = save_user_model(tmp_path)
+    np.savez(data_path, **{**arrays, "y_test": np.full(len(arrays["y_test"]), 9)})
+    source = ROOT / "notebooks" / "08_your_model.py"
+    with pytest.raises(pytest.fail.Exception, match=r"labels of y_test lie in \[9, 9\]"):
+        _execute(build, kernel, source, tmp_path, profile="smoke", model_path=str(model_path), data=str(data_path))
+

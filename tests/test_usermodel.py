@@ -6,32 +6,12 @@ import numpy as np
 import pytest
 
 from lsnb import usermodel
-
-
-def _bn_gap_cnn(name: str = "user_cnn") -> keras.Model:
-    """A small conv net with batch norm *before* the ReLU and global average pooling."""
-    inputs = keras.Input((12, 12, 1))
-    h = keras.layers.Conv2D(6, 3, name="conv1")(inputs)
-    h = keras.layers.BatchNormalization(name="bn1")(h)
-    h = keras.layers.ReLU(name="relu1")(h)
-    h = keras.layers.Conv2D(5, 3, name="conv2")(h)
-    h = keras.layers.BatchNormalization(name="bn2")(h)
-    h = keras.layers.ReLU(name="relu2")(h)
-    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
-    outputs = keras.layers.Dense(3, activation="softmax", name="logits")(h)
-    return keras.Model(inputs, outputs, name=name)
+from nets import save_user_model
 
 
 @pytest.fixture
 def saved(tmp_path):
-    model = _bn_gap_cnn()
-    model_path = tmp_path / "user.keras"
-    model.save(model_path)
-    rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.random((40, 12, 12, 1)), "y_train": rng.integers(0, 3, 40),
-              "x_test": rng.random((20, 12, 12, 1)), "y_test": rng.integers(0, 3, 20)}
-    data_path = tmp_path / "user.npz"
-    np.savez(data_path, **arrays)
+    model_path, data_path, arrays = save_user_model(tmp_path)
     return model_path, data_path, arrays, tmp_path
 
 
