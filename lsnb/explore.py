@@ -228,8 +228,14 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
     return Figure(figure, caption)
 
 
+def _href(link, network: str, partitioning: str, measure: str) -> str:
+    if callable(link):
+        return link(network=network, partitioning=partitioning, measure=measure)
+    return link.format(network=network, partitioning=partitioning, measure=measure)
+
+
 def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None,
-                    link: str | None = None) -> Figure:
+                    link=None) -> Figure:
     """Heatmaps of Fisher statistics: networks (rows) x partitionings (columns), one panel per measure.
 
     Parameters
@@ -239,10 +245,10 @@ def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None
         several replicates of a network are averaged).
     published : DataFrame, optional
         The paper's values with the same columns, drawn as a second row of panels.
-    link : str, optional
+    link : str or callable, optional
         Address of each cell's table, formatted with ``network``, ``partitioning`` and
-        ``measure`` (e.g. ``"02_lesions.html#{network}-{measure}"``); a click on a cell of
-        this build's panels follows it.
+        ``measure`` (e.g. ``"02_lesions.html#{network}-{measure}"``), or a function of
+        those three keywords returning it; a click on a cell of this build's panels follows it.
     """
     _require(summary, ("network", "partitioning", "measure", "fisher"), "fisher_overview")
     sources = [("this build", summary)] + ([("paper", published)] if published is not None else [])
@@ -253,7 +259,7 @@ def fisher_overview(summary: pd.DataFrame, published: pd.DataFrame | None = None
         for col, measure in enumerate(measures, start=1):
             grid = frame[frame["measure"] == measure].pivot_table(index="network", columns="partitioning",
                                                                   values="fisher", aggfunc="mean")
-            hrefs = [[link.format(network=n, partitioning=p, measure=measure) if link and row == 1 else ""
+            hrefs = [[_href(link, n, p, measure) if link and row == 1 else ""
                       for p in grid.columns] for n in grid.index]
             figure.add_trace(go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index),
                                         coloraxis="coloraxis", text=np.round(grid.to_numpy(), 1),

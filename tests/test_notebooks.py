@@ -68,7 +68,7 @@ def _parameters_cell(source: Path) -> nbformat.NotebookNode:
 def test_the_notebooks_are_in_chapter_order():
     assert [p.stem for p in NOTEBOOKS] == ["01_halves_mnist", "02_lesions", "03_feature_visualization",
                                            "04_k_robustness", "05_regularization", "06_original_code",
-                                           "07_grouping_methods", "08_your_model"]
+                                           "07_grouping_methods", "08_your_model", "09_at_a_glance"]
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)

@@ -1,0 +1,62 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (lsnb)
+#     language: python
+#     name: lsnb
+# ---
+
+# %% [markdown]
+# # The whole run at a glance
+#
+# The lesion and feature-visualization results of this build together, as the
+# paper's Tables 7 and 8 form one family: the Benjamini–Hochberg correction is
+# applied over both at once (the chapters correct each table alone).  The
+# results are read from the cache the two chapters wrote; nothing is
+# recomputed when they ran with the same parameters.  Click a cell of the
+# heatmap for the chapter that holds its table.
+
+# %% tags=["parameters"]
+profile = "quick"                         # "smoke", "quick" or "paper"
+nets = ["mlp_mnist", "cnn_mnist", "vgg"]   # the networks of the lesion and visualization chapters
+partitionings = ["weights/network", "weights/layer", "activations/network", "activations/layer"]
+seed = 0
+alpha = 0.05
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from lsnb import explore, report, stats
+from lsnb.study import Study
+
+study = Study(profile, seed=seed)
+timer = study.start(nets)
+lesions = study.combined(study.lesions(nets, partitionings), alpha=alpha)
+visual = study.combined(study.featvis(nets, partitionings)[0], alpha=alpha)
+lesions, visual = stats.family_bh(lesions, visual, alpha=alpha)
+both = pd.concat([lesions, visual], ignore_index=True)
+chapter = {m: "02_lesions" for m in ("acc_drop", "class_range")} | {m: "03_feature_visualization"
+                                                                     for m in ("vis_score", "softmax_entropy")}
+print(f"BH over Tables 7 and 8 together: {lesions.attrs['bh_family_size']} tests, "
+      f"critical p {lesions.attrs['bh_critical_p']:.3g} (paper: 0.025)")
+
+# %%
+explore.new_page()
+published = pd.concat([report.published(7), report.published(8)], ignore_index=True)
+display(explore.fisher_overview(both, published=published,
+                                link=lambda network, partitioning, measure: f"{chapter[measure]}.html"))
+explore.interactive_table(explore.format_summary(both), caption=study.source_note(nets))
+
+# %% [markdown]
+# Our significance marks (`significant`) come from the joint correction; a
+# cell's `null_fisher` and `null_effect` are its own null reference (see
+# {doc}`../reading`).
+
+# %%
+explore.save_results("09_at_a_glance", summary=both)
+print(f"[timing] {timer}")
