@@ -10,6 +10,7 @@ their sizes from a profile.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,8 @@ import numpy as np
 
 from . import cache, data as data_mod, models
 from .profiles import Profile, get_profile
+
+log = logging.getLogger(__name__)
 
 #: Batch sizes of the paper per architecture.
 BATCH_SIZE = {"mlp": 128, "small_cnn": 64, "vgg_cifar": 128}
@@ -214,7 +217,7 @@ def _dataset(name: str, source: str, n_train: int | None, n_test: int | None,
             return base  # sized by the profile's halves_pairs
     sub = base.subset(n_train, n_test, seed=seed)
     if (len(sub.x_train), len(sub.x_test)) != (len(base.x_train), len(base.x_test)):
-        print(f"[lsnb.data] profile subset (stratified, seed {seed}): {sub.describe()}", flush=True)
+        log.info("profile subset (stratified, seed %s): %s", seed, sub.describe())
     return sub
 
 
@@ -243,5 +246,5 @@ def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
                    model_kwargs=model_kwargs, augment=arch == "vgg_cifar" and data.name == "cifar10",
                    net=net, progress=progress)
     if verbose:
-        print(f"[lsnb.train] {result.describe()}", flush=True)
+        log.info("%s", result.describe())
     return result

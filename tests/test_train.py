@@ -5,7 +5,8 @@ import lsnb
 from lsnb import profiles, train
 
 
-def test_quick_mlp_reaches_90_percent_and_cache_returns_identical_weights(capsys):
+def test_quick_mlp_reaches_90_percent_and_cache_returns_identical_weights(caplog):
+    caplog.set_level("INFO", logger="lsnb.train")
     net = train.trained("mlp_mnist", "quick", progress=False)
     assert net.data.source == "embedded" and net.test_accuracy >= 0.90
     assert not net.from_cache
@@ -15,7 +16,7 @@ def test_quick_mlp_reaches_90_percent_and_cache_returns_identical_weights(capsys
         assert np.array_equal(a, b)
     x = net.data.x_test[:50]
     assert np.array_equal(net.model.predict(x, verbose=0), again.model.predict(x, verbose=0))
-    assert "test accuracy" in capsys.readouterr().out
+    assert "test accuracy" in caplog.text
 
 
 def test_replicates_differ_and_config_is_in_the_key():
