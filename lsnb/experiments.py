@@ -53,19 +53,27 @@ def _check_partitionings(partitionings: Sequence[str]) -> list[str]:
     return partitionings
 
 
-def _without_defaults(function, options: dict) -> dict:
-    """``options`` less the entries equal to ``function``'s defaults (so they share cache entries)."""
+#: Arguments that are not settings of a computation (data, labels, seeds and sizes keyed on their own).
+_NOT_SETTINGS = frozenset({"model", "partition", "x", "y", "x_test", "y_test", "seed", "n_random", "steps", "k",
+                           "method", "scope", "n_samples", "n_init", "graph", "like", "network", "replicate",
+                           "progress", "return_images", "preprocess", "subclusters"})
+
+
+def settings(function, options: dict) -> dict:
+    """Every setting of ``function`` as this call uses it: its defaults overlaid with ``options``.
+
+    This is the part of a cache key that says how a computation was run.  It
+    does not depend on how the call was spelled (an option equal to its
+    default gives the same settings), and a changed default changes it, so a
+    warm cache never serves a result computed under an old default.
+    """
     params = inspect.signature(function).parameters
-    return {key: value for key, value in options.items()
-            if key not in params or params[key].default is inspect.Parameter.empty
-            or not _same(params[key].default, value)}
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(a == b) and type(a) is type(b)
-    except (TypeError, ValueError):
-        return False
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ValueError(f"{function.__name__} has no option(s) {unknown}")
+    full = {name: p.default for name, p in params.items()
+            if p.default is not inspect.Parameter.empty and name not in _NOT_SETTINGS}
+    return {**full, **{key: value for key, value in options.items() if key not in _NOT_SETTINGS}}
 
 
 def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partitioning: str,
@@ -88,13 +96,14 @@ def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partit
         ``fold_batchnorm=False``).
     """
     _check_partitionings([partitioning])
-    options = _without_defaults(partition, options)
+    options = {key: value for key, value in options.items() if key not in _NOT_SETTINGS}
+    keyed = settings(partition, options)
     prof = get_profile(profile)
     method, scope = partitioning.split("/")
     k = k_for(net, prof, k)
     n_samples = prof.n_activation_samples if method == "activations" else None
     config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "method": method, "scope": scope,
-              "k": k, "seed": seed, "n_init": prof.n_init, "n_samples": n_samples, "options": options}
+              "k": k, "seed": seed, "n_init": prof.n_init, "n_samples": n_samples, "options": keyed}
     x = tnet.data.x_train if method == "activations" else None
     return cache.cached("partition", config, lambda: partition(
         tnet.model, method=method, scope=scope, k=k, x=x, seed=seed, n_samples=n_samples,
@@ -114,10 +123,9 @@ def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, o
     """The cached lesion test of one partition (any grouping method) of one network."""
     x, y = test_data(tnet, prof)
     n_random = int(options.pop("n_random", prof.n_random))
-    options = _without_defaults(lesion_test, options)
     config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
-              "n_test": len(x), "options": options}
+              "n_test": len(x), "options": settings(lesion_test, options)}
     return cache.cached("lesion", config, lambda: lesion_test(
         tnet.model, part, x, y, n_random=n_random, seed=seed, network=net, replicate=replicate,
         progress=progress, **options))
@@ -127,14 +135,13 @@ def _featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int,
                  progress: bool) -> tuple[pd.DataFrame, dict]:
     steps = options.pop("steps", prof.featvis_steps)
     n_random = int(options.pop("n_random", prof.n_random))
-    options = _without_defaults(featvis_test, options)
     preprocess = None
     if is_imagenet(net):
         options.setdefault("transforms", "imagenet")
         preprocess = imagenet_unit_preprocess(net)
     config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
-              "steps": steps, "options": options,
+              "steps": steps, "options": settings(featvis_test, options),
               "preprocess": f"image-classifiers {net} on 255 * image" if preprocess else None}
 
     def compute() -> tuple[pd.DataFrame, dict]:

@@ -261,3 +261,20 @@ def test_departure_path_changes_only_what_each_departure_touches(toy):
     wide = departures.path_beside_paper(path)
     assert list(wide.columns) == [*steps, "paper"]
     assert wide[departures.PAPER].str.match(r"^\d+\.\d\d").all() and wide["paper"].str.match(r"^\d").all()
+
+
+def test_settings_fill_defaults_so_a_changed_default_changes_the_key():
+    from lsnb import cache
+
+    def before(model, *, variant="paper", ties="random", progress=True):
+        return None
+
+    def after(model, *, variant="paper", ties="conservative", progress=True):
+        return None
+
+    assert ex.settings(before, {}) == ex.settings(before, {"ties": "random"}) == {"variant": "paper",
+                                                                                 "ties": "random"}
+    assert cache.config_key({"options": ex.settings(before, {})}) != cache.config_key(
+        {"options": ex.settings(after, {})})
+    with pytest.raises(ValueError, match="no option"):
+        ex.settings(before, {"colour": "red"})
