@@ -47,23 +47,11 @@ def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
     return 2.0 * n ** 3 / best
 
 
-def layer_flops(layer: keras.layers.Layer) -> float:
-    """Forward multiply-add FLOPs (x2) of one Dense or Conv2D layer for one image."""
-    if isinstance(layer, keras.layers.Conv2D):
-        _, h, w, c_out = layer.output.shape
-        kh, kw, c_in, _ = layer.kernel.shape
-        return 2.0 * h * w * kh * kw * c_in * c_out
-    if isinstance(layer, keras.layers.Dense):
-        c_in, c_out = layer.kernel.shape
-        return 2.0 * c_in * c_out
-    return 0.0
-
-
 def prefix_flops(model: keras.Model, layer_name: str) -> float:
     """Forward FLOPs of the neuron layers up to and including ``layer_name``."""
     total = 0.0
     for info in neurons.neuron_layers(model):
-        total += layer_flops(model.get_layer(info.name))
+        total += neurons.layer_flops(model.get_layer(info.name))
         if info.name == layer_name:
             return total
     raise ValueError(f"{layer_name!r} is not a neuron layer")

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import lsnb
-from lsnb import lesion
+from lsnb import lesion, neurons
 from lsnb.cluster import Partition
 
 ARCHS = {"mlp_mnist": "mlp", "cnn_mnist": "small_cnn"}
@@ -60,7 +60,7 @@ def _model_and_data(net: str, profile: str, untrained: bool, seed: int):
 
 
 def _tested_layers(model) -> list[str]:
-    hidden = lesion.neurons.hidden_layers(model)
+    hidden = neurons.hidden_layers(model)
     convs = [l.name for l in hidden if l.kind == "conv"]
     return convs or [l.name for l in hidden]
 

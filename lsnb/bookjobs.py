@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Iterable
 
-from . import experiments, lesion, models, train
+from . import experiments, lesion, models, neurons, train
 from .jobs import Job
 from .profiles import Profile, get_profile
 from .report import PARTITIONINGS
@@ -57,7 +57,7 @@ def _untrained(net: str, prof: Profile):
 
 
 def _units(model) -> int:
-    return sum(int(layer.output.shape[-1]) for layer in model.layers if lesion.layer_flops(layer) > 0)
+    return sum(int(layer.output.shape[-1]) for layer in model.layers if neurons.layer_flops(layer) > 0)
 
 
 def _train_job(net: str, profile: str, replicate: int, seed: int) -> dict:

@@ -266,7 +266,7 @@ def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "q
         Correlation of the two backends' true scores and the mean absolute
         difference of their percentiles, per measure.
     """
-    from lsnb.lucid_backend import LucidUnavailableError, load_lucid  # optional backend
+    from lsnb.featvis.lucid import LucidUnavailableError, load_lucid  # optional backend
 
     try:
         load_lucid()

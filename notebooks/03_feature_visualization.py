@@ -160,7 +160,7 @@ explore.save_results("03_feature_visualization", tidy=tidy, summary=summary)
 #
 # `lsnb` optimizes the images with its own batched TensorFlow 2 engine; the
 # authors used Lucid, which is TensorFlow 1 code.  Lucid runs here behind a
-# small compatibility layer (`lsnb.lucid_backend`), so both can visualize the
+# small compatibility layer (`lsnb.featvis.lucid`), so both can visualize the
 # same subclusters and the same random groups with the same settings, on the
 # small CNN's weights/network partitioning (replicate 0).  The second table
 # says how close they come in this run: the correlation of the two engines'

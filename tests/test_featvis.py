@@ -1,4 +1,4 @@
-"""Tests of lsnb.featvis (the native engine, featvis_test) and lsnb.lucid_backend."""
+"""Tests of lsnb.featvis (the native engine, featvis_test) and its Lucid backend, lsnb.featvis.lucid."""
 from __future__ import annotations
 
 import sys
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lsnb import controls, featvis, lucid_backend, stats
+from lsnb import controls, featvis, stats
+from lsnb.featvis import lucid as lucid_backend
 from lsnb.cluster import Partition
 from nets import TOP_LEFT, planted_featvis_mlp, tiny_cnn
 

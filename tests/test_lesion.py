@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from lsnb import controls, lesion, stats
+from lsnb import controls, lesion, neurons, stats
 from lsnb.cluster import Partition
 from nets import HAND_X, HAND_Y, data_for, hand_mlp, planted_lesion_mlp, randomize_batch_norm, tiny_net
 
@@ -109,7 +109,7 @@ def test_engine_and_masked_path_agree_with_naive_reference(kind):
     model = tiny_net(kind)
     rng = np.random.default_rng(3)
     x, y = data_for(model, 120, rng)
-    for layer in lesion.neurons.hidden_layers(model):
+    for layer in neurons.hidden_layers(model):
         assert lesion.chain_plan(model, layer.name) is not None
         sets = [np.sort(rng.choice(layer.n_units, size, replace=False))
                 for size in (1, 2, 2, 3, layer.n_units // 2)]

@@ -17,8 +17,8 @@ import*:
 
 This module is a renderer only: :func:`render` receives a forward function
 (input image to the group layer's and the output layer's pre-activations) and
-the per-image objective from :mod:`lsnb.featvis`, and returns images; it does
-not import :mod:`lsnb.featvis`.  The forward function is handed to
+the per-image objective from :mod:`lsnb.featvis`, and returns images; it
+imports no other module of :mod:`lsnb.featvis`.  The forward function is handed to
 ``render_vis`` as a frozen GraphDef (variables turned into constants).  A whole
 subcluster test (the true group and its random groups) is rendered as one
 batch of independent images with Lucid's own parameterization, transforms and

@@ -1,0 +1,307 @@
+"""The two feature-visualization measures and the feature-visualization test.
+
+Choices (documented here once):
+
+* The entropy effect measure: the paper's ``2x / (x + mu)`` applied to the
+  entropies themselves (Table 2, "Low -> Coh."): below 1 means true
+  subclusters give lower-entropy (more class-coherent) images than random
+  groups.  Its percentile counts low entropies as special.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from lsnb import controls, stats
+from lsnb.cluster import Partition, Subcluster
+from lsnb.featvis import lucid
+from lsnb.featvis.engine import FeatvisEngine, Visualizations
+from lsnb.featvis.param import Transforms, VisConfig, get_transforms, group_objective
+
+MEASURES = ("vis_score", "softmax_entropy")
+
+#: Settings of the paper (default) and of the authors' original code.
+VARIANTS: dict[str, dict] = {
+    "paper": dict(steps=100, lr=0.05, param="pixel", decorrelate=False, transforms="small",
+                  objective="l1", min_size=2, randoms_from="live"),
+    "original": dict(steps=65, lr=0.05, param="fft", decorrelate=True, transforms="none",
+                     objective="mean_abs", min_size=3, randoms_from="all"),
+}
+
+
+def _forward(engine: FeatvisEngine, layer: str) -> Callable:
+    """Images in [0, 1] -> (pre-activations of ``layer``, logits), the engine's preprocessing included."""
+    scorer = engine.scorer(layer)
+
+    def forward(images):
+        return scorer(images if engine.preprocess is None else engine.preprocess(images), training=False)
+
+    return forward
+
+
+def _objective_of(config: VisConfig) -> Callable:
+    """The per-image objective of ``config`` for a renderer: ``(preact, masks) -> (n,)``."""
+    return lambda preact, masks: group_objective(preact, masks, config.objective)
+
+
+def _render_native(engine: FeatvisEngine, layer: str, masks: np.ndarray, context, config: VisConfig,
+                   batch_size: int) -> Visualizations:
+    """All masks of one layer in batches of the native engine."""
+    return engine.visualize(layer, masks, context.seeds, config, batch_size, context.progress)
+
+
+def _render_lucid(engine: FeatvisEngine, layer: str, masks: np.ndarray, context, config: VisConfig,
+                  batch_size: int) -> Visualizations:
+    """One Lucid ``render_vis`` per cluster (seeded by its true group's seed), scored natively."""
+    parts = []
+    for cluster in tqdm(list(dict.fromkeys(context.clusters.tolist())), desc=f"lucid {layer}",
+                        disable=not context.progress):
+        rows = np.flatnonzero(context.clusters == cluster)
+        images = lucid.render(_forward(engine, layer), engine.image_shape, masks[rows],
+                                      context.seeds[rows[0]], config, _objective_of(config))
+        scores, entropies = engine.score(layer, images, masks[rows], config.objective)
+        parts.append(Visualizations(images, scores, entropies, np.zeros((0, len(rows)), np.float32)))
+    return Visualizations(*(np.concatenate([getattr(p, f) for p in parts], axis=1 if f == "trace" else 0)
+                            for f in ("images", "scores", "entropies", "trace")))
+
+
+#: Renderers by backend name: ``(engine, layer, masks, context, config, batch_size) -> Visualizations``.
+RENDERERS: dict[str, Callable] = {"native": _render_native, "lucid": _render_lucid}
+
+
+class Visualizer:
+    """Visualizations of one call, memoised: ``vis_score`` and ``softmax_entropy`` share one run.
+
+    Parameters
+    ----------
+    config : VisConfig
+    batch_size : int
+        Images optimised together (the native engine).
+    backend : {"native", "lucid"}
+        The renderer (see :func:`featvis_test`).
+    preprocess : callable, optional
+        See :class:`FeatvisEngine`.
+
+    Attributes
+    ----------
+    images : dict
+        ``(layer, cluster) -> (1 + n_random, h, w, c)`` images of the last run,
+        the true group's first.
+    """
+
+    def __init__(self, config: VisConfig = VisConfig(), batch_size: int = 40, backend: str = "native",
+                 preprocess: Callable | None = None):
+        if backend not in RENDERERS:
+            raise ValueError(f"backend must be one of {sorted(RENDERERS)}, got {backend!r}")
+        self.config, self.batch_size, self.backend, self.preprocess = config, batch_size, backend, preprocess
+        self.images: dict = {}
+        self._engines: dict[int, FeatvisEngine] = {}
+        self._memo: dict = {}
+
+    def _engine(self, model: keras.Model) -> FeatvisEngine:
+        if id(model) not in self._engines:
+            self._engines[id(model)] = FeatvisEngine(model, self.preprocess)
+        return self._engines[id(model)]
+
+    def _render(self, engine: FeatvisEngine, layer: str, masks: np.ndarray, context) -> Visualizations:
+        return RENDERERS[self.backend](engine, layer, masks.astype(np.float32), context, self.config,
+                                       self.batch_size)
+
+    def values(self, model: keras.Model, layer: str, masks: np.ndarray, context) -> dict[str, np.ndarray]:
+        """Scores and entropies of the visualizations of each mask row."""
+        key = (id(model), layer, masks.shape, masks.tobytes(), tuple(context.seeds))
+        if key not in self._memo:
+            vis = self._render(self._engine(model), layer, masks, context)
+            for cluster in dict.fromkeys(context.clusters.tolist()):
+                self.images[(layer, cluster)] = vis.images[context.clusters == cluster]
+            self._memo = {key: {"vis_score": vis.scores, "softmax_entropy": vis.entropies}}
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class VisMeasure:
+    """``vis_score`` (high is special) or ``softmax_entropy`` (low is special) of each mask's image."""
+
+    name: str
+    visualizer: Visualizer
+
+    @property
+    def higher_is_special(self) -> bool:
+        return self.name == "vis_score"
+
+    def evaluate(self, model, layer, masks, data, context: controls.MaskContext) -> np.ndarray:
+        return self.visualizer.values(model, layer, masks, context)[self.name]
+
+
+def vis_measure_pair(visualizer: Visualizer | None = None) -> list[VisMeasure]:
+    """The two visualization measures sharing one :class:`Visualizer` (default settings if omitted)."""
+    visualizer = visualizer if visualizer is not None else Visualizer()
+    return [VisMeasure(name, visualizer) for name in MEASURES]
+
+
+def _resolve(variant: str, **given) -> dict:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    return {k: (given[k] if given.get(k) is not None else v) for k, v in VARIANTS[variant].items()}
+
+
+def featvis_test(
+    model: keras.Model,
+    partition: Partition,
+    n_random: int = 19,
+    steps: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    *,
+    network: str = "model",
+    replicate: int = 0,
+    batch_size: int = 40,
+    backend: str = "native",
+    variant: str = "paper",
+    param: str | None = None,
+    decorrelate: bool | None = None,
+    transforms: str | Transforms | None = None,
+    objective: str | None = None,
+    min_size: int | None = None,
+    randoms_from: str | None = None,
+    subclusters: Sequence[Subcluster] | None = None,
+    preprocess: Callable | None = None,
+    return_images: bool = False,
+    progress: bool = True,
+    ties: str = "random",
+):
+    """Feature-visualization test of a partition: true subclusters versus random groups.
+
+    For each subcluster, the true group and ``n_random`` random groups of the
+    same size and layer are visualized together (one batch per
+    ``batch_size`` images), and two measures are recorded: the visualization
+    score (higher is coherent) and the softmax entropy (lower is coherent).
+
+    Parameters
+    ----------
+    model : keras.Model
+    partition : Partition
+    n_random : int
+        Random groups per subcluster (19 in the paper).
+    steps, lr : optional
+        Optimisation steps and Adam learning rate (default: the variant's,
+        100 and 0.05 for the paper).
+    seed : int
+        Seed of the random groups, the image initialisations and transforms;
+        image ``j`` of a subcluster uses the subcluster's control seed
+        (:func:`lsnb.controls.mask_seeds`) followed by ``j``.
+    network, replicate : str, int
+        Copied into the table.
+    batch_size : int
+        Images optimised together (the native engine).
+    backend : {"native", "lucid"}
+        ``"lucid"`` renders with Lucid through :mod:`lsnb.featvis.lucid`
+        (slow; one graph per subcluster); scores and entropies are then
+        measured by the native scorer on Lucid's images.
+    variant : {"paper", "original"}
+        Defaults of every setting below: the paper's, or the original code's
+        (65 steps, FFT + decorrelated parameterization, no transforms, the
+        ``|mean|`` objective, size-2 subclusters skipped, random groups drawn
+        from all units including dead ones).
+    param, decorrelate, transforms, objective : optional
+        See :class:`VisConfig`; ``None`` takes the variant's value.
+    min_size : int, optional
+        Smallest subcluster tested.
+    randoms_from : {"live", "all"}, optional
+        Draw random groups from the layer's live units or from all units
+        (the ``pool`` of :func:`lsnb.controls.run_groups`).
+    subclusters : sequence of Subcluster, optional
+        Test only these (default: all of ``partition.subclusters(min_size)``).
+    preprocess : callable, optional
+        Input preprocessing applied inside the graph (see :class:`FeatvisEngine`).
+    return_images : bool
+        Also return the images.
+    progress : bool
+        Progress bars.
+    ties : {"random", "conservative", "original"}
+        Tie rule of the stored percentiles.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The tidy table (:data:`lsnb.controls.COLUMNS`), one row per
+        (subcluster, measure) (``effect`` is the subcluster's ``2x / (x + mu)``
+        term).
+    dict, only with ``return_images``
+        ``(layer, cluster) -> (1 + n_random, h, w, c)`` images, the true
+        subcluster's first.
+    """
+    opts = _resolve(variant, steps=steps, lr=lr, param=param, decorrelate=decorrelate,
+                    transforms=transforms, objective=objective, min_size=min_size,
+                    randoms_from=randoms_from)
+    if backend == "lucid":
+        lucid.load_lucid()  # a clear LucidUnavailableError before any work
+    config = VisConfig(steps=opts["steps"], lr=opts["lr"], param=opts["param"],
+                       decorrelate=opts["decorrelate"], transforms=get_transforms(opts["transforms"]),
+                       objective=opts["objective"])
+    visualizer = Visualizer(config, batch_size, backend, preprocess)
+    groups = controls.partition_groups(model, partition, pool=opts["randoms_from"], min_size=opts["min_size"],
+                                       subclusters=subclusters)
+    table = controls.run_groups(model, groups, vis_measure_pair(visualizer), None, n_random, ties, seed,
+                                network=network, replicate=replicate, partitioning=partition.name,
+                                progress=progress)
+    table.attrs.update(variant=variant, config=repr(config))
+    return (table, visualizer.images) if return_images else table
+
+
+def compare_backends(
+    model: keras.Model,
+    partition: Partition,
+    n_random: int = 19,
+    steps: int | None = None,
+    seed: int = 0,
+    *,
+    network: str = "model",
+    replicate: int = 0,
+    max_subclusters: int | None = None,
+    progress: bool = True,
+    **options,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Run :func:`featvis_test` with the native engine and with Lucid on the same groups.
+
+    Both backends get the same subclusters, random groups and settings
+    (``options`` go to :func:`featvis_test`).
+
+    Parameters
+    ----------
+    max_subclusters : int, optional
+        Test only the first subclusters (Lucid is slow).
+
+    Returns
+    -------
+    side_by_side : pandas.DataFrame
+        One row per (subcluster, measure): ``true`` and ``percentile`` of
+        each backend (suffixes ``_native`` and ``_lucid``).
+    summary : pandas.DataFrame
+        :func:`lsnb.stats.summarize` per backend (Fisher statistic, p,
+        effect) with a ``backend`` column.
+    images : dict
+        ``backend -> {(layer, cluster) -> images}``.
+    """
+    subs = options.pop("subclusters", None)
+    if subs is None:
+        min_size = options.get("min_size") or VARIANTS[options.get("variant", "paper")]["min_size"]
+        subs = partition.subclusters(min_size)
+    subs = list(subs)[:max_subclusters]
+    tables, images = [], {}
+    for backend in ("native", "lucid"):
+        table, images[backend] = featvis_test(model, partition, n_random, steps, seed=seed, network=network,
+                                              replicate=replicate, backend=backend, subclusters=subs,
+                                              return_images=True, progress=progress, **options)
+        tables.append(table.assign(backend=backend))
+    keys = ["network", "replicate", "partitioning", "measure", "layer", "cluster", "size"]
+    cols = keys + ["true", "random_mean", "percentile"]
+    side = tables[0][cols].merge(tables[1][cols], on=keys, suffixes=("_native", "_lucid"))
+    summary = stats.summarize(pd.concat(tables, ignore_index=True),
+                              keys=["network", "replicate", "partitioning", "backend", "measure"])
+    return side, summary, images

@@ -1,0 +1,88 @@
+"""Input checks and per-class correct counts shared by every way of evaluating lesions.
+
+Every way of evaluating lesions returns per-class correct counts
+``(n_classes,)``; the overall and per-class accuracies are computed from them
+and the class sizes.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lsnb import neurons
+
+
+def _validate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    neurons.check_input_shape(model, x)
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    if len(y) != len(x):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels")
+    if len(y) == 0:
+        raise ValueError("no test examples")
+    n_classes = int(model.outputs[0].shape[-1])
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"labels must lie in [0, {n_classes}), got min {y.min()}, max {y.max()}")
+    return np.asarray(x, dtype=np.float32), y, n_classes
+
+
+def _normalise_units(model: keras.Model, lesions: Mapping[str, Iterable[int]]) -> dict[str, np.ndarray]:
+    known = {l.name: l for l in neurons.neuron_layers(model)}
+    result = {}
+    for name, units in lesions.items():
+        if name not in known:
+            raise ValueError(f"{name!r} is not a neuron layer of {model.name!r}; they are {sorted(known)}")
+        if known[name].is_output:
+            raise ValueError(f"{name!r} is the output layer; only hidden layers can be lesioned")
+        units = np.unique(np.asarray(list(units), dtype=np.int64))
+        if units.size and (units.min() < 0 or units.max() >= known[name].n_units):
+            raise ValueError(f"unit indices of {name!r} must lie in [0, {known[name].n_units})")
+        result[name] = units
+    return result
+
+
+def class_counts(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Number of examples of each class."""
+    return np.bincount(y, minlength=n_classes).astype(np.int64)
+
+
+def accuracies(correct: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Overall and per-class accuracies from per-class correct counts.
+
+    Parameters
+    ----------
+    correct : numpy.ndarray
+        ``(..., n_classes)`` correct predictions per class.
+    counts : numpy.ndarray
+        ``(n_classes,)`` examples per class.
+
+    Returns
+    -------
+    overall : numpy.ndarray
+        ``(...)`` fraction of all examples classified correctly.
+    per_class : numpy.ndarray
+        ``(..., n_classes)``; ``nan`` for classes without examples.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    overall = correct.sum(axis=-1) / counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_class = np.where(counts > 0, correct / np.maximum(counts, 1), np.nan)
+    return overall, per_class
+
+
+def _predict_counts(predict, x: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int) -> np.ndarray:
+    correct = np.zeros(n_classes, dtype=np.int64)
+    for start in range(0, len(x), batch_size):
+        probs = np.asarray(predict(x[start:start + batch_size]))
+        hit = np.argmax(probs, axis=-1) == y[start:start + batch_size]
+        correct += np.bincount(y[start:start + batch_size][hit], minlength=n_classes)
+    return correct
+
+
+def baseline_counts(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Per-class correct counts of the unlesioned model."""
+    x, y, n_classes = _validate(model, x, y)
+    forward = tf.function(lambda batch: model(batch, training=False))
+    return _predict_counts(forward, x, y, n_classes, batch_size)

@@ -1,0 +1,123 @@
+"""The two lesion measures (Section 4.1): importance and class coherence.
+
+``acc_drop`` (importance) and ``class_range`` (coherence) of a lesion come from
+one lesion pass, shared through a :class:`Lesioner`; the paper's and the
+original code's definitions are the two ``variant`` values of
+:func:`lesion_measures`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from lsnb import controls
+from lsnb.lesion.counts import _validate, accuracies, baseline_counts, class_counts
+from lsnb.lesion.evaluate import lesioned_counts
+
+MEASURES = ("acc_drop", "class_range")
+VARIANTS = ("paper", "original")
+
+
+def lesion_measures(base_correct: np.ndarray, lesioned_correct: np.ndarray, counts: np.ndarray,
+                    variant: str = "paper") -> dict[str, np.ndarray]:
+    """Accuracy drop and class-wise range of drops for each lesion.
+
+    Parameters
+    ----------
+    base_correct : numpy.ndarray
+        ``(n_classes,)`` correct counts of the intact model.
+    lesioned_correct : numpy.ndarray
+        ``(m, n_classes)`` correct counts of ``m`` lesioned models.
+    counts : numpy.ndarray
+        ``(n_classes,)`` examples per class.
+    variant : {"paper", "original"}
+        ``"paper"``: importance = drop of the overall accuracy; coherence =
+        max - min over classes of the class accuracy drops.  ``"original"``
+        (the authors' code): accuracy = mean of the class accuracies, and the
+        range is divided by the signed mean class drop, no absolute value
+        (negative when the lesion helps on average; NaN when the mean drop is
+        0, as their ``0 / 0`` and ``x / 0`` gave).
+
+    Returns
+    -------
+    dict
+        ``{"acc_drop": (m,), "class_range": (m,)}``.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    base_all, base_class = accuracies(base_correct, counts)
+    les_all, les_class = accuracies(lesioned_correct, counts)
+    class_drops = base_class[None, :] - les_class
+    spread = np.nanmax(class_drops, axis=-1) - np.nanmin(class_drops, axis=-1)
+    if variant == "paper":
+        return {"acc_drop": base_all - les_all, "class_range": spread}
+    mean_drop = np.nanmean(class_drops, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(mean_drop == 0, np.nan, spread / np.where(mean_drop == 0, 1.0, mean_drop))
+    return {"acc_drop": mean_drop, "class_range": ratio}
+
+
+class Lesioner:
+    """Lesion counts of one call, memoised: ``acc_drop`` and ``class_range`` share one lesion pass.
+
+    Parameters
+    ----------
+    method : {"auto", "engine", "masked", "naive"}
+        How lesions are evaluated.
+    variant : {"paper", "original"}
+        See :func:`lesion_measures`.
+    """
+
+    def __init__(self, method: str = "auto", variant: str = "paper"):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.method = method
+        self.variant = variant
+        self.attrs: dict = {}
+        self._memo: dict = {}
+
+    def values(self, model: keras.Model, layer: str, masks: np.ndarray, data,
+               progress: bool = False) -> dict[str, np.ndarray]:
+        """Both measures for each row of the boolean ``masks`` (lesioning the masked units)."""
+        from tqdm.auto import tqdm
+
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ValueError("lesion measures need data=(x_test, y_test)")
+        x, y, n_classes = _validate(model, *data)
+        key = (id(model), layer, id(data[0]), id(data[1]), masks.shape, masks.tobytes())
+        if key not in self._memo:
+            counts = class_counts(y, n_classes)
+            base = baseline_counts(model, x, y)
+            bar = tqdm(total=len(masks), desc=f"lesions {layer}", disable=not progress, leave=False)
+            correct = lesioned_counts(model, x, y, layer, [np.flatnonzero(row) for row in masks],
+                                      method=self.method, progress=bar)
+            bar.close()
+            base_all, base_class = accuracies(base, counts)
+            self.attrs = dict(base_accuracy=float(base_all), base_class_accuracy=base_class.tolist(),
+                              variant=self.variant, n_test=int(len(y)))
+            self._memo = {key: lesion_measures(base, correct, counts, variant=self.variant)}
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class LesionMeasure:
+    """``acc_drop`` or ``class_range`` of the masked units' lesion (a :class:`lsnb.controls.Measure`)."""
+
+    name: str
+    lesioner: Lesioner
+    higher_is_special: bool = True
+
+    @property
+    def attrs(self) -> dict:
+        return self.lesioner.attrs
+
+    def evaluate(self, model, layer, masks, data, context: controls.MaskContext) -> np.ndarray:
+        return self.lesioner.values(model, layer, masks, data, context.progress)[self.name]
+
+
+def lesion_measure_pair(method: str = "auto", variant: str = "paper") -> list[LesionMeasure]:
+    """The two lesion measures sharing one :class:`Lesioner`."""
+    lesioner = Lesioner(method=method, variant=variant)
+    return [LesionMeasure(name, lesioner) for name in MEASURES]
