@@ -37,6 +37,7 @@ seed = 0
 alpha = 0.05
 n_permutations = 20        # agreement null (shuffles per pair of groupings)
 n_shuffles = 10            # clusterability null (shuffled networks per net)
+clusterability_nets = ["mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg", "mlp_halves"]   # every trained net of the book
 n_samples = 500            # inputs of the activation-Leiden, gradient and class-preference groupings
 stability_seeds = [0, 1]
 
@@ -46,7 +47,11 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import display
 
-from lsnb import comparison, explore, figures, grouping
+import numpy as np
+
+import lsnb
+from lsnb import comparison, explore, figures, graph, grouping, stats
+from lsnb.controls import FunctionMeasure
 from lsnb.report import PARTITIONINGS
 from lsnb.study import Study
 
@@ -72,6 +77,27 @@ tidy = pd.concat([comparison.lesion_tests(study, net, parts, replicate) for net,
                  ignore_index=True)
 summary = study.combined(tidy, alpha=alpha)
 explore.format_summary(summary)
+
+# %% [markdown]
+# ## Your own groups, your own measure
+#
+# `lsnb.group_test` takes any groups and any measure.  Here the groups are the
+# MLP's first hidden layer split by the class that drives each unit most, and
+# the measure is written in three lines: the mean pre-activation of a group's
+# units over the test images, one value per mask (true groups and their random
+# controls come together).  Same controls rule and statistics as everywhere.
+
+# %%
+mlp = study.network("mlp_mnist", replicate)
+x_test, y_test = study.test_data(mlp)
+mean_preactivation = {layer: values.mean(axis=0) for layer, values in
+                      graph.unit_activations(mlp.model, x_test).items()}
+measure = FunctionMeasure("mean_preactivation", higher_is_special=True,
+                          fn=lambda model, layer, masks, data: masks @ mean_preactivation[layer] / masks.sum(axis=1))
+by_class = next(part for name, part in partitions["mlp_mnist"].items() if name.startswith("class_preference"))
+own = lsnb.group_test(mlp.model, by_class, measure, n_random=study.profile.n_random, seed=seed,
+                      network="mlp_mnist", partitioning=by_class.name)
+explore.format_summary(stats.summarize(own, seed=seed))
 
 # %% [markdown]
 # ## Agreement between groupings
@@ -118,7 +144,7 @@ pd.concat(stable)[["network", "grouping", "seed_a", "seed_b", "measure", "observ
 # the trained weights are more clusterable than their shuffles.
 
 # %%
-comparison.clusterability_table(study, nets, n_shuffles, replicate).round(3)
+comparison.clusterability_table(study, clusterability_nets, n_shuffles, replicate).round(3)
 
 # %%
 explore.save_results("07_grouping_methods", tidy=tidy, summary=summary)

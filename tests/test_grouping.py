@@ -323,3 +323,24 @@ def test_clusterability_planted_is_lowest_and_dense_random_is_not():
     assert 10 < np.mean(random_pct) < 90, random_pct
     with pytest.raises(ValueError, match="n_shuffles"):
         grouping.clusterability(dense, n_shuffles=0)
+
+
+@pytest.mark.slow
+def test_random_partition_of_a_trained_net_sits_at_its_null_reference():
+    """Random groups with the sizes of a spectral partition: Fisher statistic within its own null
+    reference, over several seeds (two-sided: neither above nor below)."""
+    import lsnb
+    from lsnb import stats, train
+
+    net = train.trained("mlp_mnist", "smoke", progress=False, verbose=False)
+    spectral = lsnb.partition(net.model, method="weights", k=8, seed=0, n_init=3)
+    x, y = net.data.x_test[:300], net.data.y_test[:300]
+    gaps = []
+    for seed in range(5):
+        random_part = lsnb.partition(None, method="random", like=spectral, seed=seed)
+        table = lsnb.group_test(net.model, random_part, "acc_drop", data=(x, y), seed=seed,
+                                network="mlp", partitioning=random_part.name)
+        row = stats.summarize(table, seed=seed).iloc[0]
+        assert abs(row["fisher"] - row["null_fisher"]) < 3 * row["null_fisher_sd"] + 1e-9, row.to_dict()
+        gaps.append((row["fisher"] - row["null_fisher"]) / row["null_fisher_sd"])
+    assert abs(np.mean(gaps)) < 3 / np.sqrt(len(gaps))
