@@ -120,7 +120,14 @@ def _as_images(x: np.ndarray) -> np.ndarray:
 
 
 def _keras_mnist() -> Dataset:
-    (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
+    """MNIST from Keras' cache file when it is there (read directly, as Keras 3
+    would re-download a file whose hash it does not know), else through Keras."""
+    cached = _keras_home() / "datasets" / "mnist.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as npz:
+            x_tr, y_tr, x_te, y_te = (npz[key] for key in ("x_train", "y_train", "x_test", "y_test"))
+    else:
+        (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
     return Dataset(_as_images(x_tr), y_tr.astype(np.int64), _as_images(x_te),
                    y_te.astype(np.int64), "mnist", "keras")
 
