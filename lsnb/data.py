@@ -359,6 +359,9 @@ def load_imagenet(folder: str | Path, model_name: str, n_per_class: int = 8,
     ------
     FileNotFoundError
         When the folder does not exist or holds no class folders.
+    ValueError
+        When a class folder holds fewer than ``n_per_class +
+        n_graph_per_class`` images.
     """
     from PIL import Image
 
@@ -376,6 +379,9 @@ def load_imagenet(folder: str | Path, model_name: str, n_per_class: int = 8,
     x_tr, y_tr, x_te, y_te = [], [], [], []
     for label, cls in enumerate(classes):
         files = sorted(p for p in cls.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(files) < n_per_class + n_graph_per_class:
+            raise ValueError(f"ImageNet class folder {cls} holds {len(files)} images; {n_per_class} test "
+                             f"and {n_graph_per_class} activation-graph images per class are needed")
         files = [files[i] for i in rng.permutation(len(files))[: n_per_class + n_graph_per_class]]
         images = [_center_crop(Image.open(f).convert("RGB")) for f in files]
         x_te += images[:n_per_class]
