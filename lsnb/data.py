@@ -120,7 +120,14 @@ def _as_images(x: np.ndarray) -> np.ndarray:
 
 
 def _keras_mnist() -> Dataset:
-    (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
+    """MNIST from Keras' cache file when it is there (read directly, as Keras 3
+    would re-download a file whose hash it does not know), else through Keras."""
+    cached = _keras_home() / "datasets" / "mnist.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as npz:
+            x_tr, y_tr, x_te, y_te = (npz[key] for key in ("x_train", "y_train", "x_test", "y_test"))
+    else:
+        (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
     return Dataset(_as_images(x_tr), y_tr.astype(np.int64), _as_images(x_te),
                    y_te.astype(np.int64), "mnist", "keras")
 
@@ -352,6 +359,9 @@ def load_imagenet(folder: str | Path, model_name: str, n_per_class: int = 8,
     ------
     FileNotFoundError
         When the folder does not exist or holds no class folders.
+    ValueError
+        When a class folder holds fewer than ``n_per_class +
+        n_graph_per_class`` images.
     """
     from PIL import Image
 
@@ -369,6 +379,9 @@ def load_imagenet(folder: str | Path, model_name: str, n_per_class: int = 8,
     x_tr, y_tr, x_te, y_te = [], [], [], []
     for label, cls in enumerate(classes):
         files = sorted(p for p in cls.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(files) < n_per_class + n_graph_per_class:
+            raise ValueError(f"ImageNet class folder {cls} holds {len(files)} images; {n_per_class} test "
+                             f"and {n_graph_per_class} activation-graph images per class are needed")
         files = [files[i] for i in rng.permutation(len(files))[: n_per_class + n_graph_per_class]]
         images = [_center_crop(Image.open(f).convert("RGB")) for f in files]
         x_te += images[:n_per_class]

@@ -4,6 +4,12 @@
 ``quick``  the default book: 2 CPU cores, offline, embedded data, minutes.
 ``paper``  the paper's sizes (5 replicates, full data, full widths and epochs),
            for a GPU machine with the real datasets.
+``paper-dry``  the paper's code paths and settings (Keras MNIST when cached,
+           CIFAR-10, k = 16 and 32 for ImageNet, the authors' k-means restarts,
+           batch-norm momentum 0.99) at tiny sizes: one replicate, a few hundred
+           examples, one epoch.  It proves the paper path runs end to end (the
+           tests run it on stand-in data, :mod:`tests.standins`) before anyone
+           rents a GPU; its numbers mean nothing.
 """
 from __future__ import annotations
 
@@ -40,8 +46,9 @@ class Profile:
         Training inputs used to build activation graphs.
     featvis_steps : int
         Optimisation steps per feature visualization.
-    n_init : int
-        k-means restarts in spectral clustering.
+    n_init : int or "authors"
+        k-means restarts in spectral clustering (``"authors"``: 100 above
+        2,000 nodes, else 25, as the authors' code).
     vgg_bn_momentum : float
         Batch-norm momentum of the VGG (0.99 in the paper; 0.9 for short
         trainings, whose moving statistics would otherwise lag).
@@ -63,7 +70,7 @@ class Profile:
     n_random: int
     n_activation_samples: int
     featvis_steps: int
-    n_init: int
+    n_init: int | str
     vgg_bn_momentum: float
     halves_pairs: tuple
 
@@ -106,6 +113,12 @@ PROFILES: dict[str, Profile] = {
         n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 10, "vgg_cifar": 200},
         vgg_width=1.0, k=16, n_random=19, n_activation_samples=5000,
         featvis_steps=100, n_init=25, vgg_bn_momentum=0.99, halves_pairs=(60000, 10000),
+    ),
+    "paper-dry": Profile(
+        name="paper-dry", data_source="auto", vgg_data="cifar10", n_replicates=1, vgg_replicates=1,
+        n_train=200, n_test=40, epochs={"mlp": 1, "small_cnn": 1, "vgg_cifar": 1},
+        vgg_width=0.125, k=16, n_random=2, n_activation_samples=40,
+        featvis_steps=2, n_init="authors", vgg_bn_momentum=0.99, halves_pairs=(200, 50),
     ),
 }
 

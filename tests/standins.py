@@ -3,6 +3,8 @@
 Random data in the real layouts, so every loader of the paper path runs
 without the real files:
 
+* :func:`mnist_keras_cache` — ``mnist.npz`` (uint8 digits-shaped noise) in
+  ``<keras home>/datasets``, the file ``keras.datasets.mnist`` caches;
 * :func:`cifar10_keras_cache` — CIFAR-10 batches (``data_batch_1..5``,
   ``test_batch``, pickled dicts of uint8 rows as the Toronto archive holds
   them) in ``<keras home>/datasets/cifar-10-batches-py``;
@@ -25,6 +27,18 @@ from keras.src.legacy.saving import legacy_h5_format
 from PIL import Image
 
 from lsnb import models
+
+
+def mnist_keras_cache(keras_home: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> Path:
+    """Write a random ``mnist.npz`` (Keras' keys and dtypes) into ``keras_home``; return its path."""
+    rng = np.random.default_rng(seed)
+    path = Path(keras_home) / "datasets" / "mnist.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x_train=rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+             y_train=np.arange(n_train, dtype=np.uint8) % 10,
+             x_test=rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+             y_test=np.arange(n_test, dtype=np.uint8) % 10)
+    return path
 
 
 def cifar10_keras_cache(keras_home: Path, n_train: int = 250, n_test: int = 100, seed: int = 0) -> Path:

@@ -1,0 +1,110 @@
+"""The paper path end to end on stand-ins (issue 14): the ``paper-dry`` profile.
+
+Keras' MNIST file and CIFAR-10 batches in Keras' cache layout, an ImageNet
+folder of synthetic JPEGs and ResNet-18 weights saved from a randomly
+initialised image-classifiers model are made on the spot
+(:mod:`tests.standins`); the test then runs the loaders, k = 32 for ImageNet,
+the authors' k-means restarts and the lesion and visualization tests through
+:class:`lsnb.study.Study`.  The numbers mean nothing; that the path runs does.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lsnb import data, networks
+from lsnb.profiles import get_profile
+from lsnb.study import Study
+
+import standins
+
+PARTITIONINGS = ["weights/network", "activations/network"]
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory):
+    """Keras home (MNIST + CIFAR-10), ImageNet folder and weights folder, in one temp dir."""
+    root = tmp_path_factory.mktemp("paper-dry")
+    home = root / "keras"
+    standins.mnist_keras_cache(home)
+    standins.cifar10_keras_cache(home)
+    folder = standins.imagenet_folder(root / "imagenet", n_classes=4, per_class=10)
+    standins.imagenet_weights("resnet18", root / "weights")
+    return {"home": home, "imagenet": folder, "weights": root / "weights"}
+
+
+@pytest.fixture
+def keras_home(stand_ins, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(stand_ins["home"]))
+    monkeypatch.setenv("HOME", str(stand_ins["home"].parent))
+    monkeypatch.setenv("LSNB_OFFLINE", "1")
+    return stand_ins
+
+
+def test_profile_keeps_the_paper_settings():
+    dry, paper = get_profile("paper-dry"), get_profile("paper")
+    assert (dry.data_source, dry.vgg_data, dry.k, dry.vgg_bn_momentum) == (
+        paper.data_source, paper.vgg_data, paper.k, paper.vgg_bn_momentum)
+    assert dry.n_init == "authors" and dry.n_replicates == 1 and max(dry.epochs.values()) == 1
+    assert networks.k_for("resnet18", dry) == 32 and networks.k_for("vgg", dry) == 16
+
+
+def test_loaders_read_the_stand_ins(keras_home):
+    mnist = data.load_mnist("auto", verbose=False)
+    assert (mnist.source, len(mnist.x_train), len(mnist.x_test)) == ("keras", 300, 100)
+    assert mnist.x_train.shape[1:] == (28, 28, 1) and mnist.x_train.max() <= 1.0
+    cifar = data.load_cifar10(verbose=False)
+    assert (len(cifar.x_train), cifar.x_train.shape[1:]) == (250, (32, 32, 3))
+    assert sorted(np.unique(cifar.y_test)) == list(range(10))
+
+
+def test_check_available_with_and_without_stand_ins(keras_home, tmp_path, monkeypatch):
+    ok = data.check_available("paper-dry", keras_home["imagenet"], keras_home["weights"], ("resnet18",))
+    assert ok == []
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    missing = data.check_available("paper-dry", tmp_path / "no-images", tmp_path / "no-weights", ("resnet18",))
+    whats = [m.what for m in missing]
+    assert len(missing) == 3, whats
+    assert whats[0].startswith("CIFAR-10") and missing[0].nets == ("vgg", "vgg_unreg")
+    assert whats[1].startswith("ImageNet validation images")
+    assert whats[2].startswith("resnet18 weights") and missing[2].nets == ("resnet18",)
+    # data_source "auto": MNIST falls back to the embedded digits, so it is never missing
+    assert not any("MNIST" in w for w in whats)
+
+
+#: Only ResNet-18 subclusters of at least this many units are tested: at k = 32 a
+#: weight partition of ResNet-18 has hundreds of subclusters, each a few seconds
+#: of lesions or visualizations on 224x224 images on a CPU.
+IMAGENET_MIN_SIZE = 100
+
+
+@pytest.mark.slow
+def test_paper_dry_end_to_end(keras_home):
+    study = Study("paper-dry", imagenet_dir=keras_home["imagenet"], imagenet_weights=keras_home["weights"])
+    nets = ["mlp_mnist", "cnn_mnist", "vgg"]
+    lesions = study.lesions(nets, PARTITIONINGS)
+    assert set(lesions["network"]) == set(nets)
+    assert set(lesions["partitioning"]) == set(PARTITIONINGS)
+    assert set(lesions.loc[lesions["network"] == "vgg", "k"]) == {16}
+    assert lesions["profile"].eq("paper-dry").all()
+    assert all(len(r) == study.profile.n_random for r in lesions["randoms"])
+    # the networks saw the stand-ins, not the embedded digits or the MNIST stand-in for CIFAR
+    assert study.network("mlp_mnist").data.source == "keras"
+    assert study.network("vgg").data.name == "cifar10"
+    resnet = study.network("resnet18")
+    assert resnet.data.source.startswith("folder:") and resnet.data.x_test.shape[1:] == (224, 224, 3)
+    assert networks.data_label("resnet18", study.profile) == "ImageNet validation images"
+    big = {"min_size": IMAGENET_MIN_SIZE}
+    rows = study.lesions(["resnet18"], ["weights/network"], lesion_options=big)
+    assert len(rows) and set(rows["network"]) == {"resnet18"} and set(rows["k"]) == {32}
+    assert set(rows["measure"]) == {"acc_drop", "class_range"} and (rows["size"] >= IMAGENET_MIN_SIZE).all()
+    table, images = study.featvis(["resnet18"], ["weights/network"], featvis_options=big)
+    assert len(table) and set(table["network"]) == {"resnet18"} and set(table["k"]) == {32}
+    assert set(table["measure"]) == {"vis_score", "softmax_entropy"}
+    pics = images[("resnet18", 0, "weights/network")]
+    assert pics and all(im.shape[-3:] == (224, 224, 3) for im in pics.values())
+
+def test_imagenet_folder_too_small_says_so(tmp_path):
+    folder = standins.imagenet_folder(tmp_path / "imagenet", n_classes=2, per_class=3)
+    with pytest.raises(ValueError, match=r"n00000000 holds 3 images; 8 test and 2 activation-graph"):
+        data.load_imagenet(folder, "resnet18", verbose=False)
