@@ -12,6 +12,7 @@ to skip download attempts altogether.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,8 @@ import keras
 import numpy as np
 
 from .profiles import get_profile
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("auto", "keras", "embedded")
 
@@ -96,8 +99,9 @@ def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> 
 
 
 def _say(message: str, verbose: bool) -> None:
+    """Where data came from (a fallback included), as a logged warning so it is seen without set-up."""
     if verbose:
-        print(f"[lsnb.data] {message}", flush=True)
+        log.warning("%s", message)
 
 
 def _offline() -> bool:

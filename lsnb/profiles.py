@@ -112,7 +112,7 @@ PROFILES: dict[str, Profile] = {
         name="paper", data_source="auto", vgg_data="cifar10", n_replicates=5, vgg_replicates=5,
         n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 10, "vgg_cifar": 200},
         vgg_width=1.0, k=16, n_random=19, n_activation_samples=5000,
-        featvis_steps=100, n_init=25, vgg_bn_momentum=0.99, halves_pairs=(60000, 10000),
+        featvis_steps=100, n_init="authors", vgg_bn_momentum=0.99, halves_pairs=(60000, 10000),
     ),
     "paper-dry": Profile(
         name="paper-dry", data_source="auto", vgg_data="cifar10", n_replicates=1, vgg_replicates=1,

@@ -18,12 +18,12 @@ def test_embedded_mnist_is_real_stratified_and_deterministic(mnist):
     assert not any(x.tobytes() in train_keys for x in mnist.x_test)
 
 
-def test_auto_falls_back_offline_and_says_so(capsys, monkeypatch):
+def test_auto_falls_back_offline_and_says_so(caplog, monkeypatch):
     monkeypatch.setenv("LSNB_OFFLINE", "1")
     monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
     ds = data.load_mnist()
     assert ds.source == "embedded"
-    assert "embedded" in capsys.readouterr().out
+    assert "embedded" in caplog.text
 
 
 def test_forced_keras_source_fails_clearly_offline(monkeypatch):
