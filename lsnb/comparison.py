@@ -5,9 +5,9 @@ weight and activation graphs, the downstream (gradient) graph of Lange,
 Rolnick & Kording (2022), class preference and a random partition with the
 sizes of the weights/network one (:data:`GROUPINGS`) are built for a network
 by :func:`groupings` (each cached), tested against the same random controls
-and statistics by :func:`lesion_tests` (the cached lesion test of
-:func:`lsnb.experiments.lesion_one`, so the paper's four reuse the lesion
-chapter's results), described by :func:`describe` and set against the
+and statistics by :func:`group_tests` (the cached lesion and visualization
+tests of :mod:`lsnb.experiments`, so the paper's four reuse the lesion and
+visualization chapters' results), described by :func:`describe` and set against the
 clusterability of each net by :func:`clusterability_table` (Filan et al.
 2021).  The random partition is the grouping under which every Fisher
 statistic should sit at its null reference.
@@ -73,16 +73,28 @@ def describe(parts: dict[str, Partition]) -> pd.DataFrame:
                           "communities": part.info.get("n_communities")} for name, part in parts.items()])
 
 
-def lesion_tests(study: Study, net: str, parts: dict[str, Partition], replicate: int = 0) -> pd.DataFrame:
-    """The lesion test of every grouping (same controls rule, statistics and test data), concatenated."""
+#: The cached test of one partition, by kind (the lesion and visualization chapters use the same ones).
+_TESTS = {"lesion": lambda *args: experiments.lesion_one(*args),
+          "featvis": lambda *args: experiments.featvis_one(*args)[0]}
+
+
+def group_tests(study: Study, net: str, parts: dict[str, Partition], replicate: int = 0,
+                test: str = "lesion") -> pd.DataFrame:
+    """The ``test`` (``"lesion"`` or ``"featvis"``) of every grouping, concatenated.
+
+    Same controls rule, statistics, test data and visualization settings for
+    every grouping; the paper's four are the cached results of the lesion and
+    visualization chapters.
+    """
+    if test not in _TESTS:
+        raise ValueError(f"test must be one of {sorted(_TESTS)}, got {test!r}")
     tnet = study.network(net, replicate)
     tables = []
-    with study.timer.stage("lesion"):
+    with study.timer.stage(test):
         for name, part in parts.items():
-            if not part.subclusters():
-                continue
-            table = experiments.lesion_one(tnet, part, net, replicate, study.profile, study.seed, {})
-            tables.append(table.assign(partitioning=name))
+            if part.subclusters():
+                table = _TESTS[test](tnet, part, net, replicate, study.profile, study.seed, {})
+                tables.append(table.assign(partitioning=name))
     return pd.concat(tables, ignore_index=True)
 
 

@@ -131,8 +131,9 @@ def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, o
         progress=progress, **options))
 
 
-def _featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
-                 progress: bool) -> tuple[pd.DataFrame, dict]:
+def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
+                progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """The cached feature-visualization test of one partition of one network: tidy rows and images."""
     steps = options.pop("steps", prof.featvis_steps)
     n_random = int(options.pop("n_random", prof.n_random))
     preprocess = None
@@ -176,7 +177,7 @@ def _run(test: str, nets, profile, partitionings, k, seed, imagenet_dir, imagene
                         table = lesion_one(tnet, part, net, replicate, prof, seed, dict(test_options or {}),
                                             progress)
                     else:
-                        table, pics = _featvis_one(tnet, part, net, replicate, prof, seed,
+                        table, pics = featvis_one(tnet, part, net, replicate, prof, seed,
                                                    dict(test_options or {}), progress)
                         images[(net, replicate, partitioning)] = pics
                 tables.append(table.assign(k=part.k, profile=prof.name, seed=seed))

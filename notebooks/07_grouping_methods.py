@@ -40,6 +40,7 @@ n_shuffles = 10            # clusterability null (shuffled networks per net)
 clusterability_nets = ["mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg", "mlp_halves"]   # every trained net of the book
 n_samples = 500            # inputs of the activation-Leiden, gradient and class-preference groupings
 stability_seeds = [0, 1]
+tests = ["lesion", "featvis"]   # acc drop and class range; vis score and softmax entropy
 
 # %%
 import matplotlib.pyplot as plt
@@ -62,19 +63,20 @@ partitions = {net: comparison.groupings(study, net, replicate, n_samples) for ne
 pd.concat([comparison.describe(parts).assign(network=net) for net, parts in partitions.items()]).round(3)
 
 # %% [markdown]
-# ## Do the groups of each method matter more than random groups?
+# ## Do the groups of each method stand out from random groups?
 #
-# Each grouping's subclusters are lesioned against 19 random groups of the same
-# size from the same layer, with the same controls rule, test images and
-# statistics as the lesion chapter (the paper's four rows are that chapter's
-# results, read from the cache).  Beside every Fisher statistic and effect
+# Each grouping's subclusters are lesioned, and visualized, against 19 random
+# groups of the same size from the same layer, with the same controls rule,
+# test images, visualization settings and statistics as the lesion and
+# visualization chapters (the paper's four rows are those chapters' results,
+# read from the cache).  Beside every Fisher statistic and effect
 # stands its null reference: with the random partition, our statistics should
 # sit at that reference; with class preference, a grouping coherent with the
 # label by construction, the class range shows what the measure can detect.
 
 # %%
-tidy = pd.concat([comparison.lesion_tests(study, net, parts, replicate) for net, parts in partitions.items()],
-                 ignore_index=True)
+tidy = pd.concat([comparison.group_tests(study, net, parts, replicate, test)
+                  for test in tests for net, parts in partitions.items()], ignore_index=True)
 summary = study.combined(tidy, alpha=alpha)
 explore.format_summary(summary)
 

@@ -216,7 +216,7 @@ def check_offline(site: Path = SITE) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper", "paper-dry"])
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (e.g. 02_lesions)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="extra papermill parameter, e.g. -p k 12")
