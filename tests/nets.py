@@ -156,3 +156,37 @@ def save_user_model(folder, n_train: int = 40, n_test: int = 20) -> tuple:
     np.savez(data_path, **arrays)
     return model_path, data_path, arrays
 
+
+def planted_groups(n: int, n_blocks: int) -> np.ndarray:
+    """The planted group of each of ``n`` units: ``n_blocks`` equal consecutive blocks."""
+    return np.repeat(np.arange(n_blocks), n // n_blocks)
+
+
+def block_kernel(rng, n_in: int, n_out: int, n_blocks: int, noise: float) -> np.ndarray:
+    """A block-diagonal kernel: strong random-signed weights inside the blocks, ``noise`` outside."""
+    on_block = planted_groups(n_in, n_blocks)[:, None] == planted_groups(n_out, n_blocks)[None, :]
+    w = np.where(on_block, rng.uniform(0.5, 1.5, (n_in, n_out)), noise * rng.uniform(-1, 1, (n_in, n_out)))
+    return (w * rng.choice([-1, 1], size=w.shape)).astype("float32")
+
+
+def planted_block_mlp(rng, n_blocks: int = 3, noise: float = 0.02) -> keras.Model:
+    """12 inputs -> 24 -> 24 -> 6 outputs, every kernel block-diagonal, biases zero."""
+    model = models.mlp(input_shape=(12,), hidden=(24, 24), n_classes=6)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            w, b = layer.get_weights()
+            layer.set_weights([block_kernel(rng, w.shape[0], w.shape[1], n_blocks, noise), np.zeros_like(b)])
+    return model
+
+
+def planted_block_cnn(rng) -> keras.Model:
+    """A small CNN whose conv2 and conv3 kernels join 4 blocks of 3 channels each."""
+    model = models.small_cnn(input_shape=(8, 8, 1), channels=12, dense=8, n_classes=2)
+    for name in ("conv2", "conv3"):
+        layer = model.get_layer(name)
+        w, b = layer.get_weights()
+        blocks = block_kernel(rng, 12, 12, 4, 0.0)
+        kernel = np.abs(rng.normal(size=w.shape)) * (blocks != 0) + 0.01 * rng.random(w.shape)
+        layer.set_weights([kernel.astype("float32"), b])
+    return model
+

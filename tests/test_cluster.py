@@ -79,34 +79,13 @@ import scipy.sparse as sp
 import lsnb
 from lsnb.cluster import layer_k, layerwise_labels, normalized_cut, spectral_labels
 from lsnb.graph import weight_graph
-
-
-def _groups(n: int, n_blocks: int) -> np.ndarray:
-    return np.repeat(np.arange(n_blocks), n // n_blocks)
+from nets import planted_block_cnn, planted_block_mlp, planted_groups
 
 
 def _same_partition(labels: np.ndarray, planted: np.ndarray) -> bool:
     """Labels equal the planted groups up to renaming (a bijection)."""
     pairs = set(zip(labels.tolist(), planted.tolist()))
     return len(pairs) == len(set(labels.tolist())) == len(set(planted.tolist()))
-
-
-def _block_kernel(rng, n_in: int, n_out: int, n_blocks: int, noise: float) -> np.ndarray:
-    gi, go = _groups(n_in, n_blocks), _groups(n_out, n_blocks)
-    on_block = gi[:, None] == go[None, :]
-    w = np.where(on_block, rng.uniform(0.5, 1.5, (n_in, n_out)), noise * rng.uniform(-1, 1, (n_in, n_out)))
-    return (w * rng.choice([-1, 1], size=w.shape)).astype("float32")
-
-
-def _planted_mlp(rng, n_blocks: int = 3, noise: float = 0.02, exact: bool = False) -> keras.Model:
-    """12 inputs -> 24 -> 24 -> 6 outputs, every kernel block-diagonal."""
-    model = lsnb.models.mlp(input_shape=(12,), hidden=(24, 24), n_classes=6)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            w, b = layer.get_weights()
-            k = _block_kernel(rng, w.shape[0], w.shape[1], n_blocks, 0.0 if exact else noise)
-            layer.set_weights([k, np.zeros_like(b)])
-    return model
 
 
 def test_normalized_cut_matches_networkx_on_random_graphs():
@@ -153,10 +132,10 @@ def test_spectral_labels_leave_out_isolated_nodes_and_check_k():
 
 
 def test_weight_partition_recovers_planted_mlp_blocks():
-    model = _planted_mlp(np.random.default_rng(0))
+    model = planted_block_mlp(np.random.default_rng(0))
     part = lsnb.partition(model, method="weights", scope="network", k=3, seed=0)
     assert set(part.labels) == {"dense1", "dense2"}
-    planted = _groups(24, 3)
+    planted = planted_groups(24, 3)
     for name in ("dense1", "dense2"):
         assert _same_partition(part.labels[name], planted), part.labels[name]
     subs = part.subclusters()
@@ -169,17 +148,10 @@ def test_weight_partition_recovers_planted_mlp_blocks():
 
 
 def test_weight_partition_recovers_planted_cnn_channel_groups():
-    rng = np.random.default_rng(1)
-    model = lsnb.models.small_cnn(input_shape=(8, 8, 1), channels=12, dense=8, n_classes=2)
-    for name in ("conv2", "conv3"):
-        layer = model.get_layer(name)
-        w, b = layer.get_weights()
-        blocks = _block_kernel(rng, 12, 12, 4, 0.0)
-        kernel = np.abs(rng.normal(size=w.shape)) * (blocks != 0) + 0.01 * rng.random(w.shape)
-        layer.set_weights([kernel.astype("float32"), b])
+    model = planted_block_cnn(np.random.default_rng(1))
     part = lsnb.partition(model, method="weights", scope="network", k=4, seed=0)
     assert list(part.labels) == ["conv1", "conv2", "conv3"]
-    planted = _groups(12, 4)
+    planted = planted_groups(12, 4)
     for name in ("conv1", "conv2", "conv3"):
         assert _same_partition(part.labels[name], planted), (name, part.labels[name])
     layer = lsnb.partition(model, method="weights", scope="layer", k=4, seed=0)
@@ -189,7 +161,7 @@ def test_weight_partition_recovers_planted_cnn_channel_groups():
 
 
 def test_activation_partition_recovers_groups_driven_by_disjoint_inputs():
-    model = _planted_mlp(np.random.default_rng(2), exact=True)
+    model = planted_block_mlp(np.random.default_rng(2), noise=0.0)
     for layer in model.layers:  # positive weights: every unit increases with its block's inputs
         if isinstance(layer, keras.layers.Dense):
             w, b = layer.get_weights()
@@ -197,14 +169,14 @@ def test_activation_partition_recovers_groups_driven_by_disjoint_inputs():
     x = np.random.default_rng(3).random((400, 12)).astype("float32")
     part = lsnb.partition(model, method="activations", scope="network", k=3, x=x, seed=0)
     for name in ("dense1", "dense2"):
-        assert _same_partition(part.labels[name], _groups(24, 3)), part.labels[name]
+        assert _same_partition(part.labels[name], planted_groups(24, 3)), part.labels[name]
     layer = lsnb.partition(model, method="activations", scope="layer", k=3, x=x, seed=0)
     for name in ("dense1", "dense2"):
-        assert _same_partition(layer.labels[name], _groups(24, 3))
+        assert _same_partition(layer.labels[name], planted_groups(24, 3))
 
 
 def test_layer_k_rule_and_labels_on_the_right_layer():
-    model = _planted_mlp(np.random.default_rng(4))
+    model = planted_block_mlp(np.random.default_rng(4))
     graph = weight_graph(model)
     node_labels = np.zeros(graph.n_nodes, dtype=np.int64)
     d1, d2 = graph.layer("dense1").nodes, graph.layer("dense2").nodes

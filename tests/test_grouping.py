@@ -14,40 +14,8 @@ from lsnb import grouping
 from lsnb.cluster import Partition, layer_subgraph, modularity, restarts
 from lsnb.graph import NeuronGraph, NodeLayer
 from lsnb.grouping.methods import correlation_similarity, gradient_graph, unit_gradients
-
-
-def _groups(n: int, n_blocks: int) -> np.ndarray:
-    return np.repeat(np.arange(n_blocks), n // n_blocks)
-
-
-def _block_kernel(rng, n_in: int, n_out: int, n_blocks: int, noise: float) -> np.ndarray:
-    on_block = _groups(n_in, n_blocks)[:, None] == _groups(n_out, n_blocks)[None, :]
-    w = np.where(on_block, rng.uniform(0.5, 1.5, (n_in, n_out)), noise * rng.uniform(-1, 1, (n_in, n_out)))
-    return (w * rng.choice([-1, 1], size=w.shape)).astype("float32")
-
-
-def _planted_mlp(rng, noise: float = 0.02) -> keras.Model:
-    """12 inputs -> 24 -> 24 -> 6 outputs, every kernel block-diagonal (3 blocks)."""
-    model = lsnb.models.mlp(input_shape=(12,), hidden=(24, 24), n_classes=6)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            w, b = layer.get_weights()
-            layer.set_weights([_block_kernel(rng, w.shape[0], w.shape[1], 3, noise), np.zeros_like(b)])
-    return model
-
-
-def _planted_cnn(rng) -> keras.Model:
-    model = lsnb.models.small_cnn(input_shape=(8, 8, 1), channels=12, dense=8, n_classes=2)
-    for name in ("conv2", "conv3"):
-        layer = model.get_layer(name)
-        w, b = layer.get_weights()
-        blocks = _block_kernel(rng, 12, 12, 4, 0.0)
-        kernel = np.abs(rng.normal(size=w.shape)) * (blocks != 0) + 0.01 * rng.random(w.shape)
-        layer.set_weights([kernel.astype("float32"), b])
-    return model
-
-
-# ---------------------------------------------------------------- Leiden, modularity
+from nets import planted_block_cnn as _planted_cnn, planted_block_mlp as _planted_mlp
+from nets import planted_groups as _groups
 
 
 def test_leiden_recovers_planted_mlp_and_cnn_blocks():
