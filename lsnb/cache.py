@@ -62,6 +62,7 @@ VERSIONS: dict[str, int] = {
     "model": 2,             # lsnb.train.trained (the training job)
     "partition": 2,         # lsnb.experiments.get_partition
     "lesion": 2,            # lesion tests (true and random values; percentiles are not cached)
+    "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
     "featvis": 2,           # feature-visualization tests and their images
     "featvis_backends": 2,  # native engine versus Lucid
 }

@@ -16,6 +16,7 @@ Each run logs the time spent per stage (``partition: 12.3 s, lesion: 45.6 s``).
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import math
@@ -56,7 +57,7 @@ def _check_partitionings(partitionings: Sequence[str]) -> list[str]:
 #: Arguments that are not settings of a computation (data, labels, seeds and sizes keyed on their own).
 _NOT_SETTINGS = frozenset({"model", "partition", "x", "y", "x_test", "y_test", "seed", "n_random", "steps", "k",
                            "method", "scope", "n_samples", "n_init", "graph", "like", "network", "replicate",
-                           "progress", "return_images", "preprocess", "subclusters"})
+                           "progress", "return_images", "preprocess", "subclusters", "counts_store"})
 
 
 def settings(function, options: dict) -> dict:
@@ -128,7 +129,25 @@ def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, o
               "n_test": len(x), "options": settings(lesion_test, options)}
     return cache.cached("lesion", config, lambda: lesion_test(
         tnet.model, part, x, y, n_random=n_random, seed=seed, network=net, replicate=replicate,
-        progress=progress, **options))
+        progress=progress, counts_store=counts_store(tnet, net, replicate, x, y), **options))
+
+
+def counts_store(tnet, net: str, replicate: int, x: np.ndarray, y: np.ndarray):
+    """A disk cache of lesioned per-class counts for one network and test set.
+
+    Lesioned counts depend on the network, the test data, the layer and the
+    lesioned units only; two lesion tests that lesion the same units (the
+    paper's and the authors' measure variants, or two partitionings whose
+    random controls coincide) share one entry, so the second costs nothing.
+    """
+    data = hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes()).hexdigest()
+
+    def store(layer: str, masks: np.ndarray, compute):
+        config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "layer": layer,
+                  "masks": np.asarray(masks, dtype=bool), "test_data": data}
+        return cache.cached("lesion_counts", config, compute)
+
+    return store
 
 
 def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,

@@ -11,6 +11,7 @@ import pytest
 
 from lsnb import book, experiments as ex, networks, stats
 from lsnb.data import Dataset
+from lsnb.lesion import lesion_test
 from lsnb.profiles import get_profile
 from lsnb.train import TrainedNet
 
@@ -199,6 +200,23 @@ def test_options_equal_to_defaults_share_the_cache_entry(toy):
     ex.run_lesions(["mlp_mnist"], profile, ["weights/network"], lesion_options={"variant": "paper"})
     ex.run_lesions(["mlp_mnist"], profile, ["weights/network"])
     assert len(list((cache / "lesion").glob("*.pkl"))) == 1
+
+
+def test_measure_variants_share_one_lesion_pass(toy):
+    net, profile, cache = toy
+    paper = ex.run_lesions(["mlp_mnist"], profile, ["weights/network", "weights/layer"])
+    counts = sorted((cache / "lesion_counts").glob("*.pkl"))
+    assert counts and len(list((cache / "lesion").glob("*.pkl"))) == 2
+    original = ex.run_lesions(["mlp_mnist"], profile, ["weights/network", "weights/layer"],
+                              lesion_options={"variant": "original"})
+    assert sorted((cache / "lesion_counts").glob("*.pkl")) == counts   # no new lesion pass
+    assert len(list((cache / "lesion").glob("*.pkl"))) == 4
+    again = lesion_test(net.model, ex.get_partition(net, "toy", profile, 0, "weights/layer"),
+                        *ex.test_data(net, profile), n_random=profile.n_random, network="mlp_mnist",
+                        progress=False, variant="original")
+    mine = original[original["partitioning"] == "weights/layer"].reset_index(drop=True)
+    np.testing.assert_array_equal(np.stack(mine["randoms"]), np.stack(again["randoms"]))
+    assert not np.array_equal(np.stack(mine["randoms"]), np.stack(paper[paper["partitioning"] == "weights/layer"]["randoms"]))
 
 
 def test_stage_log_gets_one_json_line_per_stage(tmp_path, monkeypatch):

@@ -256,6 +256,42 @@ def test_lesion_test_random_controls_follow_the_derived_seed():
         np.testing.assert_allclose(row["randoms"], expected, atol=1e-12)
 
 
+def test_counts_store_sees_unique_masks_and_changes_no_result():
+    model = planted_lesion_mlp()
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(120, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    # a layer of 4 live units: size-2 groups have only 6 possible unit sets, so controls repeat
+    part = Partition(labels={"dense1": np.array([0, 0, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1]),
+                             "dense2": np.array([0, 0, 0, 1, 1, 1, 2, 2])})
+    held: dict = {}
+    calls: list = []
+
+    def store(layer, masks, compute):
+        key = (layer, masks.tobytes())
+        calls.append((layer, masks.copy()))
+        if key not in held:
+            held[key] = compute()
+        return held[key]
+
+    plain = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all")
+    stored = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all",
+                                counts_store=store)
+    np.testing.assert_array_equal(stored["true"], plain["true"])
+    np.testing.assert_array_equal(np.stack(stored["randoms"]), np.stack(plain["randoms"]))
+    assert [layer for layer, _ in calls] == ["dense1", "dense2"]
+    for _, masks in calls:   # each unit set is lesioned once
+        assert len(np.unique(masks, axis=0)) == len(masks)
+    # the authors' measure variant lesions the same units: every count comes from the store
+    n_held = len(held)
+    original = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all",
+                                  counts_store=store, variant="original")
+    assert len(held) == n_held and len(calls) == 4
+    naive = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all",
+                               variant="original", method="naive")
+    np.testing.assert_allclose(np.stack(original["randoms"]), np.stack(naive["randoms"]), atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- null calibration
 def test_null_calibration_random_true_subclusters():
     """When the 'true' subclusters are random sets, random tie-breaking makes the percentiles

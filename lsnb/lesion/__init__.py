@@ -46,7 +46,8 @@ __all__ = [
 def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.ndarray,
                 n_random: int = 19, seed: int = 0, *, network: str = "model", replicate: int = 0,
                 variant: str = "paper", method: str = "auto", min_size: int = 2,
-                progress: bool = True, ties: str = "random", pool: str = "live") -> pd.DataFrame:
+                progress: bool = True, ties: str = "random", pool: str = "live",
+                counts_store=None) -> pd.DataFrame:
     """Lesion every subcluster of a partition and ``n_random`` random controls.
 
     A wrapper of :func:`lsnb.controls.run_groups` with the two lesion
@@ -77,6 +78,9 @@ def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.nd
         Tie rule of the stored percentiles.
     pool : {"live", "all"}
         Units the random groups are drawn from.
+    counts_store : callable, optional
+        Where lesioned counts are kept between calls (see
+        :class:`~lsnb.lesion.measures.Lesioner`); it changes no result.
 
     Returns
     -------
@@ -88,7 +92,7 @@ def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.nd
     """
     x_test, y_test, _ = _validate(model, x_test, y_test)
     groups = controls.partition_groups(model, partition, pool=pool, min_size=min_size)
-    table = controls.run_groups(model, groups, lesion_measure_pair(method, variant), (x_test, y_test),
+    table = controls.run_groups(model, groups, lesion_measure_pair(method, variant, counts_store), (x_test, y_test),
                                 n_random, ties, seed, network=network, replicate=replicate,
                                 partitioning=partition.name, progress=progress)
     table.attrs.setdefault("variant", variant)

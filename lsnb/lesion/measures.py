@@ -8,6 +8,7 @@ original code's definitions are the two ``variant`` values of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import keras
 import numpy as np
@@ -68,13 +69,28 @@ class Lesioner:
         How lesions are evaluated.
     variant : {"paper", "original"}
         See :func:`lesion_measures`.
+    store : callable, optional
+        ``store(layer, masks, compute)`` returns the lesioned per-class counts
+        of the unique rows of ``masks``, calling ``compute()`` only when it
+        does not hold them (:func:`lsnb.experiments.lesion_one` passes a disk
+        cache).  The counts depend on the model, the test data, the layer and
+        the masks only, not on ``variant`` or on the way lesions are
+        evaluated, so both variants, and every partition that draws the same
+        groups, share one lesion pass.
+
+    Notes
+    -----
+    Identical rows of ``masks`` (a random group equal to another, or to the
+    true group) are lesioned once.
     """
 
-    def __init__(self, method: str = "auto", variant: str = "paper"):
+    def __init__(self, method: str = "auto", variant: str = "paper",
+                 store: Callable[[str, np.ndarray, Callable[[], np.ndarray]], np.ndarray] | None = None):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.method = method
         self.variant = variant
+        self.store = store
         self.attrs: dict = {}
         self._memo: dict = {}
 
@@ -90,10 +106,17 @@ class Lesioner:
         if key not in self._memo:
             counts = class_counts(y, n_classes)
             base = baseline_counts(model, x, y)
-            bar = tqdm(total=len(masks), desc=f"lesions {layer}", disable=not progress, leave=False)
-            correct = lesioned_counts(model, x, y, layer, [np.flatnonzero(row) for row in masks],
-                                      method=self.method, progress=bar)
-            bar.close()
+            unique, inverse = np.unique(np.asarray(masks, dtype=bool), axis=0, return_inverse=True)
+
+            def compute() -> np.ndarray:
+                bar = tqdm(total=len(unique), desc=f"lesions {layer}", disable=not progress, leave=False)
+                result = lesioned_counts(model, x, y, layer, [np.flatnonzero(row) for row in unique],
+                                         method=self.method, progress=bar)
+                bar.close()
+                return result
+
+            found = compute() if self.store is None else self.store(layer, unique, compute)
+            correct = np.asarray(found)[np.ravel(inverse)]
             base_all, base_class = accuracies(base, counts)
             self.attrs = dict(base_accuracy=float(base_all), base_class_accuracy=base_class.tolist(),
                               variant=self.variant, n_test=int(len(y)))
@@ -117,7 +140,7 @@ class LesionMeasure:
         return self.lesioner.values(model, layer, masks, data, context.progress)[self.name]
 
 
-def lesion_measure_pair(method: str = "auto", variant: str = "paper") -> list[LesionMeasure]:
-    """The two lesion measures sharing one :class:`Lesioner`."""
-    lesioner = Lesioner(method=method, variant=variant)
+def lesion_measure_pair(method: str = "auto", variant: str = "paper", store=None) -> list[LesionMeasure]:
+    """The two lesion measures sharing one :class:`Lesioner` (``store``: see there)."""
+    lesioner = Lesioner(method=method, variant=variant, store=store)
     return [LesionMeasure(name, lesioner) for name in MEASURES]
