@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +29,9 @@ class StageTimer:
     """Wall-clock seconds accumulated per named stage.
 
     When ``$LSNB_STAGE_LOG`` names a file, every finished stage appends one
-    JSON line ``{"stage", "seconds", "computed"}`` to it (``computed`` is
-    what the body reported through :meth:`mark`, else ``null``).
+    JSON line ``{"stage", "seconds", "computed", "peak_mib"}`` to it
+    (``computed`` is what the body reported through :meth:`mark`, else
+    ``null``; ``peak_mib`` the process's peak resident memory so far).
     """
 
     def __init__(self) -> None:
@@ -55,11 +58,18 @@ class StageTimer:
         return ", ".join(f"{name}: {seconds:.1f} s" for name, seconds in self.seconds.items()) or "nothing timed"
 
 
+def peak_memory_mib() -> float:
+    """The peak resident memory of this process so far, in MiB (``getrusage``; Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
 def _log_stage(name: str, seconds: float, computed: bool | None) -> None:
     path = os.environ.get("LSNB_STAGE_LOG")
     if path:
         with open(path, "a") as fh:
-            fh.write(json.dumps({"stage": name, "seconds": round(seconds, 3), "computed": computed}) + "\n")
+            fh.write(json.dumps({"stage": name, "seconds": round(seconds, 3), "computed": computed,
+                                 "peak_mib": round(peak_memory_mib(), 1)}) + "\n")
 
 
 def describe_profile(profile: str | Profile) -> str:
@@ -67,11 +77,17 @@ def describe_profile(profile: str | Profile) -> str:
     prof = get_profile(profile)
     data = "the embedded 5,000 MNIST digits" if prof.data_source == "embedded" else "full MNIST"
     vgg = "CIFAR-10" if prof.vgg_data == "cifar10" else "the MNIST-as-32x32-RGB stand-in for CIFAR-10"
-    return (f"Profile `{prof.name}`: {prof.n_replicates} replicate(s) per small network and "
-            f"{prof.replicates_for('vgg_cifar')} per VGG, {data}, VGG on {vgg} "
-            f"at width {prof.vgg_width:g}, k = {prof.k}, {prof.n_random} random controls per subcluster, "
-            f"{prof.featvis_steps} visualization steps, {prof.n_activation_samples} images per activation graph, "
-            f"{'all' if prof.n_test is None else prof.n_test} test images.")
+
+    def sizes(arch: str, label: str) -> str:
+        n_test = prof.n_test_for(arch)
+        return (f"{label} {prof.replicates_for(arch)} replicate(s), "
+                f"{'all' if n_test is None else n_test} lesion test images, "
+                f"{prof.featvis_steps_for(arch)} visualization steps")
+
+    return (f"Profile `{prof.name}`: {sizes('mlp', 'MLP')}; {sizes('small_cnn', 'CNN')}; "
+            f"{sizes('vgg_cifar', 'each VGG')}; {data}, VGG on {vgg} at width {prof.vgg_width:g}, "
+            f"k = {prof.k}, {prof.n_random} random controls per subcluster, "
+            f"{prof.n_activation_samples} images per activation graph.")
 
 
 def source_note(nets: Sequence[str], profile: str | Profile, seed: int = 0) -> str:

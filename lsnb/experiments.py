@@ -34,7 +34,7 @@ from lsnb.lesion import lesion_test
 from lsnb.models import imagenet_unit_preprocess
 from lsnb.stats import benjamini_hochberg, combine
 from lsnb.book import StageTimer
-from lsnb.networks import (IMAGENET_K, IMAGENET_NETS, TRAINED_NETS, check_nets, imagenet_available,
+from lsnb.networks import (IMAGENET_K, IMAGENET_NETS, TRAINED_NETS, arch_of, check_nets, imagenet_available,
                            is_imagenet, k_for, net_key, network, replicates)
 from lsnb.profiles import Profile, get_profile
 from lsnb.report import PARTITIONINGS
@@ -112,10 +112,11 @@ def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partit
 
 
 def test_data(tnet, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``profile.n_test`` test examples of a network's data (all when ``n_test`` is None)."""
+    """The first ``profile.n_test_for(arch)`` test examples of a network's data (all when None)."""
     x, y = tnet.data.x_test, tnet.data.y_test
-    if profile.n_test is not None and len(x) > profile.n_test:
-        x, y = x[: profile.n_test], y[: profile.n_test]
+    n_test = get_profile(profile).n_test_for(tnet.config.get("arch", ""))
+    if n_test is not None and len(x) > n_test:
+        x, y = x[:n_test], y[:n_test]
     return x, y
 
 
@@ -153,7 +154,7 @@ def counts_store(tnet, net: str, replicate: int, x: np.ndarray, y: np.ndarray):
 def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
                 progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """The cached feature-visualization test of one partition of one network: tidy rows and images."""
-    steps = options.pop("steps", prof.featvis_steps)
+    steps = options.pop("steps", prof.featvis_steps_for(arch_of(net)))
     n_random = int(options.pop("n_random", prof.n_random))
     preprocess = None
     if is_imagenet(net):
@@ -254,7 +255,7 @@ def run_featvis(nets: Sequence[str], profile: str | Profile = "quick",
 
     Parameters are those of :func:`run_lesions`; ``featvis_options`` go to
     :func:`lsnb.featvis.featvis_test` (``steps`` defaults to the profile's
-    ``featvis_steps``).
+    ``featvis_steps_for`` of each network's architecture).
 
     Returns
     -------
@@ -299,11 +300,12 @@ def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "q
     with timer.stage("partition"):
         part = get_partition(tnet, net, prof, replicate, partitioning, seed=seed)
     config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
-              "seed": seed, "n_random": prof.n_random, "steps": prof.featvis_steps,
+              "seed": seed, "n_random": prof.n_random, "steps": prof.featvis_steps_for(arch_of(net)),
               "max_subclusters": max_subclusters}
     with timer.stage("featvis (native and Lucid)"):
         side, summary = cache.cached("featvis_backends", config, lambda: compare_backends(
-            tnet.model, part, prof.n_random, prof.featvis_steps, seed, network=net, replicate=replicate,
+            tnet.model, part, prof.n_random, prof.featvis_steps_for(arch_of(net)), seed, network=net,
+            replicate=replicate,
             max_subclusters=max_subclusters, progress=False)[:2])
     agreement = {measure: {"true-value correlation": float(np.corrcoef(rows["true_native"], rows["true_lucid"])[0, 1])
                            if len(rows) > 1 else float("nan"),

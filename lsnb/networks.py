@@ -84,6 +84,11 @@ def network(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
     return train.TrainedNet(model, data, accuracy, config, 0.0, True)
 
 
+def arch_of(net: str) -> str:
+    """The architecture of a network name (the name itself for a pretrained ImageNet net)."""
+    return train.NETS[net]["arch"] if net in train.NETS else net
+
+
 def replicates(net: str, profile: str | Profile) -> list[int]:
     """Replicate indices of ``net`` under ``profile`` (one for pretrained nets)."""
     if is_imagenet(net):

@@ -13,7 +13,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,18 @@ class Profile:
     halves_pairs : tuple of int
         Train and test examples of halves/stacked MNIST (pairs of digits drawn
         from the MNIST splits; more pairs than digits is fine).
+    arch_sizes : dict
+        Per-architecture exceptions to the sizes above,
+        ``{arch: {"replicates": int, "n_test": int, "featvis_steps": int}}``
+        (read through :meth:`replicates_for`, :meth:`n_test_for` and
+        :meth:`featvis_steps_for`).  The quick profile keeps the paper's
+        design for the MLP and cuts the conv nets, whose lesions and
+        visualizations cost 10 to 30 times more (:data:`TARGET_DESIGN`,
+        :func:`design_cuts`).  ``n_test`` here caps the lesion test images
+        only; the test split itself (and the test accuracy) follows the
+        profile-wide ``n_test``.
+    k_values : tuple of int
+        The values of k compared in the k-robustness chapter (Tables 5 and 6).
     """
 
     name: str
@@ -73,10 +85,23 @@ class Profile:
     n_init: int | str
     vgg_bn_momentum: float
     halves_pairs: tuple
+    arch_sizes: dict = field(default_factory=dict)
+    k_values: tuple = (8, 12, 16)
+
+    def _size(self, arch: str, name: str, default):
+        return self.arch_sizes.get(arch, {}).get(name, default)
 
     def replicates_for(self, arch: str) -> int:
         """How many replicates of an architecture this profile trains."""
-        return self.vgg_replicates if arch == "vgg_cifar" else self.n_replicates
+        return int(self._size(arch, "replicates", self.vgg_replicates if arch == "vgg_cifar" else self.n_replicates))
+
+    def n_test_for(self, arch: str) -> int | None:
+        """How many test images the lesion tests of an architecture use (None: all)."""
+        return self._size(arch, "n_test", self.n_test)
+
+    def featvis_steps_for(self, arch: str) -> int:
+        """Optimisation steps of the feature visualizations of an architecture."""
+        return int(self._size(arch, "featvis_steps", self.featvis_steps))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +117,17 @@ class Profile:
         unknown = sorted(set(changes) - set(self.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown profile field(s) {unknown}; a Profile has {sorted(self.__dataclass_fields__)}")
+        if "arch_sizes" not in changes:   # a size set for the whole profile replaces its per-architecture cuts
+            dropped = {"n_test": ("n_test", None), "featvis_steps": ("featvis_steps", None),
+                       "n_replicates": ("replicates", lambda arch: arch != "vgg_cifar"),
+                       "vgg_replicates": ("replicates", lambda arch: arch == "vgg_cifar")}
+            sizes = {arch: dict(values) for arch, values in self.arch_sizes.items()}
+            for name, (size, which) in dropped.items():
+                if name in changes:
+                    for arch, values in sizes.items():
+                        if which is None or which(arch):
+                            values.pop(size, None)
+            changes["arch_sizes"] = {arch: values for arch, values in sizes.items() if values}
         return replace(self, **changes)
 
 
@@ -103,10 +139,14 @@ PROFILES: dict[str, Profile] = {
         featvis_steps=5, n_init=3, vgg_bn_momentum=0.9, halves_pairs=(2000, 500),
     ),
     "quick": Profile(
-        name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=2,
-        vgg_replicates=1, n_train=None, n_test=500, epochs={"mlp": 20, "small_cnn": 6, "vgg_cifar": 30},
+        name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=5,
+        vgg_replicates=1, n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 6, "vgg_cifar": 15},
         vgg_width=0.25, k=16, n_random=19, n_activation_samples=1000,
-        featvis_steps=25, n_init=10, vgg_bn_momentum=0.9, halves_pairs=(20000, 2000),
+        featvis_steps=50, n_init=10, vgg_bn_momentum=0.9, halves_pairs=(20000, 2000),
+        # what 30 minutes on 2 cores buys (measured; see TARGET_DESIGN and the built page's ledger)
+        arch_sizes={"small_cnn": {"replicates": 2, "n_test": 200, "featvis_steps": 25},
+                    "vgg_cifar": {"n_test": 200, "featvis_steps": 10}},
+        k_values=(8, 16),
     ),
     "paper": Profile(
         name="paper", data_source="auto", vgg_data="cifar10", n_replicates=5, vgg_replicates=5,
@@ -121,6 +161,42 @@ PROFILES: dict[str, Profile] = {
         featvis_steps=2, n_init="authors", vgg_bn_momentum=0.99, halves_pairs=(200, 50),
     ),
 }
+
+
+#: The paper's statistical design that the quick book aims at (issue 11): replicates,
+#: lesion test images (None: all the test digits) and visualization steps per
+#: architecture, plus the k values of the k-robustness chapter.
+TARGET_DESIGN: dict = {
+    "mlp": {"replicates": 5, "n_test": None, "featvis_steps": 100},
+    "small_cnn": {"replicates": 5, "n_test": None, "featvis_steps": 100},
+    "vgg_cifar": {"replicates": 2, "n_test": None, "featvis_steps": 100},
+}
+TARGET_K_VALUES = (8, 12, 16)
+
+
+def design_cuts(profile: str | Profile) -> list[dict]:
+    """Where ``profile`` falls short of :data:`TARGET_DESIGN`.
+
+    Returns
+    -------
+    list of dict
+        One entry per cut size: ``arch``, ``size`` (``"replicates"``,
+        ``"n_test"``, ``"featvis_steps"`` or ``"k_values"``), ``target`` and
+        ``chosen`` (``None`` for ``n_test``: every test image).
+    """
+    prof = get_profile(profile)
+    getters = {"replicates": prof.replicates_for, "n_test": prof.n_test_for,
+               "featvis_steps": prof.featvis_steps_for}
+    cuts = []
+    for arch, sizes in TARGET_DESIGN.items():
+        for size, target in sizes.items():
+            chosen = getters[size](arch)
+            if chosen != target:
+                cuts.append({"arch": arch, "size": size, "target": target, "chosen": chosen})
+    if tuple(prof.k_values) != TARGET_K_VALUES:
+        cuts.append({"arch": "vgg_cifar", "size": "k_values", "target": TARGET_K_VALUES,
+                     "chosen": tuple(prof.k_values)})
+    return cuts
 
 
 def get_profile(profile: str | Profile) -> Profile:

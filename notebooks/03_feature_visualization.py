@@ -69,7 +69,7 @@ mlp = study.network("mlp_mnist", 0)
 with timer.stage("by hand"):
     part = lsnb.partition(mlp.model, method="weights", scope="network", k=study.profile.k, seed=seed,
                           n_init=study.profile.n_init)
-    measures = featvis.vis_measure_pair(featvis.Visualizer(featvis.VisConfig(steps=study.profile.featvis_steps)))
+    measures = featvis.vis_measure_pair(featvis.Visualizer(featvis.VisConfig(steps=study.profile.featvis_steps_for("mlp"))))
     by_hand = lsnb.group_test(mlp.model, part, measures, n_random=study.profile.n_random, seed=seed,
                               network="mlp_mnist", partitioning=part.name)
 explore.format_summary(stats.summarize(by_hand, seed=seed))

@@ -3,8 +3,9 @@
 Used by ``scripts/build_book.py``.  Inputs are the JSON-lines logs every
 notebook writes while it runs (brief, interfaces 4 and 5):
 
-- ``logs/NN.stage.jsonl``: ``{"stage", "seconds", "computed": bool | null}``
-  per finished stage (``computed`` false: read from the cache; null: unknown);
+- ``logs/NN.stage.jsonl``: ``{"stage", "seconds", "computed": bool | null,
+  "peak_mib"}`` per finished stage (``computed`` false: read from the cache;
+  null: unknown; ``peak_mib``: the kernel's peak resident memory so far);
 - ``logs/NN.cache.jsonl``: ``{"kind", "key", "status": "hit" | "computed",
   "seconds", "time"}`` per cached call.
 
@@ -117,15 +118,42 @@ def cost_rows(logs: Path, names: list[str]) -> dict[str, dict[str, str]]:
         cache = read_jsonl(Path(logs) / f"{name}.cache.jsonl")
         hits = sum(r.get("status") == "hit" for r in cache)
         row["cache"] = f"{hits} hit / {len(cache) - hits} computed"
+        peak = peak_mib(Path(logs), name)
+        row["peak memory"] = f"{peak:.0f} MiB" if peak is not None else "-"
         rows[name] = row
     return rows
+
+
+def peak_mib(logs: Path, name: str) -> float | None:
+    """A notebook's peak resident memory (MiB) as its stage log last reported it (None if never)."""
+    peaks = [float(r["peak_mib"]) for r in read_jsonl(Path(logs) / f"{name}.stage.jsonl") if r.get("peak_mib")]
+    return max(peaks) if peaks else None
+
+
+def ledger_text(ledger: dict) -> str:
+    """The design ledger (:func:`lsnb.costs.design_ledger`) as aligned text."""
+    from lsnb.costs import describe_size
+
+    full = ledger.get("full_test_images")
+    lines = ["[build_book] what the profile cuts from the target design, and what each cut would cost "
+             "(projected from this cache's measured seconds)"]
+    for cut in ledger["cuts"]:
+        lines.append(f"  {cut['arch']:<10s} {cut['size']:<14s} target {describe_size(cut['size'], cut['target'], full):>12s}"
+                     f"  chosen {describe_size(cut['size'], cut['chosen'], full):>10s}"
+                     f"  {cut['measured_s']:8.1f} s measured -> {cut['projected_s']:8.1f} s at the target")
+    for arch, row in ledger["by_arch"].items():
+        lines.append(f"  {arch:<10s} all cuts undone: {row['measured_s']:8.1f} s -> {row['projected_s']:8.1f} s")
+    lines.append(f"  cached computations {ledger['measured_s'] / 60:.1f} min; the whole target design "
+                 f"≈ {ledger['projected_s'] / 60:.1f} min on this machine")
+    return "\n".join(lines)
 
 
 def cost_table(logs: Path, names: list[str]) -> str:
     """The cost table as aligned text: one line per notebook, one column per stage."""
     rows = cost_rows(logs, names)
     # stages in the order they first ran (the pipeline's order), the cache counts last
-    stages = list(dict.fromkeys(stage for row in rows.values() for stage in row if stage != "cache")) + ["cache"]
+    last = ["cache", "peak memory"]
+    stages = list(dict.fromkeys(stage for row in rows.values() for stage in row if stage not in last)) + last
     widths = [max([len("notebook")] + [len(n) for n in rows])] + \
         [max([len(s)] + [len(row.get(s, "-")) for row in rows.values()]) for s in stages]
     lines = ["[build_book] cost per notebook and stage (computed in this build or read from cache)"]
@@ -185,7 +213,8 @@ def notebook_record(logs: Path, name: str, seconds: float | None) -> dict:
     """One notebook's part of the manifest: stages, cache keys, downloads."""
     cache = read_jsonl(Path(logs) / f"{name}.cache.jsonl")
     data = [r for r in cache if r.get("kind") in ("data", "dataset")]
-    return {"seconds": seconds, "stages": read_jsonl(Path(logs) / f"{name}.stage.jsonl"),
+    return {"seconds": seconds, "peak_mib": peak_mib(logs, name),
+            "stages": read_jsonl(Path(logs) / f"{name}.stage.jsonl"),
             "cache": [{k: r.get(k) for k in ("kind", "key", "status", "seconds")} for r in cache],
             "computed": sum(r.get("status") == "computed" for r in cache),
             "hits": sum(r.get("status") == "hit" for r in cache),
@@ -193,7 +222,7 @@ def notebook_record(logs: Path, name: str, seconds: float | None) -> dict:
 
 
 def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
-                   times: dict[str, float]) -> dict:
+                   times: dict[str, float], ledger: dict | None = None) -> dict:
     """Everything needed to say how this build was made (see the module docstring)."""
     sizes = profile_sizes(parameters)
     downloads = Path(logs).parent / "downloads"
@@ -204,7 +233,8 @@ def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
             "seeds": {k: v for k, v in sizes.items() if "seed" in k.lower()},
             "data_sources": {k: sizes[k] for k in ("data_source", "vgg_data", "n_train", "n_test") if k in sizes},
             "notebooks": {name: notebook_record(logs, name, times.get(name)) for name in names},
-            "downloads": {str(p.relative_to(downloads)): file_sha256(p) for p in files}}
+            "downloads": {str(p.relative_to(downloads)): file_sha256(p) for p in files},
+            "design": ledger}
 
 
 def _markdown_table(header: list[str], rows: list[list]) -> str:
@@ -230,9 +260,16 @@ def built_page(manifest: dict) -> str:
                            + {True: " (computed)", False: " (cached)"}.get(s.get("computed"), "")
                            for s in record["stages"]) or "-"
         seconds = f"{record['seconds']:.1f}" if record["seconds"] is not None else "-"
-        rows.append([name, seconds, stages, record["computed"], record["hits"]])
-    parts += [_markdown_table(["notebook", "seconds", "stages", "computed", "cache hits"], rows), "",
-              "## Profile and sizes", "",
+        peak = f"{record['peak_mib']:.0f}" if record.get("peak_mib") is not None else "-"
+        rows.append([name, seconds, peak, stages, record["computed"], record["hits"]])
+    total = sum(r["seconds"] or 0 for r in manifest["notebooks"].values())
+    peaks = [r["peak_mib"] for r in manifest["notebooks"].values() if r.get("peak_mib") is not None]
+    parts += [_markdown_table(["notebook", "seconds", "peak memory (MiB)", "stages", "computed", "cache hits"],
+                              rows), "",
+              f"Notebook time {total / 60:.1f} min"
+              + (f"; peak memory of any notebook {max(peaks):.0f} MiB." if peaks else "."), ""]
+    parts += design_section(manifest.get("design"))
+    parts += ["## Profile and sizes", "",
               _markdown_table(["setting", "value"], [[k, f"`{v}`"] for k, v in manifest["sizes"].items()]), "",
               "## Packages", "",
               _markdown_table(["package", "version"], [[k, v] for k, v in manifest["packages"].items()]), "",
@@ -244,6 +281,34 @@ def built_page(manifest: dict) -> str:
         parts += ["## Result files (SHA-256)", "",
                   _markdown_table(["file", "sha256"], [[k, f"`{v}`"] for k, v in manifest["downloads"].items()]), ""]
     return "\n".join(parts)
+
+
+def design_section(ledger: dict | None) -> list[str]:
+    """The page's "What this design cuts" section (nothing without a ledger)."""
+    if not ledger or not ledger.get("cuts"):
+        return []
+    from lsnb.costs import describe_size
+
+    full = ledger.get("full_test_images")
+    names = {"replicates": "replicates", "n_test": "lesion test images", "featvis_steps": "visualization steps",
+             "k_values": "k values (Tables 5, 6)"}
+    rows = [[c["arch"], names.get(c["size"], c["size"]), describe_size(c["size"], c["target"], full),
+             describe_size(c["size"], c["chosen"], full), f"{c['measured_s']:.0f}", f"{c['projected_s']:.0f}"]
+            for c in ledger["cuts"]]
+    arch_rows = [[arch, f"{r['measured_s'] / 60:.1f}", f"{r['projected_s'] / 60:.1f}"]
+                 for arch, r in ledger["by_arch"].items()]
+    return ["## What this design cuts, and what it would cost", "",
+            "The target is the paper's statistical design (5 replicates of the MLP and the CNN, 2 of each VGG, "
+            "every test digit in every lesion test, 100 visualization steps; `lsnb.profiles.TARGET_DESIGN`). "
+            "Two cores cannot run it in 30 minutes, so this profile cuts the sizes below.  *Measured* is the "
+            "seconds that the computations a size scales took in this cache; *at the target* is that time "
+            "scaled to the target size (lesions in proportion to test images and replicates, visualizations "
+            "to steps and replicates, training and clustering to replicates; a missing k costs what k = 8 "
+            "cost): a projection from measured rates, not a measurement.", "",
+            _markdown_table(["network", "size", "target", "chosen", "measured (s)", "at the target (s)"], rows), "",
+            _markdown_table(["architecture", "measured (min)", "every cut undone (min)"], arch_rows), "",
+            f"All cached computations took {ledger['measured_s'] / 60:.1f} min; the whole target design "
+            f"would take about {ledger['projected_s'] / 60:.0f} min on this machine.", ""]
 
 
 def write_built_page(manifest: dict, page: Path, manifest_path: Path) -> None:

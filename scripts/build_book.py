@@ -40,7 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from book_manifest import (build_manifest, cost_table, external_resources,  # noqa: E402
+from book_manifest import (build_manifest, cost_table, external_resources, ledger_text, peak_mib,  # noqa: E402
                            write_built_page)
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -206,6 +206,34 @@ def print_times(label: str, times: dict[str, float]) -> None:
     print(f"  {'total':<28s} {sum(times.values()):8.1f} s ({sum(times.values()) / 60:.1f} min)", flush=True)
 
 
+def design_ledger_of(profile: str, parameters: dict) -> dict | None:
+    """The design ledger of this build's cache (None when the profile has no cuts or lsnb cannot say)."""
+    try:
+        from lsnb.cache import cache_dir
+        from lsnb.costs import cache_records, design_ledger
+        from lsnb.profiles import get_profile
+
+        overrides = {k: v for k, v in parameters.items() if k != "profile" and k in get_profile(profile).to_dict()}
+        ledger = design_ledger(get_profile(profile).with_(**overrides), cache_records(cache_dir()))
+    except (ImportError, ValueError) as error:
+        print(f"[build_book] no design ledger: {error}", file=sys.stderr)
+        return None
+    return ledger if ledger["cuts"] else None
+
+
+def print_peak_memory(names: list[str]) -> None:
+    """Each notebook's peak resident memory, and the largest kernel process (getrusage of the children)."""
+    import resource
+
+    peaks = {name: peak_mib(LOGS, name) for name in names}
+    known = {n: p for n, p in peaks.items() if p is not None}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if known:
+        top = max(known, key=known.get)
+        print(f"  {'peak memory':<28s} {known[top]:8.0f} MiB ({top}; largest finished kernel process "
+              f"{children:.0f} MiB; limit 4096 MiB)", flush=True)
+
+
 def check_offline(site: Path = SITE) -> int:
     """Print every network resource the built site would fetch; return 1 if there is any."""
     found = external_resources(site)
@@ -240,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
     names = [s.stem for s in sources]
     print("\n" + cost_table(LOGS, names), flush=True)
-    manifest = build_manifest(ROOT, LOGS, names, parameters, times)
+    ledger = design_ledger_of(args.profile, parameters)
+    if ledger is not None:
+        print("\n" + ledger_text(ledger), flush=True)
+    manifest = build_manifest(ROOT, LOGS, names, parameters, times, ledger)
     write_built_page(manifest, EXECUTED / "built.md", EXECUTED / "manifest.json")
     status, render_seconds = 0, 0.0
     missing = [s.stem for s in notebook_sources() if not (EXECUTED / f"{s.stem}.ipynb").exists()]
@@ -261,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_render:
         print(f"  {'jupyter-book render':<28s} {render_seconds:8.1f} s")
     print(f"  {'build total':<28s} {total:8.1f} s ({total / 60:.1f} min)", flush=True)
+    print_peak_memory(names)
     if status:
         print(f"[build_book] the site was not built (exit {status})", file=sys.stderr)
         return status

@@ -83,8 +83,8 @@ def logs(tmp_path):
     _write_jsonl(tmp_path / "02_lesions.stage.jsonl",
                  [{"stage": "train", "seconds": 10.0, "computed": True},
                   {"stage": "train", "seconds": 2.5, "computed": True},
-                  {"stage": "lesion", "seconds": 0.2, "computed": False},
-                  {"stage": "correlation", "seconds": 1.3, "computed": None}])
+                  {"stage": "lesion", "seconds": 0.2, "computed": False, "peak_mib": 812.4},
+                  {"stage": "correlation", "seconds": 1.3, "computed": None, "peak_mib": 1500.0}])
     _write_jsonl(tmp_path / "02_lesions.cache.jsonl",
                  [{"kind": "model", "key": "ab12", "status": "computed", "seconds": 10.0, "time": 1.0},
                   {"kind": "lesion", "key": "cd34", "status": "hit", "seconds": 0.1, "time": 2.0},
@@ -96,11 +96,11 @@ def logs(tmp_path):
 def test_cost_table_by_hand(logs):
     rows = book_manifest.cost_rows(logs, ["01_halves", "02_lesions"])
     assert rows["02_lesions"] == {"train": "12.5 s computed", "lesion": "0.2 s cached", "correlation": "1.3 s",
-                                  "cache": "2 hit / 1 computed"}
-    assert rows["01_halves"] == {"cache": "0 hit / 0 computed"}
+                                  "cache": "2 hit / 1 computed", "peak memory": "1500 MiB"}
+    assert rows["01_halves"] == {"cache": "0 hit / 0 computed", "peak memory": "-"}
     text = book_manifest.cost_table(logs, ["01_halves", "02_lesions"])
     header, first, second = text.splitlines()[1:]
-    assert header.split() == ["notebook", "train", "lesion", "correlation", "cache"]
+    assert header.split() == ["notebook", "train", "lesion", "correlation", "cache", "peak", "memory"]
     assert first.split()[:4] == ["01_halves", "-", "-", "-"]
     assert "12.5 s computed" in second and "0.2 s cached" in second
 
@@ -113,7 +113,7 @@ def test_manifest_and_built_page(logs):
     assert len(manifest["git"]["commit"]) == 40
     assert manifest["packages"]["numpy"] and manifest["packages"]["python"]
     record = manifest["notebooks"]["02_lesions"]
-    assert (record["computed"], record["hits"], record["seconds"]) == (1, 2, 14.0)
+    assert (record["computed"], record["hits"], record["seconds"], record["peak_mib"]) == (1, 2, 14.0, 1500.0)
     assert [c["key"] for c in record["cache"]] == ["ab12", "cd34", "ef56"]
     page, path = logs / "built.md", logs / "manifest.json"
     book_manifest.write_built_page(manifest, page, path)
@@ -123,6 +123,16 @@ def test_manifest_and_built_page(logs):
     assert "train: 10.0 s (computed)" in text and "lesion: 0.2 s (cached)" in text
     assert "lesion: 0.2 s (cached), correlation: 1.3 s |" in text  # a stage that did not say: no label
     assert "| 02_lesions | lesion | `cd34` | hit |" in text
+    assert "| 02_lesions | 14.0 | 1500 |" in text and "peak memory of any notebook 1500 MiB" in text
+    assert "What this design cuts" not in text   # no ledger given
+    ledger = {"cuts": [{"arch": "small_cnn", "size": "n_test", "target": None, "chosen": 200,
+                        "measured_s": 100.0, "projected_s": 500.0}],
+              "by_arch": {"small_cnn": {"measured_s": 120.0, "projected_s": 540.0}}, "full_test_images": 1000,
+              "measured_s": 120.0, "projected_s": 540.0}
+    with_ledger = book_manifest.built_page(book_manifest.build_manifest(ROOT, logs, ["02_lesions"], {"profile": "smoke"},
+                                                                        {"02_lesions": 14.0}, ledger))
+    assert "| small_cnn | lesion test images | all (1,000) | 200 | 100 | 500 |" in with_ledger
+    assert "| small_cnn | 2.0 | 9.0 |" in with_ledger and "about 9 min" in with_ledger
     assert manifest["git"]["commit"] in text
 
 

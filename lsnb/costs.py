@@ -1,0 +1,139 @@
+"""What the book's computations cost, and what the cut sizes would cost (issue 11).
+
+The quick profile cannot run the paper's statistical design
+(:data:`lsnb.profiles.TARGET_DESIGN`) in 30 minutes on two cores, so it cuts
+some sizes (:func:`lsnb.profiles.design_cuts`).  Each cut is priced here from
+the measured seconds of the cache entries the build computed (every entry's
+JSON sidecar records its configuration and how long it took), under stated
+scaling rules:
+
+* training and clustering cost scale with the number of replicates;
+* a lesion test costs in proportion to its replicates and its test images
+  (the engines are FLOP-bound: ``benchmarks/lesion.py``);
+* a feature visualization costs in proportion to its replicates and steps
+  (it runs a fixed number of gradient steps; the setup it also pays makes
+  this an upper estimate);
+* a missing value of k costs what the k = 8 row of the same network cost.
+
+These are projections from measured rates, not measurements; the built page
+says so beside them.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from lsnb.networks import arch_of
+from lsnb.profiles import Profile, design_cuts, get_profile
+
+#: Cached kinds and the stage they belong to.
+STAGE_OF_KIND = {"model": "train", "partition": "partition", "lesion": "lesion", "featvis": "featvis",
+                 "featvis_backends": "featvis"}
+#: Networks the design is about (the halves MLP and user models have their own sizes).
+DESIGN_NETS = ("mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg")
+
+
+def cache_records(root: str | Path) -> list[dict]:
+    """One record per cache entry under ``root``: ``kind``, ``net``, ``seconds`` and its ``config``.
+
+    Trained models keep their time in ``model/<key>.meta.json``; every other
+    kind in the entry's sidecar ``<kind>/<key>.json``.
+    """
+    root = Path(root)
+    records = []
+    for sidecar in sorted(root.glob("*/*.json")):
+        try:
+            about = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        config = about.get("config") or {}
+        kind = about.get("kind") or ("model" if sidecar.name.endswith(".meta.json") else sidecar.parent.name)
+        if not isinstance(config, dict) or "seconds" not in about:
+            continue
+        records.append({"kind": kind, "net": config.get("net"), "seconds": float(about["seconds"]),
+                        "config": config})
+    return records
+
+
+def _full_test_images(records: list[dict]) -> int | None:
+    sizes = [int(r["config"]["n_test"]) for r in records if r["kind"] == "lesion" and "n_test" in r["config"]]
+    return max(sizes) if sizes else None
+
+
+def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
+    """Each cut of ``profile``'s design, priced from the measured ``records``.
+
+    Parameters
+    ----------
+    profile : str or Profile
+        The profile the records were computed under.
+    records : list of dict
+        :func:`cache_records` of the build's cache.
+
+    Returns
+    -------
+    dict
+        ``cuts``: one row per cut (``arch``, ``size``, ``target``, ``chosen``,
+        ``measured_s``: seconds of the entries the size scales,
+        ``projected_s``: their seconds at the target size, this cut alone);
+        ``by_arch``: measured and projected seconds per architecture with
+        every cut undone; ``measured_s`` and ``projected_s`` in total; and
+        ``full_test_images``, the test images "all" stands for.
+    """
+    prof = get_profile(profile)
+    full = _full_test_images(records)
+    stage_s: dict = defaultdict(float)          # (arch, stage) -> seconds
+    k8_s: dict = defaultdict(float)             # arch -> seconds of k = 8 lesion and featvis entries
+    for r in records:
+        if r["net"] not in DESIGN_NETS or r["kind"] not in STAGE_OF_KIND:
+            continue
+        arch = arch_of(r["net"])
+        stage_s[(arch, STAGE_OF_KIND[r["kind"]])] += r["seconds"]
+        if r["kind"] in ("lesion", "featvis") and r["config"].get("k") == 8:
+            k8_s[arch] += r["seconds"]
+
+    def factor(target, chosen) -> float:
+        if target is None:
+            target = full
+        if chosen is None:
+            chosen = full
+        return float(target) / float(chosen) if target and chosen else 1.0
+
+    scaled = {"replicates": ("train", "partition", "lesion", "featvis"), "n_test": ("lesion",),
+              "featvis_steps": ("featvis",)}
+    cuts, factors = [], defaultdict(lambda: defaultdict(lambda: 1.0))   # arch -> stage -> factor
+    extra_k: dict = defaultdict(float)
+    for cut in design_cuts(prof):
+        arch, size = cut["arch"], cut["size"]
+        if size == "k_values":
+            missing = len(set(cut["target"]) - set(cut["chosen"]))
+            measured = k8_s[arch]
+            projected = measured * (1 + missing)
+            extra_k[arch] += measured * missing
+        else:
+            f = factor(cut["target"], cut["chosen"])
+            stages = scaled[size]
+            measured = sum(stage_s[(arch, s)] for s in stages)
+            projected = measured * f
+            for s in stages:
+                factors[arch][s] *= f
+        cuts.append({**cut, "measured_s": round(measured, 1), "projected_s": round(projected, 1)})
+    by_arch = {}
+    for arch in sorted({a for a, _ in stage_s}):
+        measured = sum(v for (a, _), v in stage_s.items() if a == arch)
+        projected = sum(v * factors[arch][s] for (a, s), v in stage_s.items() if a == arch)
+        projected += extra_k[arch] * factors[arch]["lesion"]
+        by_arch[arch] = {"measured_s": round(measured, 1), "projected_s": round(projected, 1)}
+    return {"cuts": cuts, "by_arch": by_arch, "full_test_images": full,
+            "measured_s": round(sum(v["measured_s"] for v in by_arch.values()), 1),
+            "projected_s": round(sum(v["projected_s"] for v in by_arch.values()), 1)}
+
+
+def describe_size(size: str, value, full: int | None = None) -> str:
+    """A size as a reader reads it (``None`` test images: every one)."""
+    if size == "n_test" and value is None:
+        return f"all ({full:,})" if full else "all"
+    if isinstance(value, (tuple, list)):
+        return ", ".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,82 @@
+"""Tests of the design ledger (lsnb.costs) and the per-architecture sizes of a profile."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lsnb import costs
+from lsnb.profiles import TARGET_DESIGN, design_cuts, get_profile
+
+
+def _entry(root, kind, key, net, seconds, **config):
+    folder = root / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{key}.meta.json" if kind == "model" else f"{key}.json"
+    about = {"config": {"net": net, **config}, "seconds": seconds}
+    if kind != "model":
+        about["kind"] = kind
+    (folder / name).write_text(json.dumps(about))
+
+
+def test_arch_sizes_override_and_a_profile_wide_change_replaces_them():
+    quick = get_profile("quick")
+    assert quick.replicates_for("mlp") == quick.n_replicates
+    assert quick.replicates_for("small_cnn") == quick.arch_sizes["small_cnn"]["replicates"]
+    assert quick.n_test_for("mlp") is None and quick.n_test_for("vgg_cifar") == quick.arch_sizes["vgg_cifar"]["n_test"]
+    wide = quick.with_(n_test=300, featvis_steps=7)
+    assert {wide.n_test_for(a) for a in TARGET_DESIGN} == {300}
+    assert {wide.featvis_steps_for(a) for a in TARGET_DESIGN} == {7}
+    assert wide.replicates_for("small_cnn") == quick.replicates_for("small_cnn")   # untouched
+    assert quick.with_(n_replicates=4).replicates_for("small_cnn") == 4
+    assert quick.with_(vgg_replicates=3).replicates_for("vgg_cifar") == 3
+    assert get_profile("paper").arch_sizes == {}
+
+
+def test_design_cuts_list_exactly_the_sizes_below_the_target():
+    prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
+                                      k_values=(8, 12, 16), arch_sizes={"small_cnn": {"n_test": 250}})
+    assert design_cuts(prof) == [{"arch": "small_cnn", "size": "n_test", "target": None, "chosen": 250}]
+    assert design_cuts(prof.with_(k_values=(8, 16)))[-1] == {"arch": "vgg_cifar", "size": "k_values",
+                                                             "target": (8, 12, 16), "chosen": (8, 16)}
+
+
+def test_ledger_prices_each_cut_from_measured_seconds(tmp_path):
+    _entry(tmp_path, "model", "m1", "cnn_mnist", 30.0)
+    _entry(tmp_path, "model", "m2", "cnn_mnist", 34.0)
+    _entry(tmp_path, "lesion", "l1", "cnn_mnist", 10.0, n_test=250, k=16)
+    _entry(tmp_path, "lesion", "l2", "mlp_mnist", 2.0, n_test=1000, k=16)
+    _entry(tmp_path, "featvis", "f1", "cnn_mnist", 6.0, steps=25, k=16)
+    _entry(tmp_path, "partition", "p1", "cnn_mnist", 4.0, k=16)
+    _entry(tmp_path, "lesion", "h1", "mlp_halves", 99.0, n_test=1000)    # not part of the design
+    prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
+                                      k_values=(8, 12, 16),
+                                      arch_sizes={"small_cnn": {"replicates": 2, "n_test": 250, "featvis_steps": 25}})
+    ledger = costs.design_ledger(prof, costs.cache_records(tmp_path))
+    assert ledger["full_test_images"] == 1000
+    cuts = {c["size"]: c for c in ledger["cuts"]}
+    assert set(cuts) == {"replicates", "n_test", "featvis_steps"}
+    assert cuts["replicates"]["measured_s"] == 30 + 34 + 10 + 6 + 4
+    assert cuts["replicates"]["projected_s"] == pytest.approx(84 * 5 / 2)
+    assert cuts["n_test"]["measured_s"] == 10 and cuts["n_test"]["projected_s"] == 40   # 250 -> 1000 images
+    assert cuts["featvis_steps"]["projected_s"] == 24                                 # 25 -> 100 steps
+    cnn = ledger["by_arch"]["small_cnn"]
+    assert cnn["measured_s"] == 84
+    # every cut undone: training and clustering x 2.5, lesions x 2.5 x 4, visualizations x 2.5 x 4
+    assert cnn["projected_s"] == pytest.approx(2.5 * (64 + 4) + 2.5 * 4 * 10 + 2.5 * 4 * 6)
+    assert ledger["by_arch"]["mlp"] == {"measured_s": 2.0, "projected_s": 2.0}
+    assert "mlp_halves" not in str(ledger["by_arch"])
+
+
+def test_ledger_prices_a_missing_k_from_the_k8_row(tmp_path):
+    _entry(tmp_path, "lesion", "a", "vgg", 20.0, n_test=1000, k=8)
+    _entry(tmp_path, "featvis", "b", "vgg", 5.0, steps=100, k=8)
+    _entry(tmp_path, "lesion", "c", "vgg", 30.0, n_test=1000, k=16)
+    prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
+                                      k_values=(8, 16), arch_sizes={})
+    ledger = costs.design_ledger(prof, costs.cache_records(tmp_path))
+    (cut,) = ledger["cuts"]
+    assert cut["size"] == "k_values" and cut["measured_s"] == 25 and cut["projected_s"] == 50
+    assert ledger["by_arch"]["vgg_cifar"]["projected_s"] == 55 + 25
+    assert costs.describe_size("n_test", None, 1000) == "all (1,000)"
+    assert costs.describe_size("k_values", (8, 16)) == "8, 16"
