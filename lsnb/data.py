@@ -12,8 +12,11 @@ to skip download attempts altogether.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import time
 import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,6 +73,16 @@ class Dataset:
         return (f"{self.name} from {self.source}: {len(self.x_train):,} train / "
                 f"{len(self.x_test):,} test, images {self.input_shape}")
 
+    def fingerprint(self) -> dict[str, str]:
+        """SHA-256 of each array (``x_train``, ``y_train``, ``x_test``, ``y_test``), with dtype and shape hashed in."""
+        digests = {}
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            array = np.ascontiguousarray(getattr(self, name))
+            digest = hashlib.sha256(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+            digests[name] = digest.hexdigest()
+        return digests
+
     def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Dataset":
         """A stratified, seeded subset (``None`` keeps a split whole)."""
         rng = np.random.default_rng(seed)
@@ -79,6 +92,23 @@ class Dataset:
                 for k, v in self.meta.items()}
         return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
                        x_test=self.x_test[te], y_test=self.y_test[te], meta=meta)
+
+
+def log_arrays(dataset: Dataset, key: str) -> None:
+    """Record which arrays a run used: one ``{"kind": "data", ...}`` line in ``$LSNB_CACHE_LOG``.
+
+    The line holds the dataset's ``key`` (its name and sizes), its source, its
+    description and the SHA-256 of each array (:meth:`Dataset.fingerprint`);
+    the book's build manifest lists them per notebook.  Nothing is written
+    when ``$LSNB_CACHE_LOG`` is unset.
+    """
+    target = os.environ.get("LSNB_CACHE_LOG")
+    if not target:
+        return
+    line = json.dumps({"kind": "data", "key": key, "status": "loaded", "source": dataset.source,
+                       "describe": dataset.describe(), "arrays": dataset.fingerprint(), "time": time.time()})
+    with open(target, "a") as handle:
+        handle.write(line + "\n")
 
 
 def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -78,6 +78,7 @@ def network(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
         raise FileNotFoundError(why)
     model = models.imagenet_model(net, _imagenet_weights(net, imagenet_weights))
     data = data_mod.load_imagenet(imagenet_dir, net, seed=seed, verbose=False)
+    data_mod.log_arrays(data, f"imagenet for {net} (folder {imagenet_dir}, seed {seed})")
     accuracy = train.accuracy(model, data.x_test, data.y_test, batch_size=64)
     config = {"net": net, "arch": net, "replicate": 0, "weights": str(imagenet_weights),
               "data": data.describe(), "seed": seed}

@@ -195,7 +195,16 @@ def dataset(name: str, profile: str | Profile = "quick", seed: int = 0) -> data_
     prof = get_profile(profile)
     if name == "vgg_data":
         name = prof.vgg_data
-    return _dataset(name, prof.data_source, prof.n_train, prof.n_test, tuple(prof.halves_pairs), seed)
+    return _logged_dataset(name, prof.data_source, prof.n_train, prof.n_test, tuple(prof.halves_pairs), seed)
+
+
+@lru_cache(maxsize=16)
+def _logged_dataset(name: str, source: str, n_train: int | None, n_test: int | None,
+                    pairs: tuple, seed: int) -> data_mod.Dataset:
+    """:func:`_dataset`, its arrays recorded once per process for the build manifest."""
+    result = _dataset(name, source, n_train, n_test, pairs, seed)
+    data_mod.log_arrays(result, f"{name} (source {source}, n_train {n_train}, n_test {n_test}, seed {seed})")
+    return result
 
 
 @lru_cache(maxsize=16)

@@ -85,6 +85,7 @@ def load_data(spec: str | Path, model: keras.Model) -> data_mod.Dataset:
         named) or labels lie outside ``[0, n_outputs)``.
     """
     dataset = data_mod.load_mnist(verbose=False) if str(spec) == "mnist" else _npz_dataset(Path(spec))
+    data_mod.log_arrays(dataset, f"user data {spec}")
     for x in (dataset.x_train, dataset.x_test):
         neurons.check_input_shape(model, x)
     n_outputs = int(model.outputs[0].shape[-1])

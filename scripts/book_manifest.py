@@ -115,7 +115,7 @@ def cost_rows(logs: Path, names: list[str]) -> dict[str, dict[str, str]]:
         for record in read_jsonl(Path(logs) / f"{name}.stage.jsonl"):
             stages.setdefault(str(record.get("stage")), []).append(record)
         row = {stage: _stage_cell(records) for stage, records in stages.items()}
-        cache = read_jsonl(Path(logs) / f"{name}.cache.jsonl")
+        cache = [r for r in read_jsonl(Path(logs) / f"{name}.cache.jsonl") if r.get("kind") != "data"]
         hits = sum(r.get("status") == "hit" for r in cache)
         row["cache"] = f"{hits} hit / {len(cache) - hits} computed"
         peak = peak_mib(Path(logs), name)
@@ -211,14 +211,15 @@ def file_sha256(path: Path) -> str:
 
 def notebook_record(logs: Path, name: str, seconds: float | None) -> dict:
     """One notebook's part of the manifest: stages, cache keys, downloads."""
-    cache = read_jsonl(Path(logs) / f"{name}.cache.jsonl")
-    data = [r for r in cache if r.get("kind") in ("data", "dataset")]
+    records = read_jsonl(Path(logs) / f"{name}.cache.jsonl")
+    cache = [r for r in records if r.get("kind") != "data"]
+    data = [r for r in records if r.get("kind") == "data"]
     return {"seconds": seconds, "peak_mib": peak_mib(logs, name),
             "stages": read_jsonl(Path(logs) / f"{name}.stage.jsonl"),
             "cache": [{k: r.get(k) for k in ("kind", "key", "status", "seconds")} for r in cache],
             "computed": sum(r.get("status") == "computed" for r in cache),
             "hits": sum(r.get("status") == "hit" for r in cache),
-            "data": [{k: r.get(k) for k in ("kind", "key", "status")} for r in data]}
+            "data": [{k: r.get(k) for k in ("key", "source", "describe", "arrays")} for r in data]}
 
 
 def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
@@ -272,8 +273,12 @@ def built_page(manifest: dict) -> str:
     parts += ["## Profile and sizes", "",
               _markdown_table(["setting", "value"], [[k, f"`{v}`"] for k, v in manifest["sizes"].items()]), "",
               "## Packages", "",
-              _markdown_table(["package", "version"], [[k, v] for k, v in manifest["packages"].items()]), "",
-              "## Cache keys", "", "Every cached result each notebook read (hit) or wrote (computed).", ""]
+              _markdown_table(["package", "version"], [[k, v] for k, v in manifest["packages"].items()]), ""]
+    data = [[name, d["describe"], arr, f"`{sha}`"] for name, record in manifest["notebooks"].items()
+            for d in record.get("data", []) for arr, sha in (d.get("arrays") or {}).items()]
+    parts += ["## Data", "", "Every dataset each notebook loaded, with the SHA-256 of each array it used.", "",
+              _markdown_table(["notebook", "dataset", "array", "sha256"], data) if data else "No dataset was logged.",
+              "", "## Cache keys", "", "Every cached result each notebook read (hit) or wrote (computed).", ""]
     keys = [[name, c["kind"], f"`{c['key']}`", c["status"]] for name, record in manifest["notebooks"].items()
             for c in record["cache"]]
     parts += [_markdown_table(["notebook", "kind", "key", "status"], keys) if keys else "No cached calls.", ""]

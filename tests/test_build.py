@@ -150,3 +150,28 @@ def test_rendered_book_is_offline_with_local_mathjax(tmp_path):
     built = (site / "pages" / "built.html").read_text()
     link = re.search(r'href="([^"]*manifest\.json)"', built).group(1)
     assert json.loads((site / "pages" / link).read_text())["profile"] == "smoke"
+
+
+def test_data_arrays_are_logged_with_their_sha256_and_listed_in_the_manifest(logs, monkeypatch):
+    import hashlib
+
+    import numpy as np
+
+    from lsnb.data import Dataset, log_arrays
+
+    x = np.arange(12, dtype=np.float32).reshape(3, 2, 2, 1)
+    y = np.array([0, 1, 0])
+    dataset = Dataset(x, y, x[:1], y[:1], "toy", "embedded")
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(logs / "02_lesions.cache.jsonl"))
+    log_arrays(dataset, "toy (n_test 1)")
+    expected = hashlib.sha256(b"float32(3, 2, 2, 1)" + x.tobytes()).hexdigest()
+    assert dataset.fingerprint()["x_train"] == expected
+    assert dataset.fingerprint()["x_test"] != expected
+    record = book_manifest.notebook_record(logs, "02_lesions", 1.0)
+    assert (record["computed"], record["hits"]) == (1, 2)          # the data line is not a cache call
+    (data,) = record["data"]
+    assert data["key"] == "toy (n_test 1)" and data["arrays"]["x_train"] == expected
+    assert book_manifest.cost_rows(logs, ["02_lesions"])["02_lesions"]["cache"] == "2 hit / 1 computed"
+    page = book_manifest.built_page(book_manifest.build_manifest(ROOT, logs, ["02_lesions"], {"profile": "smoke"},
+                                                                 {"02_lesions": 1.0}))
+    assert f"| x_train | `{expected}` |" in page
