@@ -1,6 +1,6 @@
 # lsnb: `make book` builds the executable book (each notebook executed once),
 # `make book-warm` builds it and then times a second, warm-cache execution,
-# `make test` runs the tests.
+# `make book-check` opens the built site in headless Chromium, `make test` runs the tests.
 # Each target creates the virtual environment (.venv) first when it is missing.
 PYTHON ?= python3
 VENV   := .venv
@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL = 3
 export TF_ENABLE_ONEDNN_OPTS = 1
 export PYTHONUNBUFFERED = 1
 
-.PHONY: env book book-warm test bench clean
+.PHONY: env book book-warm book-check test bench clean
 
 env: $(STAMP)
 
@@ -30,6 +30,10 @@ book: $(STAMP)
 
 book-warm: $(STAMP)
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE) --warm-rerun
+
+# the built site (make book first) in headless Chromium, network blocked
+book-check: $(STAMP)
+	LSNB_BUILT_SITE=$(CURDIR)/_build/html $(BIN)/python -m pytest -q tests/test_browser.py -k built_book
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -172,7 +172,7 @@ class Figure(HTMLBlock):
         return f'<div class="lsnb-figure">{_plotly_html(self.figure, self.follow_clicks)}{caption}</div>'
 
 
-def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
+def cluster_card(row: pd.Series, class_drops=None, images=None, correlation=None) -> Figure:
     """The card of one subcluster and measure: its true value among its random controls.
 
     A strip of the random values with the true value marked, titled with the
@@ -180,7 +180,10 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
     ``class_drops`` (accuracy drop per class when the group is lesioned,
     Section 4.1) a bar panel beside it; with ``images`` (``{"true": array,
     "random 1": array, ...}``, each ``(h, w)``, ``(h, w, 1)`` or ``(h, w, 3)`` in [0, 1], the
-    feature visualizations of Section 4.2) one image panel each.
+    feature visualizations of Section 4.2) one image panel each; with
+    ``correlation`` (the subcluster's mean sign-aligned Spearman pixel
+    picture, Appendix A.5, :func:`lsnb.correlation.subcluster_pictures`) a
+    heatmap on a diverging scale centred on 0.
 
     Parameters
     ----------
@@ -188,15 +191,23 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
         One row of the tidy table (interface 1).
     class_drops : sequence of float, optional
     images : dict of str -> ndarray, optional
+    correlation : ndarray, optional
+        ``(h, w)`` correlations in [-1, 1].
     """
     _require(row.to_frame().T, ("true", "randoms", "percentile", "effect", "measure"), "cluster_card")
     randoms = np.asarray(row["randoms"], dtype=float)
     if randoms.ndim != 1 or randoms.size == 0:
         raise ValueError(f"explore.cluster_card: randoms must be a non-empty 1-d array, got shape {randoms.shape}")
     images = dict(images or {})
-    panels = 1 + (class_drops is not None) + len(images)
+    if correlation is not None:
+        correlation = np.asarray(correlation, dtype=float)
+        correlation = correlation[..., 0] if correlation.ndim == 3 and correlation.shape[-1] == 1 else correlation
+        if correlation.ndim != 2:
+            raise ValueError(f"explore.cluster_card: correlation must be one (h, w) picture, "
+                             f"got shape {correlation.shape}")
+    panels = 1 + (class_drops is not None) + len(images) + (correlation is not None)
     titles = [str(row["measure"])] + (["accuracy drop per class"] if class_drops is not None else []) \
-        + list(images)
+        + list(images) + (["pixel correlation (Spearman)"] if correlation is not None else [])
     figure = make_subplots(rows=1, cols=panels, subplot_titles=titles)
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, randoms.size)
     figure.add_trace(go.Scatter(x=randoms, y=jitter, mode="markers", name="random groups",
@@ -218,6 +229,12 @@ def cluster_card(row: pd.Series, class_drops=None, images=None) -> Figure:
         figure.update_xaxes(visible=False, row=1, col=column)
         figure.update_yaxes(visible=False, row=1, col=column)
         column += 1
+    if correlation is not None:
+        bound = float(np.nanmax(np.abs(correlation))) or 1.0
+        figure.add_trace(go.Heatmap(z=correlation[::-1], zmid=0.0, zmin=-bound, zmax=bound, colorscale="RdBu_r",
+                                    showscale=False, name="pixel correlation"), row=1, col=column)
+        figure.update_xaxes(visible=False, row=1, col=column)
+        figure.update_yaxes(visible=False, scaleanchor=f"x{column}", row=1, col=column)
     where = " ".join(f"{key} {row[key]}" for key in ("network", "replicate", "layer", "cluster") if key in row)
     figure.update_layout(title=f"{where}: percentile {float(row['percentile']):.3f}, "
                                f"effect {float(row['effect']):.2f}",

@@ -61,6 +61,28 @@ for (replicate, partitioning), result in pictures.items():
         figures.show(plot_correlation_grid(result, title=f"{partitioning} ({layer}, replicate 0)"))
 
 # %% [markdown]
+# ## One subcluster's card
+#
+# The lesion test of replicate 0's weight-graph partition, and the card of the
+# first-layer subcluster whose lesion stands out most from its 19 random
+# groups: where its accuracy drop falls among theirs, which classes (sums
+# modulo 10) it hurts, and its correlation picture from above (red: pixels
+# whose brightness goes with the subcluster's activation, blue: against).
+
+# %%
+from lsnb import explore
+
+tidy = study.lesions(["mlp_halves"], ["weights/network"])
+first = tidy[(tidy["layer"] == layer) & (tidy["replicate"] == 0)]
+if (0, "weights/network") in pictures and not first.empty:
+    top = study.most_special(first, "acc_drop")
+    drawn = pictures[(0, "weights/network")]
+    display(explore.cluster_card(top, class_drops=study.class_drops(top),
+                                 correlation=drawn.true[drawn.clusters.index(int(top["cluster"]))]))
+else:
+    print(f"replicate 0's weights/network partition has no subcluster in {layer}")
+
+# %% [markdown]
 # ## How many subclusters prefer one half?
 #
 # A picture is *one-sided* when at least the `threshold` share of its absolute

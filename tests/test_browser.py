@@ -162,3 +162,55 @@ def test_download_links_resolve_to_files(site, browser):
         target = Path(href.removeprefix("file://"))
         assert target.is_file() and target.stat().st_size > 0, href
         assert target.read_text().splitlines()[0].startswith(("network,", "network")), href
+
+
+# ----------------------------------------------------------------------------- the real book
+@pytest.fixture(scope="module")
+def built_site():
+    """The site ``make book`` built (``LSNB_BUILT_SITE``, e.g. ``_build/html``; ``make book-check`` sets it)."""
+    folder = os.environ.get("LSNB_BUILT_SITE")
+    if not folder:
+        pytest.skip("set LSNB_BUILT_SITE to a built site (make book-check) to check the real book")
+    site = Path(folder).resolve()
+    if not (site / "index.html").exists():
+        pytest.fail(f"LSNB_BUILT_SITE={folder} holds no index.html: build the book first (make book)")
+    return site
+
+
+def test_built_book_every_page_loads_offline(built_site, browser):
+    pages = [p for p in sorted(built_site.rglob("*.html")) if not any(
+        part.startswith("_") and part != "_executed" for part in p.relative_to(built_site).parts)]
+    assert any(p.name == "02_lesions.html" for p in pages), pages
+    for page in pages:
+        _load(browser, page)
+        assert _problems(browser) == [], page.relative_to(built_site)
+
+
+def test_built_book_lesion_page_explorer_card_and_downloads(built_site, browser):
+    (page,) = built_site.rglob("02_lesions.html")
+    _load(browser, page)
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.dataTable tbody tr"))
+    table = browser.find_elements(By.CSS_SELECTOR, "table.dataTable")[0]
+    headers = table.find_elements(By.CSS_SELECTOR, "thead th")
+    size_col = [h.text.strip() for h in headers].index("size")
+
+    def sizes():
+        return [int(r.find_elements(By.TAG_NAME, "td")[size_col].text)
+                for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+    headers[size_col].click()
+    WebDriverWait(browser, 10).until(lambda d: sizes() == sorted(sizes()))
+    headers[size_col].click()
+    WebDriverWait(browser, 10).until(lambda d: sizes() == sorted(sizes(), reverse=True) and sizes()[0] > sizes()[-1])
+    browser.get_screenshot_as_file(str(ARTIFACTS / "book_lesion_page.png"))
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot svg.main-svg"))
+    card = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[0]
+    assert card.find_elements(By.CSS_SELECTOR, "g.scatterlayer path.point")
+    browser.execute_script("arguments[0].scrollIntoView()", card)
+    card.screenshot(str(ARTIFACTS / "book_cluster_card.png"))
+    links = browser.find_elements(By.CSS_SELECTOR, ".lsnb-downloads a")
+    assert links
+    for link in links:
+        target = Path(link.get_attribute("href").removeprefix("file://"))
+        assert target.is_file() and target.stat().st_size > 0, target
+    assert _problems(browser) == []

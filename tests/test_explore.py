@@ -82,6 +82,19 @@ def test_cluster_card_draws_the_true_value_among_its_randoms():
     assert "19 random groups" in markup
 
 
+def test_cluster_card_draws_a_correlation_picture_on_a_centred_scale():
+    row = synthetic_tidy().iloc[1]
+    picture = np.zeros((3, 5))
+    picture[0, 4], picture[2, 0] = 0.8, -0.2                 # top right, bottom left
+    card = explore.cluster_card(row, correlation=picture)
+    strip, true, heat = card.figure.data
+    assert heat.type == "heatmap" and heat.zmid == 0 and (heat.zmin, heat.zmax) == (-0.8, 0.8)
+    assert np.asarray(heat.z)[2, 4] == 0.8 and np.asarray(heat.z)[0, 0] == -0.2   # rows flipped: top row drawn on top
+    assert "pixel correlation (Spearman)" in [a.text for a in card.figure.layout.annotations]
+    with pytest.raises(ValueError, match=r"one \(h, w\) picture"):
+        explore.cluster_card(row, correlation=np.zeros((2, 3, 4)))
+
+
 def test_cluster_card_rejects_empty_randoms():
     row = synthetic_tidy().iloc[0].copy()
     row["randoms"] = np.array([])
