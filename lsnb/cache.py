@@ -183,6 +183,11 @@ def write_json_sidecar(path: Path, config: dict, **about: Any) -> None:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
+def log_call(kind: str, key: str, status: str, seconds: float) -> None:
+    """Append one line to ``$LSNB_CACHE_LOG`` for a cached call made outside :func:`cached` (trained models)."""
+    _log(kind, key, status, seconds)
+
+
 def _log(kind: str, key: str, status: str, seconds: float) -> None:
     target = os.environ.get("LSNB_CACHE_LOG")
     if not target:

@@ -170,19 +170,31 @@ def train(arch: str, data: data_mod.Dataset, *, epochs: int, batch_size: int | N
     key_config = {**config, "data": _data_fingerprint(data)}
     path = cache.entry_path("model", key_config, ext="keras")
     meta_path = path.with_suffix(".meta.json")
-    if path.exists() and meta_path.exists() and not refresh:
+    asked = time.perf_counter()
+
+    def load() -> TrainedNet:
         model = keras.models.load_model(path, compile=False)
         meta = json.loads(meta_path.read_text())
+        cache.log_call("model", path.stem, "hit", time.perf_counter() - asked)
         return TrainedNet(model, data, meta["test_accuracy"], config, meta["seconds"], True)
-    start = time.perf_counter()
-    model = _fit(config, data, progress)
-    seconds = time.perf_counter() - start
-    acc = accuracy(model, data.x_test, data.y_test)
-    with cache.atomic_path(path) as tmp:
-        model.save(tmp)
-    with cache.atomic_path(meta_path) as tmp:
-        tmp.write_text(json.dumps({"test_accuracy": acc, "seconds": seconds,
-                                   "config": config, "data": data.describe()}, indent=1))
+
+    if path.exists() and meta_path.exists() and not refresh:
+        return load()
+    # one trainer per key: other processes wait for it and then load its model (the entry is
+    # complete once its meta file exists, written last)
+    with cache.key_lock(path):
+        if path.exists() and meta_path.exists() and not refresh:
+            return load()
+        start = time.perf_counter()
+        model = _fit(config, data, progress)
+        seconds = time.perf_counter() - start
+        acc = accuracy(model, data.x_test, data.y_test)
+        with cache.atomic_path(path) as tmp:
+            model.save(tmp)
+        with cache.atomic_path(meta_path) as tmp:
+            tmp.write_text(json.dumps({"test_accuracy": acc, "seconds": seconds,
+                                       "config": config, "data": data.describe()}, indent=1))
+    cache.log_call("model", path.stem, "computed", time.perf_counter() - asked)
     return TrainedNet(model, data, acc, config, seconds, False)
 
 

@@ -40,3 +40,37 @@ def test_profiles_and_unknown_names():
         profiles.get_profile("huge")
     with pytest.raises(ValueError, match="unknown network"):
         train.trained("gpt", "smoke")
+
+
+def test_a_second_trainer_waits_for_the_one_holding_the_key_and_loads_its_model(tmp_path, monkeypatch):
+    import json
+    import threading
+
+    from lsnb import cache
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(log))
+    data = lsnb.data.load_mnist("embedded", verbose=False).subset(200, 50)
+    settings = dict(epochs=1, model_kwargs={"hidden": (8,)}, progress=False)
+    first = train.train("mlp", data, **settings)                       # the model "the other worker" trains
+    path = next(tmp_path.glob("model/*.keras"))
+    saved = {p: p.read_bytes() for p in (path, path.with_suffix(".meta.json"))}
+    for p in saved:
+        p.unlink()
+    results = []
+    with cache.key_lock(path):                                          # the other worker is still training
+        waiter = threading.Thread(target=lambda: results.append(train.train("mlp", data, **settings)))
+        waiter.start()
+        waiter.join(timeout=3)
+        assert waiter.is_alive() and not results                       # it waits instead of training too
+        for p, content in saved.items():                               # the other worker writes its entry
+            p.write_bytes(content)
+    waiter.join(timeout=60)
+    (second,) = results
+    assert second.from_cache
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        assert np.array_equal(a, b)
+    statuses = [json.loads(line)["status"] for line in log.read_text().splitlines()
+                if json.loads(line)["kind"] == "model"]
+    assert statuses == ["computed", "hit"]
