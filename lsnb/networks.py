@@ -94,7 +94,7 @@ def replicates(net: str, profile: str | Profile) -> list[int]:
     """Replicate indices of ``net`` under ``profile`` (one for pretrained nets)."""
     if is_imagenet(net):
         return [0]
-    return list(range(get_profile(profile).replicates_for(train.NETS[net]["arch"])))
+    return list(range(get_profile(profile).replicates_for(train.NETS[net]["arch"], net)))
 
 
 def k_for(net: str, profile: str | Profile, k: int | None = None) -> int:

@@ -58,6 +58,8 @@ class Profile:
     arch_sizes : dict
         Per-architecture exceptions to the sizes above,
         ``{arch: {"replicates": int, "n_test": int, "featvis_steps": int}}``
+        (a key may also name one network, e.g. ``"mlp_halves"``, whose entry
+        then wins over its architecture's)
         (read through :meth:`replicates_for`, :meth:`n_test_for` and
         :meth:`featvis_steps_for`).  The quick profile keeps the paper's
         design for the MLP and cuts the conv nets, whose lesions and
@@ -88,12 +90,16 @@ class Profile:
     arch_sizes: dict = field(default_factory=dict)
     k_values: tuple = (8, 12, 16)
 
-    def _size(self, arch: str, name: str, default):
-        return self.arch_sizes.get(arch, {}).get(name, default)
+    def _size(self, arch: str, name: str, default, net: str | None = None):
+        for key in (net, arch):
+            if key is not None and name in self.arch_sizes.get(key, {}):
+                return self.arch_sizes[key][name]
+        return default
 
-    def replicates_for(self, arch: str) -> int:
-        """How many replicates of an architecture this profile trains."""
-        return int(self._size(arch, "replicates", self.vgg_replicates if arch == "vgg_cifar" else self.n_replicates))
+    def replicates_for(self, arch: str, net: str | None = None) -> int:
+        """How many replicates of an architecture (or of the network ``net`` of it) this profile trains."""
+        default = self.vgg_replicates if arch == "vgg_cifar" else self.n_replicates
+        return int(self._size(arch, "replicates", default, net))
 
     def n_test_for(self, arch: str) -> int | None:
         """How many test images the lesion tests of an architecture use (None: all)."""
@@ -136,7 +142,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=1, vgg_replicates=1,
         n_train=1000, n_test=300, epochs={"mlp": 2, "small_cnn": 1, "vgg_cifar": 1},
         vgg_width=0.125, k=4, n_random=19, n_activation_samples=300,
-        featvis_steps=5, n_init=3, vgg_bn_momentum=0.9, halves_pairs=(2000, 500),
+        featvis_steps=5, n_init=3, vgg_bn_momentum=0.9, halves_pairs=(2000, 500), k_values=(3, 4),
     ),
     "quick": Profile(
         name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=5,
@@ -145,7 +151,8 @@ PROFILES: dict[str, Profile] = {
         featvis_steps=50, n_init=10, vgg_bn_momentum=0.9, halves_pairs=(20000, 2000),
         # what 30 minutes on 2 cores buys (measured; see TARGET_DESIGN and the built page's ledger)
         arch_sizes={"small_cnn": {"replicates": 2, "n_test": 200, "featvis_steps": 25},
-                    "vgg_cifar": {"n_test": 200, "featvis_steps": 10}},
+                    "vgg_cifar": {"n_test": 200, "featvis_steps": 10},
+                    "mlp_halves": {"replicates": 2}},     # the halves pictures need no Bates(5)
         k_values=(8, 16),
     ),
     "paper": Profile(

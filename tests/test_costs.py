@@ -31,6 +31,11 @@ def test_arch_sizes_override_and_a_profile_wide_change_replaces_them():
     assert quick.with_(n_replicates=4).replicates_for("small_cnn") == 4
     assert quick.with_(vgg_replicates=3).replicates_for("vgg_cifar") == 3
     assert get_profile("paper").arch_sizes == {}
+    # a network's own entry wins over its architecture's
+    halves = quick.with_(arch_sizes={"mlp": {"replicates": 4}, "mlp_halves": {"replicates": 1}})
+    assert (halves.replicates_for("mlp"), halves.replicates_for("mlp", "mlp_halves"),
+            halves.replicates_for("mlp", "mlp_mnist")) == (4, 1, 4)
+    assert halves.with_(n_replicates=3).replicates_for("mlp", "mlp_halves") == 3
 
 
 def test_design_cuts_list_exactly_the_sizes_below_the_target():

@@ -119,7 +119,7 @@ def _sleepy_device(seconds: float) -> str:
 
 @pytest.mark.slow
 def test_smoke_partitions_identical_serially_and_on_two_workers(tmp_path, monkeypatch):
-    """The engine changes no result: the same trained net partitioned here and on two Dask workers.
+    """The engine changes no result: the same trained net partitioned and lesioned here and on two Dask workers.
 
     The trained net is shared (copied) because Keras training in a Dask worker process does not
     reproduce main-process training bit for bit (smoke MLP: test accuracy 0.823 here, 0.84 in a
@@ -132,19 +132,47 @@ def test_smoke_partitions_identical_serially_and_on_two_workers(tmp_path, monkey
     from lsnb import bookjobs
 
     graph = bookjobs.jobs_for(["02"], "smoke", exclude={"cnn_mnist", "vgg"})
-    assert [j.kind for j in graph] == ["model"] + ["partition"] * 4
+    assert [j.kind for j in graph] == ["model"] + ["partition", "lesion"] * 4
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "serial"))
     trained = jobs.run_jobs(graph[:1], progress=False)[graph[0].key]
     shutil.copytree(tmp_path / "serial" / "model", tmp_path / "dask" / "model")
-    labels = {}
+    labels, tables = {}, {}
     for name, workers in (("serial", None), ("dask", 2)):
         monkeypatch.setenv("LSNB_CACHE", str(tmp_path / name))
         results = jobs.run_jobs(graph, workers=workers, progress=False)
         assert set(results) == {job.key for job in graph}  # job keys are not cache keys: all run
         assert results[graph[0].key] == trained  # a cache hit, in both engines
         labels[name] = {e.key: cache.load_entry(e.path).labels for e in cache.entries("partition")}
+        tables[name] = {e.key: cache.load_entry(e.path) for e in cache.entries("lesion")}
+    assert tables["serial"].keys() == tables["dask"].keys() and len(tables["serial"]) == 4
+    for key, table in tables["serial"].items():   # the lesion tables too, value for value
+        other = tables["dask"][key]
+        assert table[["layer", "cluster", "measure", "size"]].equals(other[["layer", "cluster", "measure", "size"]])
+        assert np.array_equal(table["true"], other["true"])
+        assert np.array_equal(np.stack(table["randoms"]), np.stack(other["randoms"]))
     serial, dask = labels["serial"], labels["dask"]
     assert serial.keys() == dask.keys() and len(serial) == 4
     for key in serial:
         assert serial[key].keys() == dask[key].keys()
         assert all(np.array_equal(serial[key][layer], dask[key][layer]) for layer in serial[key]), key
+
+
+def test_book_jobs_cover_the_tests_each_notebook_runs_and_the_k_sweep():
+    from lsnb import bookjobs
+    from lsnb.profiles import get_profile
+    from lsnb.report import PARTITIONINGS
+
+    smoke = get_profile("smoke")
+    graph = {job.key: job for job in jobs.check_graph(bookjobs.jobs_for(["04", "05"], "smoke"))}
+    vgg = [key for key in graph if key.startswith(("lesion/vgg/", "featvis/vgg/"))]
+    # 04 sweeps the profile's k_values; 05 runs the profile's own k (no /k suffix)
+    ks = {int(key.rsplit("/k", 1)[1]) if key.rsplit("/", 1)[-1].startswith("k") else smoke.k for key in vgg}
+    assert ks == set(smoke.k_values) | {smoke.k}
+    assert len(vgg) == 2 * len(PARTITIONINGS) * len(ks)                   # lesions and visualizations
+    assert {key for key in graph if key.startswith("lesion/vgg_unreg/")} == {
+        f"lesion/vgg_unreg/smoke/r0/{p}" for p in PARTITIONINGS}
+    for key in vgg:
+        (dep,) = graph[key].deps
+        assert dep == "partition/" + key.split("/", 1)[1] and graph[dep].deps == ("model/vgg/smoke/r0",)
+        assert graph[key].cost_flops > 0
+    assert not any(key.startswith(("lesion/mlp", "featvis/mlp")) for key in graph)   # 04 and 05: VGGs only
