@@ -29,34 +29,6 @@ import lsnb
 from lsnb import featvis, neurons
 
 
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """Best measured float32 matmul rate in FLOP/s (a tf.function, n x n by n x n)."""
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-
-    @tf.function
-    def mm(a, b):
-        return tf.reduce_sum(tf.matmul(a, b))
-
-    mm(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        mm(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n ** 3 / best
-
-
-def prefix_flops(model: keras.Model, layer_name: str) -> float:
-    """Forward FLOPs of the neuron layers up to and including ``layer_name``."""
-    total = 0.0
-    for info in neurons.neuron_layers(model):
-        total += neurons.layer_flops(model.get_layer(info.name))
-        if info.name == layer_name:
-            return total
-    raise ValueError(f"{layer_name!r} is not a neuron layer")
-
-
 def load_model():
     try:
         net = lsnb.train.trained("cnn_mnist", "quick", progress=False)
@@ -98,12 +70,12 @@ def bench_layer(engine, model, layer, groups, config, batch, n_single, repeats):
     engine.visualize(layer, groups[:1], seeds[:1], config, batch_size=1)
     per_batched, per_single, rate = float("inf"), float("inf"), 0.0
     for _ in range(repeats):
-        rate = max(rate, matmul_rate(repeats=3))
+        rate = max(rate, neurons.matmul_rate(2048, repeats=3))
         t = timed(lambda: engine.visualize(layer, groups, seeds, config, batch_size=batch))
         per_batched = min(per_batched, t / len(groups))
         t = timed(lambda: engine.visualize(layer, groups[:n_single], seeds[:n_single], config, batch_size=1))
         per_single = min(per_single, t / n_single)
-    fwd = prefix_flops(model, layer)
+    fwd = neurons.prefix_flops(model, layer)
     floor = config.steps * 2.0 * fwd / rate
     print(f"{layer:>6} {len(groups):>6} {per_batched * 1e3:>12.1f} {per_single * 1e3:>12.1f} "
           f"{per_single / per_batched:>8.1f}x {rate / 1e9:>7.0f} {floor * 1e3:>10.1f} "

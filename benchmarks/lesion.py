@@ -34,20 +34,6 @@ from lsnb.cluster import Partition
 ARCHS = {"mlp_mnist": "mlp", "cnn_mnist": "small_cnn"}
 
 
-def matmul_rate(size: int = 1024, repeats: int = 8) -> float:
-    """Best measured float32 matmul rate in FLOP/s."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    step = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
-    step(a, b)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best
-
-
 def _model_and_data(net: str, profile: str, untrained: bool, seed: int):
     if untrained:
         rng = np.random.default_rng(seed)
@@ -86,7 +72,7 @@ def _copy_per_lesion_seconds(model, x, y, layer: str, masks: list[np.ndarray]) -
 def run(nets: list[str], profile: str, k: int, n_sub: int | None, n_random: int, untrained: bool,
         seed: int, naive_sample: int, copy_sample: int, repeats: int = 2) -> list[dict]:
     """Time naive and engine lesions per layer; return one row per (net, layer)."""
-    rate = matmul_rate()
+    rate = neurons.matmul_rate()
     print(f"matmul rate on this machine: {rate / 1e9:.1f} GFLOP/s")
     rows = []
     for net in nets:

@@ -61,7 +61,7 @@ CACHE_FORMAT = 2
 VERSIONS: dict[str, int] = {
     "model": 2,             # lsnb.train.trained (the training job)
     "partition": 2,         # lsnb.experiments.get_partition
-    "lesion": 2,            # lesion tests (true and random values; percentiles are not cached)
+    "lesion": 2,            # lesion tests (true and random values; percentiles are not cached); sidecar: flops
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
     "featvis": 2,           # feature-visualization tests and their images
     "featvis_backends": 2,  # native engine versus Lucid
@@ -207,9 +207,17 @@ def load_entry(path: Path) -> Any:
         return pickle.load(fh)
 
 
+def _flops_of(result: Any) -> float | None:
+    """The FLOP floor a result reports in ``attrs["flops"]`` (a table, or the first item of a tuple)."""
+    first = result[0] if isinstance(result, tuple) and result else result
+    flops = getattr(first, "attrs", {}).get("flops") if isinstance(getattr(first, "attrs", None), dict) else None
+    return float(flops) if flops is not None else None
+
+
 def _store(path: Path, kind: str, version: int, config: dict, result: Any, seconds: float) -> None:
+    about = {"flops": _flops_of(result)} if _flops_of(result) is not None else {}
     write_json_sidecar(path, config, kind=kind, version=version, format=CACHE_FORMAT,
-                       created=time.time(), seconds=seconds, host=socket.gethostname(), pid=os.getpid())
+                       created=time.time(), seconds=seconds, host=socket.gethostname(), pid=os.getpid(), **about)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)

@@ -217,6 +217,41 @@ def check_input_shape(model: keras.Model, x: np.ndarray) -> None:
         )
 
 
+def prefix_flops(model: keras.Model, layer_name: str) -> int:
+    """Forward FLOPs of one example through the neuron layers up to and including ``layer_name``.
+
+    What a feature visualization of ``layer_name`` must compute per step, twice
+    (forward and input-gradient backward): its floor (Section 4.2).
+    """
+    total = 0
+    for info in neuron_layers(model):
+        total += layer_flops(model.get_layer(info.name))
+        if info.name == layer_name:
+            return total
+    raise ValueError(f"{layer_name!r} is not a neuron layer of {model.name!r}")
+
+
+def matmul_rate(n: int = 1024, repeats: int = 8) -> float:
+    """Best measured float32 matmul rate of this machine in FLOP/s (``n x n`` by ``n x n``, compiled).
+
+    The rate the FLOP floors of the lesion and visualization stages are measured against.
+    """
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    step = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    step(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 / best
+
+
 def layer_flops(layer: keras.layers.Layer) -> int:
     """Floating-point operations (2 per multiply-add) of one example through a Dense/Conv2D layer."""
     if isinstance(layer, keras.layers.Dense):

@@ -107,8 +107,43 @@ def _stage_cell(records: list[dict]) -> str:
     return f"{seconds:.1f} s {label}".rstrip()
 
 
-def cost_rows(logs: Path, names: list[str]) -> dict[str, dict[str, str]]:
-    """Notebook -> stage -> ``"12.3 s computed"`` / ``"0.1 s cached"``, plus cache hit counts."""
+FLOOR_KINDS = ("lesion", "featvis")
+
+
+def floor_shares(logs: Path, names: list[str], cache_root: Path, rate: float) -> dict[str, dict[str, float]]:
+    """Notebook -> kind -> the share of the FLOP floor its computed lesion and visualization entries ran at.
+
+    The floor of an entry is the FLOPs its sidecar records (``flops``: the
+    engines' useful FLOPs, :func:`lsnb.lesion.lesion_flops` and the
+    visualizations' ``steps x 2 x forward``) at the machine's matmul
+    ``rate``; the share is floor seconds over measured seconds, summed over
+    the notebook's computed entries of that kind.
+    """
+    shares = {}
+    for name in names:
+        flops, seconds = {}, {}
+        for record in read_jsonl(Path(logs) / f"{name}.cache.jsonl"):
+            kind = record.get("kind")
+            if kind not in FLOOR_KINDS or record.get("status") != "computed":
+                continue
+            try:
+                about = json.loads((Path(cache_root) / kind / f"{record['key']}.json").read_text())
+            except (OSError, json.JSONDecodeError, KeyError):
+                continue
+            if about.get("flops") is None or not about.get("seconds"):
+                continue
+            flops[kind] = flops.get(kind, 0.0) + float(about["flops"])
+            seconds[kind] = seconds.get(kind, 0.0) + float(about["seconds"])
+        shares[name] = {kind: flops[kind] / rate / seconds[kind] for kind in flops if seconds[kind] > 0}
+    return shares
+
+
+def cost_rows(logs: Path, names: list[str], shares: dict | None = None) -> dict[str, dict[str, str]]:
+    """Notebook -> stage -> ``"12.3 s computed"`` / ``"0.1 s cached"``, plus cache hit counts.
+
+    With ``shares`` (:func:`floor_shares`) each row also gets the FLOP-floor
+    share of its computed lesion and visualization entries.
+    """
     rows = {}
     for name in names:
         stages: dict[str, list[dict]] = {}
@@ -120,6 +155,10 @@ def cost_rows(logs: Path, names: list[str]) -> dict[str, dict[str, str]]:
         row["cache"] = f"{hits} hit / {len(cache) - hits} computed"
         peak = peak_mib(Path(logs), name)
         row["peak memory"] = f"{peak:.0f} MiB" if peak is not None else "-"
+        if shares is not None:
+            for kind in FLOOR_KINDS:
+                share = shares.get(name, {}).get(kind)
+                row[f"{kind} floor"] = f"{100 * share:.0f} %" if share is not None else "-"
         rows[name] = row
     return rows
 
@@ -148,11 +187,11 @@ def ledger_text(ledger: dict) -> str:
     return "\n".join(lines)
 
 
-def cost_table(logs: Path, names: list[str]) -> str:
+def cost_table(logs: Path, names: list[str], shares: dict | None = None) -> str:
     """The cost table as aligned text: one line per notebook, one column per stage."""
-    rows = cost_rows(logs, names)
+    rows = cost_rows(logs, names, shares)
     # stages in the order they first ran (the pipeline's order), the cache counts last
-    last = ["cache", "peak memory"]
+    last = ["cache", "peak memory"] + ([f"{kind} floor" for kind in FLOOR_KINDS] if shares is not None else [])
     stages = list(dict.fromkeys(stage for row in rows.values() for stage in row if stage not in last)) + last
     widths = [max([len("notebook")] + [len(n) for n in rows])] + \
         [max([len(s)] + [len(row.get(s, "-")) for row in rows.values()]) for s in stages]
@@ -223,7 +262,8 @@ def notebook_record(logs: Path, name: str, seconds: float | None) -> dict:
 
 
 def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
-                   times: dict[str, float], ledger: dict | None = None) -> dict:
+                   times: dict[str, float], ledger: dict | None = None, shares: dict | None = None,
+                   rate: float | None = None) -> dict:
     """Everything needed to say how this build was made (see the module docstring)."""
     sizes = profile_sizes(parameters)
     downloads = Path(logs).parent / "downloads"
@@ -235,7 +275,7 @@ def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
             "data_sources": {k: sizes[k] for k in ("data_source", "vgg_data", "n_train", "n_test") if k in sizes},
             "notebooks": {name: notebook_record(logs, name, times.get(name)) for name in names},
             "downloads": {str(p.relative_to(downloads)): file_sha256(p) for p in files},
-            "design": ledger}
+            "design": ledger, "matmul_rate": rate, "floor_shares": shares}
 
 
 def _markdown_table(header: list[str], rows: list[list]) -> str:
@@ -262,11 +302,17 @@ def built_page(manifest: dict) -> str:
                            for s in record["stages"]) or "-"
         seconds = f"{record['seconds']:.1f}" if record["seconds"] is not None else "-"
         peak = f"{record['peak_mib']:.0f}" if record.get("peak_mib") is not None else "-"
-        rows.append([name, seconds, peak, stages, record["computed"], record["hits"]])
+        share = (manifest.get("floor_shares") or {}).get(name, {})
+        floor = ", ".join(f"{kind} {100 * v:.0f} %" for kind, v in share.items()) or "-"
+        rows.append([name, seconds, peak, stages, record["computed"], record["hits"], floor])
     total = sum(r["seconds"] or 0 for r in manifest["notebooks"].values())
     peaks = [r["peak_mib"] for r in manifest["notebooks"].values() if r.get("peak_mib") is not None]
-    parts += [_markdown_table(["notebook", "seconds", "peak memory (MiB)", "stages", "computed", "cache hits"],
-                              rows), "",
+    parts += [_markdown_table(["notebook", "seconds", "peak memory (MiB)", "stages", "computed", "cache hits",
+                               "FLOP-floor share"], rows), "",
+              "*FLOP-floor share*: of the lesion and visualization results computed in this build, the time "
+              "their useful FLOPs take at this machine's matmul rate"
+              + (f" ({manifest['matmul_rate'] / 1e9:.0f} GFLOP/s)" if manifest.get("matmul_rate") else "")
+              + " over the time they took (100 % = at the floor).", "",
               f"Notebook time {total / 60:.1f} min"
               + (f"; peak memory of any notebook {max(peaks):.0f} MiB." if peaks else "."), ""]
     parts += design_section(manifest.get("design"))

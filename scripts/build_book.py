@@ -40,8 +40,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from book_manifest import (build_manifest, cost_table, external_resources, ledger_text, peak_mib,  # noqa: E402
-                           write_built_page)
+from book_manifest import (build_manifest, cost_table, external_resources, floor_shares, ledger_text,  # noqa: E402
+                           peak_mib, write_built_page)
 
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "book" / "_executed"
@@ -221,6 +221,19 @@ def design_ledger_of(profile: str, parameters: dict) -> dict | None:
     return ledger if ledger["cuts"] else None
 
 
+def measured_floors(names: list[str]) -> tuple[float | None, dict | None]:
+    """This machine's matmul rate and each notebook's FLOP-floor shares (None, None if lsnb cannot say)."""
+    try:
+        from lsnb.cache import cache_dir
+        from lsnb.neurons import matmul_rate
+
+        rate = matmul_rate()
+    except ImportError as error:
+        print(f"[build_book] no FLOP floors: {error}", file=sys.stderr)
+        return None, None
+    return rate, floor_shares(LOGS, names, cache_dir(), rate)
+
+
 def print_peak_memory(names: list[str]) -> None:
     """Each notebook's peak resident memory, and the largest kernel process (getrusage of the children)."""
     import resource
@@ -267,11 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     times = run_all(sources, parameters, kernel)
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
     names = [s.stem for s in sources]
-    print("\n" + cost_table(LOGS, names), flush=True)
+    rate, shares = measured_floors(names)
+    print("\n" + cost_table(LOGS, names, shares), flush=True)
     ledger = design_ledger_of(args.profile, parameters)
     if ledger is not None:
         print("\n" + ledger_text(ledger), flush=True)
-    manifest = build_manifest(ROOT, LOGS, names, parameters, times, ledger)
+    manifest = build_manifest(ROOT, LOGS, names, parameters, times, ledger, shares, rate)
     write_built_page(manifest, EXECUTED / "built.md", EXECUTED / "manifest.json")
     status, render_seconds = 0, 0.0
     missing = [s.stem for s in notebook_sources() if not (EXECUTED / f"{s.stem}.ipynb").exists()]

@@ -175,3 +175,18 @@ def test_data_arrays_are_logged_with_their_sha256_and_listed_in_the_manifest(log
     page = book_manifest.built_page(book_manifest.build_manifest(ROOT, logs, ["02_lesions"], {"profile": "smoke"},
                                                                  {"02_lesions": 1.0}))
     assert f"| x_train | `{expected}` |" in page
+
+
+def test_floor_shares_from_the_sidecars_of_computed_entries(logs, tmp_path):
+    root = tmp_path / "cache"
+    (root / "lesion").mkdir(parents=True)
+    (root / "lesion" / "cd34.json").write_text(json.dumps({"seconds": 4.0, "flops": 8e9}))   # a hit: not counted
+    (root / "lesion" / "new1.json").write_text(json.dumps({"seconds": 2.0, "flops": 3e9}))
+    (root / "lesion" / "new2.json").write_text(json.dumps({"seconds": 2.0, "flops": 1e9}))
+    _write_jsonl(logs / "03.cache.jsonl", [{"kind": "lesion", "key": k, "status": s, "seconds": 1.0}
+                                           for k, s in (("cd34", "hit"), ("new1", "computed"), ("new2", "computed"))])
+    shares = book_manifest.floor_shares(logs, ["03", "02_lesions"], root, rate=2e9)
+    assert shares["03"] == {"lesion": pytest.approx((4e9 / 2e9) / 4.0)}     # 2 s of floor in 4 s measured
+    assert shares["02_lesions"] == {}
+    row = book_manifest.cost_rows(logs, ["03"], shares)["03"]
+    assert (row["lesion floor"], row["featvis floor"]) == ("50 %", "-")

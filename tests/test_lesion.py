@@ -292,6 +292,32 @@ def test_counts_store_sees_unique_masks_and_changes_no_result():
     np.testing.assert_allclose(np.stack(original["randoms"]), np.stack(naive["randoms"]), atol=1e-12)
 
 
+def test_lesion_test_records_its_flop_floor_and_a_store_hit_costs_nothing():
+    model = planted_lesion_mlp()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    part = Partition(labels={"dense2": np.array([0, 0, 0, 1, 1, 1, 2, 2])})
+    held: dict = {}
+
+    def store(layer, masks, compute):
+        key = masks.tobytes()
+        held.setdefault(key, None)
+        held[key] = compute() if held[key] is None else held[key]
+        return held[key]
+
+    table = lesion.lesion_test(model, part, x, y, n_random=4, progress=False, counts_store=store)
+    sizes = [3, 3, 2]                                      # the subclusters' sizes, 1 + 4 lesions each
+    per_lesion = {s: lesion.engine_flops(model, "dense2", s) for s in set(sizes)}
+    expected = 50 * sum(5 * per_lesion[s] for s in sizes)
+    (masks,) = held                                        # one layer, one call: its unique rows
+    unique = np.frombuffer(masks, dtype=bool).reshape(-1, 8)
+    assert table.attrs["flops"] == 50 * sum(per_lesion[int(row.sum())] for row in unique) <= expected
+    assert table.attrs["flops"] > 0
+    again = lesion.lesion_test(model, part, x, y, n_random=4, progress=False, counts_store=store)
+    assert again.attrs["flops"] == 0.0
+
+
 # ----------------------------------------------------------------------------- null calibration
 def test_null_calibration_random_true_subclusters():
     """When the 'true' subclusters are random sets, random tie-breaking makes the percentiles

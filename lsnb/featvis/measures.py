@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lsnb import controls, stats
+from lsnb import controls, neurons, stats
 from lsnb.cluster import Partition, Subcluster
 from lsnb.featvis import lucid
 from lsnb.featvis.engine import FeatvisEngine, Visualizations
@@ -100,6 +100,8 @@ class Visualizer:
             raise ValueError(f"backend must be one of {sorted(RENDERERS)}, got {backend!r}")
         self.config, self.batch_size, self.backend, self.preprocess = config, batch_size, backend, preprocess
         self.images: dict = {}
+        #: FLOP floor of the visualizations rendered: steps x 2 x the forward FLOPs up to the layer
+        self.flops = 0.0
         self._engines: dict[int, FeatvisEngine] = {}
         self._memo: dict = {}
 
@@ -117,6 +119,7 @@ class Visualizer:
         key = (id(model), layer, masks.shape, masks.tobytes(), tuple(context.seeds))
         if key not in self._memo:
             vis = self._render(self._engine(model), layer, masks, context)
+            self.flops += float(len(masks)) * self.config.steps * 2.0 * neurons.prefix_flops(model, layer)
             for cluster in dict.fromkeys(context.clusters.tolist()):
                 self.images[(layer, cluster)] = vis.images[context.clusters == cluster]
             self._memo = {key: {"vis_score": vis.scores, "softmax_entropy": vis.entropies}}
@@ -250,7 +253,7 @@ def featvis_test(
     table = controls.run_groups(model, groups, vis_measure_pair(visualizer), None, n_random, ties, seed,
                                 network=network, replicate=replicate, partitioning=partition.name,
                                 progress=progress)
-    table.attrs.update(variant=variant, config=repr(config))
+    table.attrs.update(variant=variant, config=repr(config), flops=visualizer.flops)
     return (table, visualizer.images) if return_images else table
 
 

@@ -92,8 +92,10 @@ def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.nd
     """
     x_test, y_test, _ = _validate(model, x_test, y_test)
     groups = controls.partition_groups(model, partition, pool=pool, min_size=min_size)
-    table = controls.run_groups(model, groups, lesion_measure_pair(method, variant, counts_store), (x_test, y_test),
-                                n_random, ties, seed, network=network, replicate=replicate,
-                                partitioning=partition.name, progress=progress)
+    measures = lesion_measure_pair(method, variant, counts_store)
+    table = controls.run_groups(model, groups, measures, (x_test, y_test), n_random, ties, seed,
+                                network=network, replicate=replicate, partitioning=partition.name,
+                                progress=progress)
     table.attrs.setdefault("variant", variant)
+    table.attrs["flops"] = measures[0].lesioner.flops
     return table

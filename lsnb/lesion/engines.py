@@ -289,3 +289,17 @@ def engine_flops(model: keras.Model, layer_name: str, size: int) -> int:
     share = size / int(model.get_layer(layer_name).output.shape[-1])
     removed = int(round(layer_flops(plan.next_layer) * share))
     return removed + sum(layer_flops(layer) for layer in plan.suffix)
+
+
+def lesion_flops(model: keras.Model, layer_name: str, sizes: Sequence[int], n_examples: int) -> float:
+    """The FLOP floor of lesioning groups of ``sizes`` units of a layer on ``n_examples`` inputs.
+
+    :func:`engine_flops` per (example, lesion) for a chain model; a full
+    forward pass (:func:`forward_flops`) per (example, lesion) otherwise.
+    """
+    per_size: dict[int, float] = {}
+    chain = chain_plan(model, layer_name) is not None
+    for size in sizes:
+        if size not in per_size:
+            per_size[size] = float(engine_flops(model, layer_name, size) if chain else forward_flops(model))
+    return float(n_examples) * sum(per_size[size] for size in sizes)

@@ -15,6 +15,7 @@ import numpy as np
 
 from lsnb import controls
 from lsnb.lesion.counts import _validate, accuracies, baseline_counts, class_counts
+from lsnb.lesion.engines import lesion_flops
 from lsnb.lesion.evaluate import lesioned_counts
 
 MEASURES = ("acc_drop", "class_range")
@@ -91,6 +92,8 @@ class Lesioner:
         self.method = method
         self.variant = variant
         self.store = store
+        #: FLOP floor of the lesions this object computed (not those the store held)
+        self.flops = 0.0
         self.attrs: dict = {}
         self._memo: dict = {}
 
@@ -113,6 +116,7 @@ class Lesioner:
                 result = lesioned_counts(model, x, y, layer, [np.flatnonzero(row) for row in unique],
                                          method=self.method, progress=bar)
                 bar.close()
+                self.flops += lesion_flops(model, layer, unique.sum(axis=1).tolist(), len(x))
                 return result
 
             found = compute() if self.store is None else self.store(layer, unique, compute)
