@@ -263,7 +263,7 @@ def notebook_record(logs: Path, name: str, seconds: float | None) -> dict:
 
 def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
                    times: dict[str, float], ledger: dict | None = None, shares: dict | None = None,
-                   rate: float | None = None) -> dict:
+                   rate: float | None = None, execution: dict | None = None) -> dict:
     """Everything needed to say how this build was made (see the module docstring)."""
     sizes = profile_sizes(parameters)
     downloads = Path(logs).parent / "downloads"
@@ -275,7 +275,7 @@ def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
             "data_sources": {k: sizes[k] for k in ("data_source", "vgg_data", "n_train", "n_test") if k in sizes},
             "notebooks": {name: notebook_record(logs, name, times.get(name)) for name in names},
             "downloads": {str(p.relative_to(downloads)): file_sha256(p) for p in files},
-            "design": ledger, "matmul_rate": rate, "floor_shares": shares}
+            "design": ledger, "matmul_rate": rate, "floor_shares": shares, "execution": execution or {}}
 
 
 def _markdown_table(header: list[str], rows: list[list]) -> str:
@@ -315,6 +315,10 @@ def built_page(manifest: dict) -> str:
               + " over the time they took (100 % = at the floor).", "",
               f"Notebook time {total / 60:.1f} min"
               + (f"; peak memory of any notebook {max(peaks):.0f} MiB." if peaks else "."), ""]
+    run = manifest.get("execution") or {}
+    if run:
+        parts += [f"Executed {run.get('jobs', 1)} notebook(s) at a time: {run['wall_s'] / 60:.1f} min of wall "
+                  f"clock; the build's processes together peaked at {run['peak_mib']:.0f} MiB.", ""]
     parts += design_section(manifest.get("design"))
     parts += ["## Profile and sizes", "",
               _markdown_table(["setting", "value"], [[k, f"`{v}`"] for k, v in manifest["sizes"].items()]), "",

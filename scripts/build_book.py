@@ -178,32 +178,99 @@ def cache_entries() -> int:
     return sum(1 for _ in root.rglob("*.pkl")) if root.exists() else 0
 
 
-def run_all(sources: list[Path], parameters: dict, kernel: str) -> dict[str, float]:
-    """Convert, execute and tidy every source; exit non-zero with the traceback on a failure."""
+def _execute_one(source: Path, parameters: dict, kernel: str) -> tuple[str, float | None, str]:
+    """Convert and execute one source (in a worker process); ``(stem, seconds, error)``."""
     import papermill
 
-    times = {}
-    for source in sources:
-        target = convert(source, EXECUTED / f"{source.stem}.ipynb")
-        print(f"[build_book] executing {source.name} with {parameters} ...", flush=True)
-        try:
-            times[source.stem] = execute(target, parameters, kernel)
-        except papermill.PapermillExecutionError as error:
-            print(f"\n[build_book] FAILED: {source.name}, cell {error.exec_count}:\n", file=sys.stderr)
-            print("\n".join(error.traceback), file=sys.stderr)
-            print(f"\n[build_book] the partly executed notebook is {target}", file=sys.stderr)
-            raise SystemExit(1) from None
-        moved = tidy_for_reader(target, LOGS / f"{source.stem}.log")
-        print(f"[build_book] {source.stem}: {times[source.stem]:.1f} s"
-              + (f" ({moved} stderr outputs moved to logs/{source.stem}.log)" if moved else ""), flush=True)
-    return times
+    target = convert(source, EXECUTED / f"{source.stem}.ipynb")
+    try:
+        seconds = execute(target, parameters, kernel)
+    except papermill.PapermillExecutionError as error:
+        return source.stem, None, (f"{source.name}, cell {error.exec_count}:\n\n" + "\n".join(error.traceback)
+                                   + f"\n\nthe partly executed notebook is {target}")
+    return source.stem, seconds, ""
 
 
-def print_times(label: str, times: dict[str, float]) -> None:
+class MemoryMonitor:
+    """The peak resident memory of this process and all its descendants together (sampled every second).
+
+    With several notebooks executing at once this is the memory the build
+    needs; :func:`lsnb.book.peak_memory_mib` gives each notebook's own peak.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        import threading
+
+        self.peak_mib = 0.0
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+            self.peak_mib = max(self.peak_mib, total / 2 ** 20)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "MemoryMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1) -> dict[str, float]:
+    """Convert, execute and tidy every source; exit non-zero with the traceback on a failure.
+
+    With ``jobs > 1`` that many notebooks execute at once, each in its own
+    worker process (its own environment, logs and kernel), started in the
+    book's order.  They share one cache, whose per-key locks make a notebook
+    that needs a result another is computing wait for it rather than compute
+    it twice, so the results are those of a serial build.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    times: dict[str, float] = {}
+    failed = []
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs),
+                                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = []
+        for source in sources:
+            print(f"[build_book] executing {source.name} with {parameters} ...", flush=True)
+            futures.append(pool.submit(_execute_one, source, parameters, kernel))
+        for future in concurrent.futures.as_completed(futures):
+            stem, seconds, error = future.result()
+            if error:
+                failed.append(error)
+                print(f"\n[build_book] FAILED: {error}", file=sys.stderr, flush=True)
+                continue
+            times[stem] = seconds
+            moved = tidy_for_reader(EXECUTED / f"{stem}.ipynb", LOGS / f"{stem}.log")
+            print(f"[build_book] {stem}: {seconds:.1f} s"
+                  + (f" ({moved} stderr outputs moved to logs/{stem}.log)" if moved else ""), flush=True)
+    if failed:
+        raise SystemExit(1)
+    return {source.stem: times[source.stem] for source in sources}
+
+
+def print_times(label: str, times: dict[str, float], wall: float | None = None) -> None:
     print(f"\n[build_book] {label}")
     for name, seconds in times.items():
         print(f"  {name:<28s} {seconds:8.1f} s")
-    print(f"  {'total':<28s} {sum(times.values()):8.1f} s ({sum(times.values()) / 60:.1f} min)", flush=True)
+    print(f"  {'sum of notebooks':<28s} {sum(times.values()):8.1f} s ({sum(times.values()) / 60:.1f} min)")
+    if wall is not None:
+        print(f"  {'execution (wall clock)':<28s} {wall:8.1f} s ({wall / 60:.1f} min)", flush=True)
 
 
 def design_ledger_of(profile: str, parameters: dict) -> dict | None:
@@ -234,17 +301,14 @@ def measured_floors(names: list[str]) -> tuple[float | None, dict | None]:
     return rate, floor_shares(LOGS, names, cache_dir(), rate)
 
 
-def print_peak_memory(names: list[str]) -> None:
-    """Each notebook's peak resident memory, and the largest kernel process (getrusage of the children)."""
-    import resource
-
+def print_peak_memory(names: list[str], build_mib: float, jobs: int) -> None:
+    """Each notebook's own peak resident memory, and the build's (all its processes together)."""
     peaks = {name: peak_mib(LOGS, name) for name in names}
     known = {n: p for n, p in peaks.items() if p is not None}
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if known:
         top = max(known, key=known.get)
-        print(f"  {'peak memory':<28s} {known[top]:8.0f} MiB ({top}; largest finished kernel process "
-              f"{children:.0f} MiB; limit 4096 MiB)", flush=True)
+        print(f"  {'peak memory':<28s} {build_mib:8.0f} MiB (the build's processes together, {jobs} notebook(s) "
+              f"at once; largest single notebook {known[top]:.0f} MiB, {top}; limit 4096 MiB)", flush=True)
 
 
 def check_offline(site: Path = SITE) -> int:
@@ -262,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="extra papermill parameter, e.g. -p k 12")
     parser.add_argument("--no-render", action="store_true", help="execute only; skip jupyter-book")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("LSNB_BOOK_JOBS", "2")),
+                        help="notebooks executed at once (default 2, or $LSNB_BOOK_JOBS; 1: one after another)")
     parser.add_argument("--warm-rerun", action="store_true",
                         help="after the build, execute everything again (warm cache) and print both timings")
     args = parser.parse_args(argv)
@@ -277,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({'cold' if entries == 0 else f'warm, {entries} entries'})", flush=True)
 
     start = time.perf_counter()
-    times = run_all(sources, parameters, kernel)
+    with MemoryMonitor() as memory:
+        times = run_all(sources, parameters, kernel, args.jobs)
+    execution = time.perf_counter() - start
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
     names = [s.stem for s in sources]
     rate, shares = measured_floors(names)
@@ -285,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     ledger = design_ledger_of(args.profile, parameters)
     if ledger is not None:
         print("\n" + ledger_text(ledger), flush=True)
-    manifest = build_manifest(ROOT, LOGS, names, parameters, times, ledger, shares, rate)
+    manifest = build_manifest(ROOT, LOGS, names, parameters, times, ledger, shares, rate,
+                              {"jobs": args.jobs, "wall_s": round(execution, 1), "peak_mib": round(memory.peak_mib)})
     write_built_page(manifest, EXECUTED / "built.md", EXECUTED / "manifest.json")
     status, render_seconds = 0, 0.0
     missing = [s.stem for s in notebook_sources() if not (EXECUTED / f"{s.stem}.ipynb").exists()]
@@ -302,18 +371,18 @@ def main(argv: list[str] | None = None) -> int:
             status = check_offline()
         render_seconds = time.perf_counter() - render_start
     total = time.perf_counter() - start
-    print_times(first_label, times)
+    print_times(first_label, times, execution)
     if not args.no_render:
         print(f"  {'jupyter-book render':<28s} {render_seconds:8.1f} s")
     print(f"  {'build total':<28s} {total:8.1f} s ({total / 60:.1f} min)", flush=True)
-    print_peak_memory(names)
+    print_peak_memory(names, memory.peak_mib, args.jobs)
     if status:
         print(f"[build_book] the site was not built (exit {status})", file=sys.stderr)
         return status
     if args.warm_rerun:
         warm_start = time.perf_counter()
-        print_times("execution (warm cache, rerun)", run_all(sources, parameters, kernel))
-        print(f"  {'warm rerun total':<28s} {time.perf_counter() - warm_start:8.1f} s", flush=True)
+        warm = run_all(sources, parameters, kernel, args.jobs)
+        print_times("execution (warm cache, rerun)", warm, time.perf_counter() - warm_start)
         print("\n" + cost_table(LOGS, names), flush=True)
     if not args.no_render:
         print(f"[build_book] site: {SITE / 'index.html'}")
