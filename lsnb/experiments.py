@@ -316,7 +316,8 @@ def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "q
     return side, summary, agreement
 
 
-def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se: str = "nets") -> pd.DataFrame:
+def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se: str = "nets",
+             ties: str = "random", effect_rule: str = "paper") -> pd.DataFrame:
     """Replicates combined (mean Fisher, Bates p, effect ± s.e.), BH over the whole table.
 
     Parameters
@@ -330,6 +331,9 @@ def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se
         False discovery rate, over all rows of the result.
     se : {"nets", "pooled"}
         See :func:`lsnb.stats.combine`.
+    ties, effect_rule : str
+        Tie rule of the percentiles and effect rule (:func:`lsnb.stats.summarize`); both act on the
+        stored true and random values, so changing them recomputes nothing that is cached.
     """
     by = list(by)
     if tidy.empty:
@@ -337,11 +341,12 @@ def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se
         return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "fisher", "p",
                                      "effect", "se", "significant"])
     if not by:
-        return combine(tidy, alpha=alpha, se=se)
+        return combine(tidy, alpha=alpha, se=se, ties=ties, effect_rule=effect_rule)
     parts = []
     for values, group in tidy.groupby(by, sort=True):
         values = values if isinstance(values, tuple) else (values,)
-        parts.append(combine(group, alpha=alpha, se=se).assign(**dict(zip(by, values))))
+        parts.append(combine(group, alpha=alpha, se=se, ties=ties, effect_rule=effect_rule)
+                     .assign(**dict(zip(by, values))))
     result = pd.concat(parts, ignore_index=True)
     reject, critical = benjamini_hochberg(result["p"].to_numpy(), alpha=alpha)
     result["significant"] = reject

@@ -37,6 +37,7 @@ partitionings = ["weights/network", "weights/layer", "activations/network", "act
 k = None                                 # clusters; None means the profile k (32 for ImageNet)
 seed = 0
 alpha = 0.05                             # false discovery rate of the BH correction
+ties = "random"                          # tie rule of the percentiles: "random" (exact), "conservative", "original"
 
 # %%
 from IPython.display import display
@@ -82,7 +83,7 @@ explore.format_summary(stats.summarize(by_hand, seed=seed))
 
 # %%
 tidy = study.lesions(all_nets, partitionings, k=k)
-summary = study.combined(tidy, alpha=alpha)
+summary = study.combined(tidy, alpha=alpha, ties=ties)
 print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
 explore.format_summary(summary)
 

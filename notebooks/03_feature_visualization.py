@@ -37,6 +37,7 @@ k = None                                 # None means the profile k (32 for Imag
 steps = None                             # optimisation steps; None means the profile featvis_steps
 seed = 0
 alpha = 0.05
+ties = "random"                          # tie rule of the percentiles: "random" (exact), "conservative", "original"
 grid_rows = 4                            # subclusters shown per Figure 6 panel
 compare_lucid = True                     # also run Lucid (the authors' library) on one network
 lucid_subclusters = 8                    # subclusters compared (None: all; Lucid renders one graph each)
@@ -83,7 +84,7 @@ explore.format_summary(stats.summarize(by_hand, seed=seed))
 
 # %%
 tidy, images = study.featvis(all_nets, partitionings, k=k)
-summary = study.combined(tidy, alpha=alpha)
+summary = study.combined(tidy, alpha=alpha, ties=ties)
 print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
 explore.format_summary(summary)
 

@@ -183,6 +183,7 @@ def _execute_one(source: Path, parameters: dict, kernel: str) -> tuple[str, floa
     import papermill
 
     target = convert(source, EXECUTED / f"{source.stem}.ipynb")
+    print(f"[build_book] executing {source.name} with {parameters} ...", flush=True)
     try:
         seconds = execute(target, parameters, kernel)
     except papermill.PapermillExecutionError as error:
@@ -245,10 +246,8 @@ def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1) -
     failed = []
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs),
                                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = []
-        for source in sources:
-            print(f"[build_book] executing {source.name} with {parameters} ...", flush=True)
-            futures.append(pool.submit(_execute_one, source, parameters, kernel))
+        print(f"[build_book] {len(sources)} notebook(s), {max(1, jobs)} at a time", flush=True)
+        futures = [pool.submit(_execute_one, source, parameters, kernel) for source in sources]
         for future in concurrent.futures.as_completed(futures):
             stem, seconds, error = future.result()
             if error:

@@ -296,3 +296,16 @@ def test_settings_fill_defaults_so_a_changed_default_changes_the_key():
         {"options": ex.settings(after, {})})
     with pytest.raises(ValueError, match="no option"):
         ex.settings(before, {"colour": "red"})
+
+
+def test_combined_passes_the_tie_rule_and_effect_rule_to_the_statistics(toy):
+    net, profile, cache = toy
+    tidy = ex.run_lesions(["mlp_mnist"], profile, ["weights/network", "weights/layer"])
+    n_lesions = len(list((cache / "lesion").glob("*.pkl")))
+    for ties in ("random", "conservative", "original"):
+        for rule in ("paper", "original"):
+            ours = ex.combined(tidy, ties=ties, effect_rule=rule)
+            pd.testing.assert_frame_equal(ours, stats.combine(tidy, ties=ties, effect_rule=rule))
+    # the toy net's lesions tie, so the rules give different statistics (the forwarding is seen)
+    assert not np.allclose(ex.combined(tidy, ties="conservative")["fisher"], ex.combined(tidy, ties="original")["fisher"])
+    assert len(list((cache / "lesion").glob("*.pkl"))) == n_lesions   # summary-time options: nothing recomputed
