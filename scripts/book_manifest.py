@@ -169,7 +169,7 @@ def peak_mib(logs: Path, name: str) -> float | None:
     return max(peaks) if peaks else None
 
 
-def ledger_text(ledger: dict) -> str:
+def ledger_text(ledger: dict, wall_ratio: float | None = None) -> str:
     """The design ledger (:func:`lsnb.costs.design_ledger`) as aligned text."""
     from lsnb.costs import describe_size
 
@@ -183,7 +183,11 @@ def ledger_text(ledger: dict) -> str:
     for arch, row in ledger["by_arch"].items():
         lines.append(f"  {arch:<10s} all cuts undone: {row['measured_s']:8.1f} s -> {row['projected_s']:8.1f} s")
     lines.append(f"  cached computations {ledger['measured_s'] / 60:.1f} min; the whole target design "
-                 f"≈ {ledger['projected_s'] / 60:.1f} min on this machine")
+                 f"≈ {ledger['projected_s'] / 60:.1f} min of computation on this machine")
+    if wall_ratio is not None and wall_ratio < 0.99:
+        lines.append(f"  (entries' seconds include the sharing of the cores by notebooks run at once; at this "
+                     f"build's wall/sum ratio {wall_ratio:.2f} the target ≈ {wall_ratio * ledger['projected_s'] / 60:.0f}"
+                     f" min of wall clock)")
     return "\n".join(lines)
 
 
@@ -363,7 +367,11 @@ def design_section(ledger: dict | None) -> list[str]:
             _markdown_table(["network", "size", "target", "chosen", "measured (s)", "at the target (s)"], rows), "",
             _markdown_table(["architecture", "measured (min)", "every cut undone (min)"], arch_rows), "",
             f"All cached computations took {ledger['measured_s'] / 60:.1f} min; the whole target design "
-            f"would take about {ledger['projected_s'] / 60:.0f} min on this machine.", ""]
+            f"would take about {ledger['projected_s'] / 60:.0f} min of computation on this machine"
+            + (f" (entries' seconds include the sharing of the cores by the notebooks run at once; at this "
+               f"build's ratio of wall clock to summed notebook time, {ledger['wall_ratio']:.2f}, about "
+               f"{ledger['wall_ratio'] * ledger['projected_s'] / 60:.0f} min of wall clock)."
+               if ledger.get("wall_ratio") and ledger["wall_ratio"] < 0.99 else "."), ""]
 
 
 def write_built_page(manifest: dict, page: Path, manifest_path: Path) -> None:

@@ -351,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + cost_table(LOGS, names, shares), flush=True)
     ledger = design_ledger_of(args.profile, parameters)
     if ledger is not None:
-        print("\n" + ledger_text(ledger), flush=True)
+        ledger["wall_ratio"] = round(execution / max(sum(times.values()), 1e-9), 3)
+        print("\n" + ledger_text(ledger, ledger["wall_ratio"]), flush=True)
     manifest = build_manifest(ROOT, LOGS, names, parameters, times, ledger, shares, rate,
                               {"jobs": args.jobs, "wall_s": round(execution, 1), "peak_mib": round(memory.peak_mib)})
     write_built_page(manifest, EXECUTED / "built.md", EXECUTED / "manifest.json")

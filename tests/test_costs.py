@@ -53,7 +53,7 @@ def test_ledger_prices_each_cut_from_measured_seconds(tmp_path):
     _entry(tmp_path, "lesion", "l2", "mlp_mnist", 2.0, n_test=1000, k=16)
     _entry(tmp_path, "featvis", "f1", "cnn_mnist", 6.0, steps=25, k=16)
     _entry(tmp_path, "partition", "p1", "cnn_mnist", 4.0, k=16)
-    _entry(tmp_path, "lesion", "h1", "mlp_halves", 99.0, n_test=1000)    # not part of the design
+    _entry(tmp_path, "lesion", "h1", "mlp_halves", 99.0, n_test=2000)    # not part of the design
     prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
                                       k_values=(8, 12, 16),
                                       arch_sizes={"small_cnn": {"replicates": 2, "n_test": 250, "featvis_steps": 25}})
