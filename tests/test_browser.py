@@ -188,6 +188,7 @@ def test_built_book_every_page_loads_offline(built_site, browser):
 
 def test_built_book_lesion_page_explorer_card_and_downloads(built_site, browser):
     (page,) = built_site.rglob("02_lesions.html")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     _load(browser, page)
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.dataTable tbody tr"))
     table = browser.find_elements(By.CSS_SELECTOR, "table.dataTable")[0]
