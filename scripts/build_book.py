@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -230,14 +231,45 @@ class MemoryMonitor:
         self._thread.join()
 
 
-def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1) -> dict[str, float]:
+TIMES = EXECUTED / "times.json"
+
+
+def longest_first(sources: list[Path], warm: bool, record: Path = TIMES) -> list[Path]:
+    """``sources`` ordered longest first by their last recorded time of this kind (cold or warm cache).
+
+    Starting the longest notebooks first keeps the last worker from finishing
+    long after the others (list scheduling).  Notebooks without a record keep
+    the book's order, ahead of the recorded ones (they may be the longest).
+    """
+    try:
+        recorded = json.loads(record.read_text()).get("warm" if warm else "cold", {})
+    except (OSError, ValueError):
+        recorded = {}
+    return sorted(sources, key=lambda s: (s.stem in recorded, -recorded.get(s.stem, 0.0)))
+
+
+def record_times(times: dict[str, float], warm: bool, record: Path = TIMES) -> None:
+    """Remember each notebook's execution time for :func:`longest_first`."""
+    try:
+        known = json.loads(record.read_text())
+    except (OSError, ValueError):
+        known = {}
+    known.setdefault("warm" if warm else "cold", {}).update({k: round(v, 1) for k, v in times.items()})
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+
+def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1,
+            warm: bool = False) -> dict[str, float]:
     """Convert, execute and tidy every source; exit non-zero with the traceback on a failure.
 
     With ``jobs > 1`` that many notebooks execute at once, each in its own
-    worker process (its own environment, logs and kernel), started in the
-    book's order.  They share one cache, whose per-key locks make a notebook
-    that needs a result another is computing wait for it rather than compute
-    it twice, so the results are those of a serial build.
+    worker process (its own environment, logs and kernel), the longest first
+    by the last build's times (:func:`longest_first`; ``warm``: whether the
+    cache is warm, whose times differ).  They share one cache, whose per-key
+    locks make a notebook that needs a result another is computing wait for
+    it rather than compute it twice, so the results are those of a serial
+    build.  The times are returned in the book's order.
     """
     import concurrent.futures
     import multiprocessing
@@ -247,7 +279,8 @@ def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1) -
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs),
                                                 mp_context=multiprocessing.get_context("spawn")) as pool:
         print(f"[build_book] {len(sources)} notebook(s), {max(1, jobs)} at a time", flush=True)
-        futures = [pool.submit(_execute_one, source, parameters, kernel) for source in sources]
+        order = longest_first(sources, warm) if jobs > 1 else sources
+        futures = [pool.submit(_execute_one, source, parameters, kernel) for source in order]
         for future in concurrent.futures.as_completed(futures):
             stem, seconds, error = future.result()
             if error:
@@ -260,6 +293,7 @@ def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1) -
                   + (f" ({moved} stderr outputs moved to logs/{stem}.log)" if moved else ""), flush=True)
     if failed:
         raise SystemExit(1)
+    record_times(times, warm)
     return {source.stem: times[source.stem] for source in sources}
 
 
@@ -343,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     with MemoryMonitor() as memory:
-        times = run_all(sources, parameters, kernel, args.jobs)
+        times = run_all(sources, parameters, kernel, args.jobs, warm=entries > 0)
     execution = time.perf_counter() - start
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
     names = [s.stem for s in sources]
@@ -381,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         return status
     if args.warm_rerun:
         warm_start = time.perf_counter()
-        warm = run_all(sources, parameters, kernel, args.jobs)
+        warm = run_all(sources, parameters, kernel, args.jobs, warm=True)
         print_times("execution (warm cache, rerun)", warm, time.perf_counter() - warm_start)
         print("\n" + cost_table(LOGS, names), flush=True)
     if not args.no_render:

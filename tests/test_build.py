@@ -190,3 +190,17 @@ def test_floor_shares_from_the_sidecars_of_computed_entries(logs, tmp_path):
     assert shares["02_lesions"] == {}
     row = book_manifest.cost_rows(logs, ["03"], shares)["03"]
     assert (row["lesion floor"], row["featvis floor"]) == ("50 %", "-")
+
+
+def test_longest_first_uses_the_times_of_the_same_cache_state(tmp_path):
+    record = tmp_path / "times.json"
+    sources = [Path(f"notebooks/{name}.py") for name in ("01_a", "02_b", "03_c", "04_d")]
+    assert build_book.longest_first(sources, warm=True, record=record) == sources   # nothing recorded: book order
+    build_book.record_times({"01_a": 5.0, "02_b": 40.0, "03_c": 12.0}, warm=True, record=record)
+    build_book.record_times({"01_a": 90.0, "02_b": 10.0, "03_c": 11.0, "04_d": 1.0}, warm=False, record=record)
+    warm = build_book.longest_first(sources, warm=True, record=record)
+    assert [s.stem for s in warm] == ["04_d", "02_b", "03_c", "01_a"]   # unrecorded first, then longest
+    cold = build_book.longest_first(sources, warm=False, record=record)
+    assert [s.stem for s in cold] == ["01_a", "03_c", "02_b", "04_d"]
+    build_book.record_times({"02_b": 1.0}, warm=True, record=record)      # a new time replaces the old one
+    assert [s.stem for s in build_book.longest_first(sources, warm=True, record=record)][1:] == ["03_c", "01_a", "02_b"]
