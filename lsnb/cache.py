@@ -44,7 +44,7 @@ import tempfile
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -92,8 +92,15 @@ def _normalise(value: Any) -> Any:
         return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if hasattr(value, "cache_key"):                       # objects that say what they compute
+        return {"__object__": type(value).__qualname__, "key": _normalise(value.cache_key())}
+    if hasattr(value, "get_weights") and hasattr(value, "layers"):   # a Keras model: its layers and weights
+        return {"__model__": [[layer.name, type(layer).__name__] for layer in value.layers],
+                "weights": _normalise(list(value.get_weights()))}
     if is_dataclass(value) and not isinstance(value, type):
-        return _normalise(asdict(value))
+        return _normalise({f.name: getattr(value, f.name) for f in fields(value)})   # field by field, as asdict
+    if callable(value) and hasattr(value, "__qualname__"):
+        return {"__callable__": f"{getattr(value, '__module__', '')}.{value.__qualname__}"}
     raise TypeError(f"cannot use a {type(value).__name__} in a cache key: {value!r}")
 
 
@@ -260,6 +267,26 @@ def cached(kind: str, config: dict, compute: Callable[[], T], *, version: int | 
         _store(path, kind, version_of(kind, version), config, result, time.perf_counter() - start)
     _log(kind, key, "computed", time.perf_counter() - start)
     return result
+
+
+def memo(kind: str, function: Callable[..., T], *args, **kwargs) -> T:
+    """``function(*args, **kwargs)``, through the cache: the public calls of lsnb, cached as they are spelled.
+
+    The key holds the function's qualified name, every argument (a Keras model
+    by its layers and weights, arrays by their SHA-256, dataclasses field by
+    field, objects by their ``cache_key()``) and the version of ``kind``
+    (:data:`VERSIONS`), which names the computation whose results it returns
+    (``"partition"`` for :func:`lsnb.partition`, ``"lesion"`` or
+    ``"featvis"`` for :func:`lsnb.group_test` with those measures), so a
+    change to that computation's version is a change of key.
+
+    Raises
+    ------
+    TypeError
+        For an argument that cannot be part of a key (the message names it).
+    """
+    config = {"function": f"{function.__module__}.{function.__qualname__}", "args": list(args), "kwargs": kwargs}
+    return cached(kind, config, lambda: function(*args, **kwargs))
 
 
 # --- inventory (``lsnb cache list | verify | remove``) -------------------------------------------------

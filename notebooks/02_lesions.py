@@ -43,7 +43,7 @@ ties = "random"                          # tie rule of the percentiles: "random"
 from IPython.display import display
 
 import lsnb
-from lsnb import explore, figures, report, stats
+from lsnb import cache, explore, figures, report, stats
 from lsnb.study import Study
 
 study = Study(profile, seed=seed, imagenet_dir=imagenet_dir, imagenet_weights=imagenet_weights)
@@ -57,15 +57,18 @@ timer = study.start(nets + imagenet_nets)
 # The whole procedure is three public calls: partition the network, test every
 # subcluster against random groups of the same size from the same layer
 # (`lsnb.group_test`, the same call works on any grouping and any measure), and
-# summarize.  Here the first MLP replicate, weights/network.
+# summarize.  Here the first MLP replicate, weights/network.  Each expensive
+# call goes through `lsnb.cache.memo`, which keeps its result on disk under a
+# key of every argument (the model by its weights) and of the computation's
+# version, so a rebuild of the book reads it instead of computing it again.
 
 # %%
 mlp = study.network("mlp_mnist", 0)
 x_test, y_test = study.test_data(mlp)
-with timer.stage("by hand"):
-    part = lsnb.partition(mlp.model, method="weights", scope="network", k=study.profile.k, seed=seed,
-                          n_init=study.profile.n_init)
-    by_hand = lsnb.group_test(mlp.model, part, ["acc_drop", "class_range"], data=(x_test, y_test),
+with timer.stage("by hand"):   # cache.memo(kind, call, *arguments): the call, its result kept on disk
+    part = cache.memo("partition", lsnb.partition, mlp.model, method="weights", scope="network",
+                      k=study.profile.k, seed=seed, n_init=study.profile.n_init)
+    by_hand = cache.memo("lesion", lsnb.group_test, mlp.model, part, ["acc_drop", "class_range"], data=(x_test, y_test),
                               n_random=study.profile.n_random, seed=seed, network="mlp_mnist",
                               partitioning=part.name)
 explore.format_summary(stats.summarize(by_hand, seed=seed))

@@ -182,3 +182,29 @@ def test_worker_killed_mid_job_leaves_nothing_that_blocks_or_is_read(tmp_path, m
     assert time.perf_counter() - start < 5  # the dead worker's lock does not block
     assert not list(entry.parent.glob(f".{entry.stem}.*.tmp*"))
     assert cache.load_entry(entry) == "recomputed"
+
+
+def test_memo_keys_a_public_call_by_every_argument_and_the_kinds_version(monkeypatch, tmp_path):
+    import lsnb
+    from nets import planted_lesion_mlp
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    model = planted_lesion_mlp()
+    calls = []
+
+    def partition(model, k, seed=0):
+        calls.append((k, seed))
+        return lsnb.partition(model, method="weights", scope="network", k=k, seed=seed, n_init=2)
+
+    first = cache.memo("partition", partition, model, 2, seed=0)
+    again = cache.memo("partition", partition, model, 2, seed=0)
+    assert calls == [(2, 0)] and again.labels.keys() == first.labels.keys()
+    assert all(np.array_equal(first.labels[layer], again.labels[layer]) for layer in first.labels)
+    cache.memo("partition", partition, model, 2, seed=1)                 # another argument
+    model.layers[-1].kernel.assign(model.layers[-1].kernel * 2.0)
+    cache.memo("partition", partition, model, 2, seed=0)                 # other weights
+    monkeypatch.setitem(cache.VERSIONS, "partition", cache.VERSIONS["partition"] + 1)
+    cache.memo("partition", partition, model, 2, seed=0)                 # a new version of the computation
+    assert calls == [(2, 0), (2, 1), (2, 0), (2, 0)]
+    with pytest.raises(TypeError, match="object"):
+        cache.memo("partition", partition, model, object())

@@ -105,6 +105,11 @@ class Visualizer:
         self._engines: dict[int, FeatvisEngine] = {}
         self._memo: dict = {}
 
+    def cache_key(self) -> dict:
+        """What this visualizer's values depend on besides the model and masks (for :func:`lsnb.cache.memo`)."""
+        return {"config": self.config, "batch_size": self.batch_size, "backend": self.backend,
+                "preprocess": self.preprocess}
+
     def _engine(self, model: keras.Model) -> FeatvisEngine:
         if id(model) not in self._engines:
             self._engines[id(model)] = FeatvisEngine(model, self.preprocess)
