@@ -59,7 +59,7 @@ CACHE_FORMAT = 2
 #: a change to lsnb changes what that computation returns.  All start at 2 so
 #: entries written before kinds had versions are never read.
 VERSIONS: dict[str, int] = {
-    "model": 2,             # lsnb.train.trained (the training job)
+    "model": 3,             # lsnb.train.trained (the training job); 3: seeded layers, per-epoch permutations
     "partition": 2,         # lsnb.experiments.get_partition
     "lesion": 2,            # lesion tests (true and random values; percentiles are not cached); sidecar: flops
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)

@@ -4,13 +4,23 @@ Every model is functional, takes images ``(h, w, channels)`` in ``[0, 1]`` and
 ends in a ``softmax`` Dense layer named ``"logits"`` (its pre-activation gives
 the logits).  Layer names are stable so partitions and cached results can refer
 to them.
+
+**Seeds.**  Given ``seed``, a builder hands every random layer (kernel
+initializers, dropout) its own integer seed, drawn in layer order from
+``numpy.random.default_rng(seed)``, so the model is a function of ``seed``
+alone.  Unseeded, Keras draws those seeds from Python's process-wide
+``random`` module, which other threads share: in a Dask worker the
+communication thread samples it (``dask.sizeof`` of outgoing messages) at
+unpredictable times, and a draw that lands while the model is built changes
+its initial weights.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import keras
+import numpy as np
 
 MNIST_SHAPE = (28, 28, 1)
 CIFAR_SHAPE = (32, 32, 3)
@@ -23,22 +33,38 @@ VGG_CIFAR_LAYOUT: tuple = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
 IMAGENET_NAMES = ("resnet18", "vgg16", "vgg19")
 
 
+def layer_seeds(seed: int | None) -> Iterator[int | None]:
+    """Endless distinct seeds for a model's random layers, in order (``None`` forever when unseeded)."""
+    rng = None if seed is None else np.random.default_rng(int(seed))
+    while True:
+        yield None if rng is None else int(rng.integers(1, 2**31 - 1))
+
+
+def _glorot(seeds: Iterator[int | None]) -> keras.initializers.Initializer:
+    """Keras' default kernel initializer (Glorot uniform) with the next seed."""
+    return keras.initializers.GlorotUniform(seed=next(seeds))
+
+
 def mlp(
     input_shape: Sequence[int] = MNIST_SHAPE,
     hidden: Sequence[int] = (256, 256, 256, 256),
     n_classes: int = 10,
     name: str = "mlp",
+    seed: int | None = None,
 ) -> keras.Model:
     """Multilayer perceptron: flatten, ReLU dense layers, softmax output.
 
     The paper's MNIST MLP is the default: 784-256-256-256-256-10.
     Hidden layers are named ``dense1``, ``dense2``, ...; the output ``logits``.
+    ``seed`` fixes the initial weights (module docstring).
     """
+    seeds = layer_seeds(seed)
     inputs = keras.Input(tuple(input_shape), name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
     for i, width in enumerate(hidden, start=1):
-        x = keras.layers.Dense(int(width), activation="relu", name=f"dense{i}")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="logits")(x)
+        x = keras.layers.Dense(int(width), activation="relu", kernel_initializer=_glorot(seeds), name=f"dense{i}")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=_glorot(seeds),
+                                 name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -48,22 +74,30 @@ def small_cnn(
     dense: int = 128,
     n_classes: int = 10,
     name: str = "small_cnn",
+    seed: int | None = None,
 ) -> keras.Model:
     """The paper's small CNN: three 3x3 ReLU convs (2x2 max-pool after the 2nd
     and 3rd), a ReLU dense layer and a softmax output.
 
     Layers: ``conv1``, ``conv2``, ``pool2``, ``conv3``, ``pool3``, ``flatten``,
-    ``dense1``, ``logits``.
+    ``dense1``, ``logits``.  ``seed`` fixes the initial weights (module docstring).
     """
+    seeds = layer_seeds(seed)
+
+    def conv(name: str) -> keras.layers.Conv2D:
+        return keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
+                                   kernel_initializer=_glorot(seeds), name=name)
+
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="conv2")(x)
+    x = conv("conv1")(inputs)
+    x = conv("conv2")(x)
     x = keras.layers.MaxPooling2D(2, name="pool2")(x)
-    x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="conv3")(x)
+    x = conv("conv3")(x)
     x = keras.layers.MaxPooling2D(2, name="pool3")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(dense, activation="relu", name="dense1")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="logits")(x)
+    x = keras.layers.Dense(dense, activation="relu", kernel_initializer=_glorot(seeds), name="dense1")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=_glorot(seeds),
+                                 name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -76,6 +110,7 @@ def vgg_cifar(
     l2: float = 5e-4,
     bn_momentum: float = 0.99,
     name: str | None = None,
+    seed: int | None = None,
 ) -> keras.Model:
     """VGG-16 for CIFAR-10 as in the paper (13 convs with batch norm).
 
@@ -97,9 +132,12 @@ def vgg_cifar(
         Short trainings (the quick profile's few hundred steps) need ``0.9``,
         or the inference-mode statistics lag behind the weights and test
         accuracy stays at chance.
+    seed : int, optional
+        Fixes the initial weights and the dropout masks (module docstring).
     """
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
+    seeds = layer_seeds(seed)
     reg = keras.regularizers.L2(l2) if regularized else None
     inputs = keras.Input(tuple(input_shape), name="image")
     x = inputs
@@ -110,23 +148,25 @@ def vgg_cifar(
             continue
         conv_i += 1
         channels = max(1, int(round(item * width)))
-        x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
+        x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", kernel_initializer=_glorot(seeds),
                                 kernel_regularizer=reg, name=f"conv{conv_i}")(x)
         pooled = pos + 1 < len(layout) and layout[pos + 1] == "M"
         if pooled:
             x = keras.layers.MaxPooling2D(2, name=f"pool{conv_i}")(x)
         x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{conv_i}")(x)
         if regularized and not pooled:
-            x = keras.layers.Dropout(0.3 if conv_i == 1 else 0.4, name=f"dropout{conv_i}")(x)
+            x = keras.layers.Dropout(0.3 if conv_i == 1 else 0.4, seed=next(seeds), name=f"dropout{conv_i}")(x)
     if regularized:
-        x = keras.layers.Dropout(0.5, name="dropout_pool")(x)
+        x = keras.layers.Dropout(0.5, seed=next(seeds), name="dropout_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     dense = max(1, int(round(512 * width)))
-    x = keras.layers.Dense(dense, activation="relu", kernel_regularizer=reg, name="dense1")(x)
+    x = keras.layers.Dense(dense, activation="relu", kernel_initializer=_glorot(seeds), kernel_regularizer=reg,
+                           name="dense1")(x)
     x = keras.layers.BatchNormalization(momentum=bn_momentum, name="bn_dense1")(x)
     if regularized:
-        x = keras.layers.Dropout(0.5, name="dropout_dense1")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="logits")(x)
+        x = keras.layers.Dropout(0.5, seed=next(seeds), name="dropout_dense1")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=_glorot(seeds),
+                                 kernel_regularizer=reg, name="logits")(x)
     default_name = "vgg_cifar" if regularized else "vgg_cifar_unreg"
     return keras.Model(inputs, outputs, name=name or default_name)
 
@@ -192,7 +232,7 @@ def imagenet_unit_preprocess(name: str):
 
 
 def build(arch: str, **kwargs) -> keras.Model:
-    """Build an architecture by name: ``mlp``, ``small_cnn``, ``vgg_cifar``."""
+    """Build an architecture by name: ``mlp``, ``small_cnn``, ``vgg_cifar`` (``seed=`` fixes its weights)."""
     builders = {"mlp": mlp, "small_cnn": small_cnn, "vgg_cifar": vgg_cifar}
     if arch not in builders:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(builders)}")

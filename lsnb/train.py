@@ -6,6 +6,16 @@ everything it depends on; a second call with the same configuration loads the
 identical weights at once.  :func:`trained` names the paper's networks
 (``mlp_mnist``, ``cnn_mnist``, ``vgg``, ``vgg_unreg``, ``mlp_halves``) and takes
 their sizes from a profile.
+
+**Training is a function of its configuration alone**, bit for bit, in any
+process and under any engine (this process, a Dask worker, a cluster): the
+initial weights and dropout masks come from ``seed`` and ``replicate``
+through :func:`lsnb.models.build` (``seed=``); epoch ``e`` visits the
+examples in the order ``numpy.random.default_rng([seed, e]).permutation``
+(:func:`epoch_orders`); augmentation layers get the same seed.  Nothing
+reads process-wide random state (Python's ``random``, NumPy's or
+TensorFlow's global seed), which other threads of a Dask worker share and
+advance at unpredictable times.
 """
 from __future__ import annotations
 
@@ -74,12 +84,25 @@ def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int =
     return float(np.mean(preds == y))
 
 
-def _tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool):
+def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
+    """The order in which each epoch visits ``n`` training examples.
+
+    Returns
+    -------
+    ndarray of int32, shape (epochs, n)
+        Row ``e`` is the permutation ``default_rng([seed, e]).permutation(n)``.
+    """
+    return np.stack([np.random.default_rng([int(seed), e]).permutation(n) for e in range(epochs)]).astype(np.int32)
+
+
+def _tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool, epochs: int):
+    """All ``epochs`` of batches in one stream (``steps_per_epoch(len(x), batch_size)`` batches per epoch)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed,
-                                                           reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    x_all, y_all = tf.constant(x), tf.constant(y)
+    ds = tf.data.Dataset.from_tensor_slices(epoch_orders(len(x), epochs, seed))
+    ds = ds.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+    ds = ds.map(lambda index: (tf.gather(x_all, index), tf.gather(y_all, index)))
     if augment:
         aug = keras.Sequential([
             keras.layers.RandomRotation(15 / 360, seed=seed),
@@ -90,6 +113,11 @@ def _tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augmen
     options = tf.data.Options()
     options.autotune.enabled = False  # avoids a long stall after the last batch
     return ds.with_options(options)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Batches per epoch (the last one may be smaller)."""
+    return -(-n // batch_size)
 
 
 class _EpochBar(keras.callbacks.Callback):
@@ -116,15 +144,15 @@ def _seed_for(seed: int, replicate: int) -> int:
 
 
 def _fit(config: dict, data: data_mod.Dataset, progress: bool) -> keras.Model:
-    keras.utils.set_random_seed(_seed_for(config["seed"], config["replicate"]))
-    model = models.build(config["arch"], input_shape=data.input_shape, n_classes=data.n_classes,
+    seed = _seed_for(config["seed"], config["replicate"])
+    model = models.build(config["arch"], input_shape=data.input_shape, n_classes=data.n_classes, seed=seed,
                          **config["model_kwargs"])
     model.compile(optimizer=keras.optimizers.Adam(config["lr"]),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ds = _tf_dataset(data.x_train, data.y_train, config["batch_size"],
-                     _seed_for(config["seed"], config["replicate"]), config["augment"])
+    ds = _tf_dataset(data.x_train, data.y_train, config["batch_size"], seed, config["augment"], config["epochs"])
     callbacks = [_EpochBar(config["epochs"], config["net"] or config["arch"])] if progress else []
-    model.fit(ds, epochs=config["epochs"], verbose=0, callbacks=callbacks, shuffle=False)
+    model.fit(ds, epochs=config["epochs"], steps_per_epoch=steps_per_epoch(len(data.x_train), config["batch_size"]),
+              verbose=0, callbacks=callbacks, shuffle=False)
     return model
 
 
@@ -147,8 +175,9 @@ def train(arch: str, data: data_mod.Dataset, *, epochs: int, batch_size: int | N
     batch_size : int, optional
         Defaults to the paper's batch size for ``arch``.
     seed, replicate : int
-        Together they seed weights, shuffling and augmentation; replicates are
-        independently initialised nets.
+        Together they seed weights, dropout, the epochs' orders and
+        augmentation (module docstring); replicates are independently
+        initialised nets.
     model_kwargs : dict, optional
         Passed to the architecture builder (``width``, ``regularized``, ...).
     augment : bool

@@ -296,7 +296,11 @@ def test_clusterability_planted_is_lowest_and_dense_random_is_not():
 @pytest.mark.slow
 def test_random_partition_of_a_trained_net_sits_at_its_null_reference():
     """Random groups with the sizes of a spectral partition: Fisher statistic within its own null
-    reference, over several seeds (two-sided: neither above nor below)."""
+    reference, over several seeds (two-sided: neither above nor below).
+
+    The statistic's upper tail is long (one small p-value dominates it): over 60 seeds of the
+    smoke MLP the gaps had mean 0.24 and s.d. 0.93 null s.d., and one seed (4) reached 3.1.  So one
+    seed may stray up to 4 null s.d.; the mean over the seeds is the sharp check."""
     import lsnb
     from lsnb import stats, train
 
@@ -309,6 +313,6 @@ def test_random_partition_of_a_trained_net_sits_at_its_null_reference():
         table = lsnb.group_test(net.model, random_part, "acc_drop", data=(x, y), seed=seed,
                                 network="mlp", partitioning=random_part.name)
         row = stats.summarize(table, seed=seed).iloc[0]
-        assert abs(row["fisher"] - row["null_fisher"]) < 3 * row["null_fisher_sd"] + 1e-9, row.to_dict()
+        assert abs(row["fisher"] - row["null_fisher"]) < 4 * row["null_fisher_sd"] + 1e-9, row.to_dict()
         gaps.append((row["fisher"] - row["null_fisher"]) / row["null_fisher_sd"])
     assert abs(np.mean(gaps)) < 3 / np.sqrt(len(gaps))

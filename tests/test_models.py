@@ -107,3 +107,37 @@ def test_vgg16_weights_file_round_trips(tmp_path):
     path, saved = standins.imagenet_weights("vgg16", tmp_path, seed=1)
     net = models.imagenet_model("vgg16", weights=str(path))
     assert all(np.array_equal(a, b) for a, b in zip(net.get_weights()[-2:], saved[-2:]))
+
+
+SEEDED_BUILDS = {"mlp": {"hidden": (16, 8)}, "small_cnn": {"channels": 4, "dense": 8},
+                 "vgg_cifar": {"width": 0.0625}}
+
+
+@pytest.mark.parametrize("arch", sorted(SEEDED_BUILDS))
+def test_a_seeded_build_is_a_function_of_its_seed_and_leaves_python_random_alone(arch):
+    import random
+
+    state = random.getstate()
+    first = models.build(arch, seed=7, **SEEDED_BUILDS[arch])
+    assert random.getstate() == state       # no layer drew its seed from the process-wide generator
+    random.seed(12345)                       # what another thread of a Dask worker may do meanwhile
+    again = models.build(arch, seed=7, **SEEDED_BUILDS[arch])
+    other = models.build(arch, seed=8, **SEEDED_BUILDS[arch])
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
+    kernels = [w for w in first.get_weights() if w.ndim > 1]
+    assert not any(np.array_equal(a, b) for a, b in zip(kernels, [w for w in other.get_weights() if w.ndim > 1]))
+    # every layer its own seed: no two kernels of one shape start equal
+    same_shape = [(a, b) for i, a in enumerate(kernels) for b in kernels[i + 1:] if a.shape == b.shape]
+    assert not any(np.array_equal(a, b) for a, b in same_shape)
+
+
+def test_seeded_vgg_dropout_masks_follow_the_seed():
+    import keras
+
+    x = np.ones((4, 32, 32, 3), "float32")
+    masks = []
+    for seed in (3, 3, 4):
+        net = models.vgg_cifar(width=0.0625, seed=seed)
+        probe = keras.Model(net.input, net.get_layer("dropout1").output)
+        masks.append(np.asarray(probe(x, training=True)) == 0)
+    assert np.array_equal(masks[0], masks[1]) and not np.array_equal(masks[0], masks[2])

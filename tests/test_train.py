@@ -74,3 +74,48 @@ def test_a_second_trainer_waits_for_the_one_holding_the_key_and_loads_its_model(
     statuses = [json.loads(line)["status"] for line in log.read_text().splitlines()
                 if json.loads(line)["kind"] == "model"]
     assert statuses == ["computed", "hit"]
+
+
+def test_each_epoch_visits_every_example_once_in_its_seeded_order():
+    x = np.arange(10, dtype="float32").reshape(10, 1, 1, 1)
+    y = np.arange(10)
+    orders = train.epoch_orders(10, 3, seed=4)
+    assert all(sorted(row) == list(range(10)) for row in orders) and not np.array_equal(orders[0], orders[1])
+    assert np.array_equal(orders, train.epoch_orders(10, 3, seed=4))
+    assert not np.array_equal(orders, train.epoch_orders(10, 3, seed=5))
+    batches = [(np.asarray(a), np.asarray(b)) for a, b in train._tf_dataset(x, y, 4, seed=4, augment=False, epochs=3)]
+    assert [len(b) for _, b in batches] == [4, 4, 2] * 3 and train.steps_per_epoch(10, 4) == 3
+    assert np.array_equal(np.concatenate([b for _, b in batches]), orders.ravel())
+    assert np.array_equal(np.concatenate([a for a, _ in batches]).ravel(), orders.ravel().astype("float32"))
+
+
+def test_training_ignores_process_wide_random_state_and_other_threads(tmp_path, monkeypatch):
+    """A Dask worker's communication thread samples Python's ``random`` while tasks run (dask.sizeof)."""
+    import random
+    import threading
+
+    import tensorflow as tf
+
+    data = lsnb.data.load_mnist("embedded", verbose=False).subset(300, 50)
+    settings = dict(epochs=2, model_kwargs={"hidden": (16,)}, progress=False)
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "quiet"))
+    quiet = train.train("mlp", data, **settings)
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "busy"))
+    random.seed(1), np.random.seed(1), tf.random.set_seed(1)
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.is_set():
+            random.random(), np.random.random()
+            stop.wait(0.001)
+
+    other = threading.Thread(target=draw)
+    other.start()
+    try:
+        busy = train.train("mlp", data, **settings)
+    finally:
+        stop.set()
+        other.join()
+    assert not busy.from_cache
+    for a, b in zip(quiet.model.get_weights(), busy.model.get_weights()):
+        assert np.array_equal(a, b)
