@@ -215,18 +215,50 @@ def imagenet_preprocess(name: str):
     return Classifiers.get(name)[1]
 
 
+def _channel_affine(preprocess) -> tuple[np.ndarray, np.ndarray]:
+    """``preprocess`` (per pixel, on NumPy images) as ``x @ matrix + offset``.
+
+    Read from the function's NumPy path on probe pixels: the offset is the
+    image of black, column ``j`` of the matrix the image of channel ``j`` at
+    1 less the offset.
+
+    Raises
+    ------
+    ValueError
+        When ``preprocess`` is not affine per pixel (checked on random pixels).
+    """
+    probes = np.concatenate([np.zeros((1, 3)), np.eye(3)]).astype(np.float32)
+    out = np.asarray(preprocess(probes.reshape(1, 4, 1, 3).copy()), dtype=np.float64).reshape(4, 3)
+    offset, matrix = out[0], out[1:] - out[0]
+    check = np.random.default_rng(0).uniform(0, 255, (1, 8, 1, 3)).astype(np.float32)
+    expected = np.asarray(preprocess(check.copy()), dtype=np.float64).reshape(8, 3)
+    if not np.allclose(check.reshape(8, 3) @ matrix + offset, expected, rtol=1e-5, atol=1e-3):
+        raise ValueError("the preprocessing is not an affine map of each pixel's channels")
+    return matrix.astype(np.float32), offset.astype(np.float32)
+
+
 def imagenet_unit_preprocess(name: str):
     """Map images in ``[0, 1]`` to the input of the ImageNet network ``name``.
 
     image-classifiers' preprocessing expects pixel values in ``[0, 255]``;
     feature visualization optimizes images in ``[0, 1]``, so this scales
-    first.  It works on NumPy arrays and on TensorFlow tensors (inside the
-    visualization graph, where the softmax entropy is measured through it).
+    first.  NumPy arrays go through image-classifiers' function itself;
+    TensorFlow tensors (inside the visualization graph, where the softmax
+    entropy is measured through it) through the same map written as a
+    per-pixel affine map of the channels (:func:`_channel_affine`), because
+    the library's symbolic path caches its mean pixel as a constant of the
+    first graph that calls it, which no other graph may use (VGG-16 and
+    VGG-19 failed in the second visualization of a process).
     """
     preprocess = imagenet_preprocess(name)
+    matrix, offset = _channel_affine(preprocess)
 
     def unit_preprocess(x):
-        return preprocess(x * 255.0)
+        if isinstance(x, np.ndarray):
+            return preprocess(x * 255.0)
+        import tensorflow as tf
+
+        return tf.tensordot(x * 255.0, tf.constant(matrix), axes=1) + tf.constant(offset)
 
     return unit_preprocess
 

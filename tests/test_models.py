@@ -141,3 +141,18 @@ def test_seeded_vgg_dropout_masks_follow_the_seed():
         probe = keras.Model(net.input, net.get_layer("dropout1").output)
         masks.append(np.asarray(probe(x, training=True)) == 0)
     assert np.array_equal(masks[0], masks[1]) and not np.array_equal(masks[0], masks[2])
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet18"])
+def test_imagenet_unit_preprocess_works_in_every_graph_of_a_process(name, monkeypatch):
+    """keras_applications caches VGG's mean pixel as a constant of the first graph that preprocesses."""
+    import tensorflow as tf
+    from keras_applications import imagenet_utils
+
+    monkeypatch.setattr(imagenet_utils, "_IMAGENET_MEAN", None)      # as a fresh process finds it
+    x = np.random.default_rng(1).random((2, 5, 5, 3)).astype(np.float32)
+    unit = models.imagenet_unit_preprocess(name)
+    expected = unit(x)                                                  # the library's own NumPy path
+    first = tf.function(lambda v: unit(v) * 1.0)(tf.constant(x))
+    second = tf.function(lambda v: unit(v) + 0.0)(tf.constant(x))     # another graph
+    assert np.allclose(first, expected, atol=1e-4) and np.allclose(second, expected, atol=1e-4)
