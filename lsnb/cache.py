@@ -100,8 +100,25 @@ def _normalise(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return _normalise({f.name: getattr(value, f.name) for f in fields(value)})   # field by field, as asdict
     if callable(value) and hasattr(value, "__qualname__"):
-        return {"__callable__": f"{getattr(value, '__module__', '')}.{value.__qualname__}"}
+        return {"__callable__": _callable_name(value)}
     raise TypeError(f"cannot use a {type(value).__name__} in a cache key: {value!r}")
+
+
+def _callable_name(function: Callable) -> str:
+    """A function's importable name, which identifies what it computes across processes.
+
+    Raises
+    ------
+    TypeError
+        For a closure or a function defined in ``__main__`` (a notebook or
+        script): its name says nothing of its code or captured values, so a
+        changed definition would be served an old result.
+    """
+    module, name = getattr(function, "__module__", None) or "", function.__qualname__
+    if module == "__main__" or "<locals>" in name or "<lambda>" in name:
+        raise TypeError(f"cannot use {module}.{name} in a cache key: only functions importable from a module "
+                        "name what they compute")
+    return f"{module}.{name}"
 
 
 def version_of(kind: str, version: int | None = None) -> int:
@@ -283,9 +300,11 @@ def memo(kind: str, function: Callable[..., T], *args, **kwargs) -> T:
     Raises
     ------
     TypeError
-        For an argument that cannot be part of a key (the message names it).
+        For an argument that cannot be part of a key (the message names it),
+        and for a ``function`` (or callable argument) defined in ``__main__``
+        or as a closure, whose name does not say what it computes.
     """
-    config = {"function": f"{function.__module__}.{function.__qualname__}", "args": list(args), "kwargs": kwargs}
+    config = {"function": _callable_name(function), "args": list(args), "kwargs": kwargs}
     return cached(kind, config, lambda: function(*args, **kwargs))
 
 

@@ -234,6 +234,14 @@ class MemoryMonitor:
 TIMES = EXECUTED / "times.json"
 
 
+def _recorded_times(record: Path) -> dict:
+    """``{"cold": {stem: seconds}, "warm": {...}}`` from ``record`` (empty when missing or unreadable)."""
+    try:
+        return json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def longest_first(sources: list[Path], warm: bool, record: Path = TIMES) -> list[Path]:
     """``sources`` ordered longest first by their last recorded time of this kind (cold or warm cache).
 
@@ -241,19 +249,13 @@ def longest_first(sources: list[Path], warm: bool, record: Path = TIMES) -> list
     long after the others (list scheduling).  Notebooks without a record keep
     the book's order, ahead of the recorded ones (they may be the longest).
     """
-    try:
-        recorded = json.loads(record.read_text()).get("warm" if warm else "cold", {})
-    except (OSError, ValueError):
-        recorded = {}
+    recorded = _recorded_times(record).get("warm" if warm else "cold", {})
     return sorted(sources, key=lambda s: (s.stem in recorded, -recorded.get(s.stem, 0.0)))
 
 
 def record_times(times: dict[str, float], warm: bool, record: Path = TIMES) -> None:
     """Remember each notebook's execution time for :func:`longest_first`."""
-    try:
-        known = json.loads(record.read_text())
-    except (OSError, ValueError):
-        known = {}
+    known = _recorded_times(record)
     known.setdefault("warm" if warm else "cold", {}).update({k: round(v, 1) for k, v in times.items()})
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(known, indent=1, sort_keys=True))

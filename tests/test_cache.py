@@ -184,17 +184,26 @@ def test_worker_killed_mid_job_leaves_nothing_that_blocks_or_is_read(tmp_path, m
     assert cache.load_entry(entry) == "recomputed"
 
 
+_PARTITION_CALLS: list = []
+
+
+def _counted_partition(model, k, seed=0):
+    """lsnb.partition, counting its calls (a memo key needs a function importable by name)."""
+    import lsnb
+
+    _PARTITION_CALLS.append((k, seed))
+    return lsnb.partition(model, method="weights", scope="network", k=k, seed=seed, n_init=2)
+
+
 def test_memo_keys_a_public_call_by_every_argument_and_the_kinds_version(monkeypatch, tmp_path):
     import lsnb
     from nets import planted_lesion_mlp
 
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
     model = planted_lesion_mlp()
-    calls = []
-
-    def partition(model, k, seed=0):
-        calls.append((k, seed))
-        return lsnb.partition(model, method="weights", scope="network", k=k, seed=seed, n_init=2)
+    calls = _PARTITION_CALLS
+    calls.clear()
+    partition = _counted_partition
 
     first = cache.memo("partition", partition, model, 2, seed=0)
     again = cache.memo("partition", partition, model, 2, seed=0)
@@ -208,3 +217,18 @@ def test_memo_keys_a_public_call_by_every_argument_and_the_kinds_version(monkeyp
     assert calls == [(2, 0), (2, 1), (2, 0), (2, 0)]
     with pytest.raises(TypeError, match="object"):
         cache.memo("partition", partition, model, object())
+
+
+def test_a_key_refuses_functions_whose_name_does_not_say_what_they_compute(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+
+    def local(x):
+        return x
+
+    assert cache.config_key({"f": np.mean}) == cache.config_key({"f": np.mean})   # importable: its name
+    assert cache.config_key({"f": np.mean}) != cache.config_key({"f": np.median})
+    for function in (local, lambda x: x):
+        with pytest.raises(TypeError, match="importable"):
+            cache.config_key({"f": function})
+        with pytest.raises(TypeError, match="importable"):
+            cache.memo("thing", function, 1)
