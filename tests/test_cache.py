@@ -196,7 +196,6 @@ def _counted_partition(model, k, seed=0):
 
 
 def test_memo_keys_a_public_call_by_every_argument_and_the_kinds_version(monkeypatch, tmp_path):
-    import lsnb
     from nets import planted_lesion_mlp
 
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
