@@ -6,7 +6,7 @@
     Load every entry; name the broken ones and exit with status 1 if any.
 ``lsnb cache remove [--kind K] [--older-than DAYS] [--all]``
     Delete entries (with their sidecars and lock files) by kind and/or age.
-``lsnb run [NOTEBOOK ...] [--profile P] [--plan] [--workers N | --scheduler ADDRESS]``
+``lsnb run [NOTEBOOK ...] [--profile P] [-p NAME VALUE] [--plan] [--workers N | --scheduler ADDRESS]``
     Run the jobs of the notebooks (:func:`lsnb.bookjobs.jobs_for`) so that
     building the book then reads a warm cache; ``--plan`` prints the job graph
     and predicted wall times instead.
@@ -90,6 +90,8 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # TensorFlow and the experiments load only for this command, not for ``lsnb cache``.
+    import yaml
+
     from . import bookjobs, data, jobs
 
     missing = [] if args.plan else data.check_available(args.profile)
@@ -99,8 +101,9 @@ def _run(args: argparse.Namespace) -> int:
         _out("nothing was run; provide the above, or pass --allow-missing to run the rest (partial tables)")
         return 3
     skipped = {net for item in missing for net in item.nets}
+    parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
     graph = bookjobs.jobs_for(args.notebooks or list(bookjobs.NOTEBOOK_NETS), args.profile, seed=args.seed,
-                              exclude=skipped)
+                              exclude=skipped, parameters=parameters)
     if args.plan:
         _out(jobs.plan(graph, args.rate))
         return 0
@@ -129,6 +132,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("notebooks", nargs="*", help="notebook names or numbers (default: all)")
     run.add_argument("--profile", default="quick")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a notebook parameter (YAML value) the departures and grouping chapters' jobs use, "
+                          "as the book build's -p")
     run.add_argument("--plan", action="store_true", help="print jobs, costs and predicted times; compute nothing")
     run.add_argument("--rate", type=float, default=DEFAULT_RATE, help="FLOP/s per worker for --plan")
     engine = run.add_mutually_exclusive_group()

@@ -7,10 +7,12 @@ sizes of the weights/network one (:data:`GROUPINGS`) are built for a network
 by :func:`groupings` (each cached), tested against the same random controls
 and statistics by :func:`group_tests` (the cached lesion and visualization
 tests of :mod:`lsnb.experiments`, so the paper's four reuse the lesion and
-visualization chapters' results), described by :func:`describe` and set against the
-clusterability of each net by :func:`clusterability_table` (Filan et al.
-2021).  The random partition is the grouping under which every Fisher
-statistic should sit at its null reference.
+visualization chapters' results), described by :func:`describe`, checked
+for stability under the clustering seed by :func:`stability_table` and set
+against the clusterability of each net by :func:`clusterability_table`
+(Filan et al. 2021).  The random partition is the grouping under which every
+Fisher statistic should sit at its null reference.  The chapter and the jobs
+that warm its cache (:mod:`lsnb.bookjobs`) call these same functions.
 """
 from __future__ import annotations
 
@@ -96,6 +98,25 @@ def group_tests(study: Study, net: str, parts: dict[str, Partition], replicate: 
                 table = _TESTS[test](tnet, part, net, replicate, study.profile, study.seed, {})
                 tables.append(table.assign(partitioning=name))
     return pd.concat(tables, ignore_index=True)
+
+
+def stability_table(study: Study, nets: Sequence[str], replicate: int, seeds: Sequence[int],
+                    n_permutations: int) -> pd.DataFrame:
+    """Network-wide agreement of each of the paper's partitionings under the clustering ``seeds`` (cached partitions).
+
+    One row per network, partitioning and pair of seeds: ``observed``
+    adjusted Rand index, ``null_mean`` of its within-layer permutation null
+    (``n_permutations`` shuffles) and the ``percentile``.
+    """
+    tables = []
+    with study.timer.stage("stability"):
+        for net in nets:
+            for name in PARTITIONINGS:
+                parts = [study.partition(net, replicate, name, clustering_seed=seed) for seed in seeds]
+                tables.append(grouping.stability(parts, n_permutations=n_permutations, seed=study.seed)
+                              .query("layer == 'network'").assign(network=net, grouping=name))
+    return pd.concat(tables)[["network", "grouping", "seed_a", "seed_b", "measure", "observed", "null_mean",
+                              "percentile"]]
 
 
 def clusterability_table(study: Study, nets: Sequence[str], n_shuffles: int, replicate: int = 0) -> pd.DataFrame:

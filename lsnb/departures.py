@@ -8,8 +8,17 @@ departure alone, and all of them together ("authors' pipeline") on the same
 networks, and returns one row per (network, partitioning, measure, step) with
 the Fisher statistic and effect measure (mean and spread over replicates).
 Steps that change only the statistics reuse the cached lesion results; the
-others are cached runs of their own.  :func:`path_beside_paper` lays the
-steps side by side with the paper's value (Tables 1 and 2).
+others are cached runs of their own (:func:`cell_lesions`, one cell at a
+time).  :func:`path_beside_paper` lays the steps side by side with the
+paper's value (Tables 1 and 2).
+
+The chapter's other comparisons are functions too, so that the chapter and
+the jobs that warm its cache (:mod:`lsnb.bookjobs`) make the same cached
+calls: :func:`folding_runs` and :func:`folding_agreement` (batch norm in the
+VGG weight graph, :data:`FOLDINGS`), :func:`measure_runs` and
+:func:`visualization_runs` (the paper's and the authors' measures and
+visualization settings, :data:`VARIANTS`), :func:`halves_runs` (sign
+alignment) and :func:`seed_agreement` (two clustering seeds).
 """
 from __future__ import annotations
 
@@ -19,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lsnb import report, stats
+from lsnb import experiments, report, stats
 from lsnb.study import Study
 
 #: The paper's method, as lsnb implements it by default.
@@ -102,6 +111,35 @@ def _lesions(study: Study, dep: Departure, net: str, partitioning: str, base: pd
                            lesion_options=dep.lesion or None)
 
 
+def cell_lesions(study: Study, net: str, partitioning: str, departures: Sequence[Departure] = DEPARTURES,
+                 base: pd.DataFrame | None = None) -> list[tuple[Departure, bool, pd.DataFrame]]:
+    """The lesion rows of one cell (network, partitioning) under each step after the paper's method.
+
+    Parameters
+    ----------
+    study, net, partitioning, departures
+        As in :func:`path_table`.
+    base : pandas.DataFrame, optional
+        The paper's method's lesion rows (at least this cell's); computed
+        (or read from the cache) when not given.
+
+    Returns
+    -------
+    list of (Departure, bool, pandas.DataFrame)
+        Per step, each departure then all of them together: the departure
+        as applied (a departure that cannot change the cell applies
+        nothing), whether it applies, and its lesion rows.
+    """
+    base = study.lesions([net], [partitioning]) if base is None else base
+    steps = [(dep, dep.applies(net, partitioning)) for dep in departures]
+    steps.append((all_together(departures, net, partitioning), True))
+    out = []
+    for dep, applies in steps:
+        chosen = dep if applies else Departure(dep.name)
+        out.append((chosen, applies, _lesions(study, chosen, net, partitioning, base)))
+    return out
+
+
 def path_table(study: Study, nets: Sequence[str], partitionings: Sequence[str] = report.PARTITIONINGS,
                departures: Sequence[Departure] = DEPARTURES) -> pd.DataFrame:
     """Fisher statistics and effect measures of the lesion test along the path.
@@ -130,12 +168,8 @@ def path_table(study: Study, nets: Sequence[str], partitionings: Sequence[str] =
     rows = [_summary(base, PAPER, study.seed).assign(applies=True)]
     for net in nets:
         for partitioning in partitionings:
-            steps = [(dep, dep.applies(net, partitioning)) for dep in departures]
-            steps.append((all_together(departures, net, partitioning), True))
-            for dep, applies in steps:
-                chosen = dep if applies else Departure(dep.name)
-                tidy = _lesions(study, chosen, net, partitioning, base)
-                rows.append(_summary(tidy, dep.name, study.seed, **chosen.stats).assign(applies=applies))
+            for dep, applies, tidy in cell_lesions(study, net, partitioning, departures, base):
+                rows.append(_summary(tidy, dep.name, study.seed, **dep.stats).assign(applies=applies))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -164,3 +198,51 @@ def path_beside_paper(path: pd.DataFrame, value: str = "fisher") -> pd.DataFrame
     paper = report.published(1 if value == "fisher" else 2).set_index(["network", "partitioning", "measure"])[value]
     wide["paper"] = [f"{paper.get(key, np.nan):.2f}" for key in wide.index]
     return wide
+
+
+#: Batch-norm folding in the VGG weight graph: lsnb's, the authors' intent and the authors' code.
+FOLDINGS = {"outgoing": "lsnb: folded into outgoing edges",
+            "incoming": "authors' intent: folded into the incoming kernel",
+            False: "authors' code: not folded"}
+#: The measure and visualization variants compared: the paper's and the authors' code's.
+VARIANTS = ("paper", "original")
+
+
+def folding_runs(study: Study, net: str) -> pd.DataFrame:
+    """The lesion test of ``net``'s weights/network partition under each folding (``variant``: its label)."""
+    return pd.concat([study.lesions([net], ["weights/network"], partition_options={"fold_batchnorm": fold})
+                      .assign(variant=label) for fold, label in FOLDINGS.items()], ignore_index=True)
+
+
+def folding_agreement(study: Study, net: str) -> pd.DataFrame:
+    """Adjusted Rand index of lsnb's folding against each of the two others (``other``: its label)."""
+    return pd.concat([experiments.partition_agreement(net, study.profile, "weights/network", seed=study.seed,
+                                                      options={"fold_batchnorm": "outgoing"},
+                                                      other_options={"fold_batchnorm": fold})
+                      .assign(other=FOLDINGS[fold]) for fold in FOLDINGS if fold != "outgoing"], ignore_index=True)
+
+
+def measure_runs(study: Study, nets: Sequence[str], partitionings: Sequence[str]) -> pd.DataFrame:
+    """The lesion tests under each measure variant of :data:`VARIANTS` (column ``variant``)."""
+    return pd.concat([study.lesions(nets, partitionings, lesion_options={"variant": variant}).assign(variant=variant)
+                      for variant in VARIANTS], ignore_index=True)
+
+
+def visualization_runs(study: Study, net: str, partitionings: Sequence[str]) -> pd.DataFrame:
+    """The visualization tests of ``net`` under each settings variant of :data:`VARIANTS` (column ``variant``)."""
+    return pd.concat([study.featvis([net], partitionings, featvis_options={"variant": variant})[0]
+                      .assign(variant=variant) for variant in VARIANTS], ignore_index=True)
+
+
+def halves_runs(study: Study, partitionings: Sequence[str]) -> pd.DataFrame:
+    """Half-preferring pictures of halves-MNIST with and without sign alignment (column ``aligned``)."""
+    return pd.concat([experiments.run_halves(study.profile, partitionings, seed=study.seed, align=align,
+                                             timer=study.timer)[1].assign(aligned=align)
+                      for align in (True, False)], ignore_index=True)
+
+
+def seed_agreement(study: Study, nets: Sequence[str]) -> pd.DataFrame:
+    """Adjusted Rand index of the activation/network partition under the study's seed and the next one."""
+    return pd.concat([experiments.partition_agreement(net, study.profile, "activations/network", seed=study.seed,
+                                                      other_seed=study.seed + 1) for net in nets],
+                     ignore_index=True)

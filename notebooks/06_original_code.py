@@ -83,15 +83,8 @@ departures.path_beside_paper(path, "effect")
 # each.
 
 # %%
-fold = {"outgoing": "lsnb: folded into outgoing edges", "incoming": "authors' intent: folded into the incoming kernel",
-        False: "authors' code: not folded"}
-vgg_runs = pd.concat([ex.run_lesions([vgg_net], profile, ["weights/network"], seed=seed, timer=timer,
-                                     partition_options={"fold_batchnorm": f}).assign(variant=fold[f])
-                      for f in fold], ignore_index=True)
-display(pd.concat([ex.partition_agreement(vgg_net, profile, "weights/network", seed=seed,
-                                          options={"fold_batchnorm": "outgoing"},
-                                          other_options={"fold_batchnorm": f}).assign(other=fold[f])
-                   for f in ("incoming", False)], ignore_index=True))
+vgg_runs = departures.folding_runs(study, vgg_net)
+display(departures.folding_agreement(study, vgg_net))
 ex.combined(vgg_runs, by=["variant"], alpha=alpha)[columns]
 
 # %% [markdown]
@@ -104,9 +97,7 @@ ex.combined(vgg_runs, by=["variant"], alpha=alpha)[columns]
 # measure differs.
 
 # %%
-measure_runs = pd.concat([ex.run_lesions(nets, profile, partitionings, seed=seed, timer=timer,
-                                         lesion_options={"variant": v}).assign(variant=v)
-                          for v in ("paper", "original")], ignore_index=True)
+measure_runs = departures.measure_runs(study, nets, partitionings)
 ex.combined(measure_runs, by=["variant"], alpha=alpha)[columns]
 
 # %% [markdown]
@@ -132,9 +123,7 @@ se_variants.pivot_table(index=["network", "partitioning", "measure"], columns="s
 # together.
 
 # %%
-vis_runs = pd.concat([ex.run_featvis([featvis_net], profile, partitionings, seed=seed, timer=timer,
-                                     featvis_options={"variant": v})[0].assign(variant=v)
-                      for v in ("paper", "original")], ignore_index=True)
+vis_runs = departures.visualization_runs(study, featvis_net, partitionings)
 ex.combined(vis_runs, by=["variant"], alpha=alpha)[columns]
 
 # %% [markdown]
@@ -146,8 +135,7 @@ ex.combined(vis_runs, by=["variant"], alpha=alpha)[columns]
 # opposite-signed neurons cancel and group pictures fade.
 
 # %%
-halves = pd.concat([ex.run_halves(profile, partitionings, seed=seed, align=a, timer=timer)[1].assign(aligned=a)
-                    for a in (True, False)], ignore_index=True)
+halves = departures.halves_runs(study, partitionings)
 halves.groupby(["aligned", "partitioning"], sort=False)[["subclusters", "true one-sided",
                                                          "random one-sided (mean)"]].sum()
 
@@ -194,8 +182,7 @@ print(f"{len(class_p)} class-range p values, {int(reject.sum())} significant; "
 # two seeds of the same clustering differ?
 
 # %%
-pd.concat([ex.partition_agreement(net, profile, "activations/network", seed=seed, other_seed=seed + 1)
-           for net in nets], ignore_index=True)
+departures.seed_agreement(study, nets)
 
 # %% [markdown]
 # ## Departures described but not re-enacted

@@ -53,7 +53,6 @@ import numpy as np
 import lsnb
 from lsnb import comparison, explore, figures, graph, grouping, stats
 from lsnb.controls import FunctionMeasure
-from lsnb.report import PARTITIONINGS
 from lsnb.study import Study
 
 study = Study(profile, seed=seed)
@@ -130,13 +129,7 @@ figures.show(fig)
 # defined and is not shown.
 
 # %%
-with timer.stage("stability"):
-    stable = [grouping.stability([study.partition(net, replicate, name, clustering_seed=s) for s in stability_seeds],
-                                 n_permutations=n_permutations, seed=seed)
-              .query("layer == 'network'").assign(network=net, grouping=name)
-              for net in nets for name in PARTITIONINGS]
-pd.concat(stable)[["network", "grouping", "seed_a", "seed_b", "measure", "observed", "null_mean",
-                   "percentile"]].round(3)
+comparison.stability_table(study, nets, replicate, stability_seeds, n_permutations).round(3)
 
 # %% [markdown]
 # ## Clusterability (Filan et al. 2021)

@@ -101,3 +101,10 @@ def _tiny_model():
 
     inputs = keras.Input((4,))
     return keras.Model(inputs, keras.layers.Dense(3)(inputs))
+
+
+def test_run_passes_notebook_parameters_to_the_chapter_jobs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    assert cli.main(["run", "06", "--profile", "smoke", "--plan", "-p", "nets", "[cnn_mnist]"]) == 0
+    out = capsys.readouterr().out
+    assert "departures/cnn_mnist/smoke/weights/network" in out and "departures/mlp_mnist/" not in out

@@ -173,3 +173,74 @@ def test_book_jobs_cover_the_tests_each_notebook_runs_and_the_k_sweep():
         assert dep == "partition/" + key.split("/", 1)[1] and graph[dep].deps == ("model/vgg/smoke/r0",)
         assert graph[key].cost_flops > 0
     assert not any(key.startswith(("lesion/mlp", "featvis/mlp")) for key in graph)   # 04 and 05: VGGs only
+
+
+#: Smaller settings of the departures (06) and grouping (07) chapters, passed alike to their jobs and
+#: to the notebooks: the MLPs only, one partitioning along the path, few samples, shuffles and permutations.
+CHAPTER_PARAMETERS = {"nets": ["mlp_mnist"], "path_partitionings": ["weights/network"], "vgg_net": "mlp_mnist",
+                      "featvis_net": "mlp_mnist",
+                      "clusterability_nets": ["mlp_mnist"], "n_shuffles": 2, "n_samples": 200,
+                      "n_permutations": 5}
+
+
+def _run_notebook_here(name: str, parameters: dict) -> None:
+    """Execute a notebook's code cells in this process, ``parameters`` after its parameters cell (as papermill)."""
+    import jupytext
+
+    from lsnb import bookjobs
+
+    namespace: dict = {}
+    for cell in jupytext.read(bookjobs.NOTEBOOK_DIR / f"{name}.py").cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, f"{name}.py", "exec"), namespace)
+            if "parameters" in cell.metadata.get("tags", []):
+                namespace.update(parameters)
+
+
+@pytest.mark.slow
+def test_after_the_chapter_jobs_the_departures_and_grouping_notebooks_read_only_cache_hits(tmp_path, monkeypatch):
+    from lsnb import bookjobs
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSNB_DOWNLOADS", str(tmp_path / "downloads"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    parameters = {"profile": "smoke", **CHAPTER_PARAMETERS}
+    graph = bookjobs.jobs_for(["06", "07"], "smoke", parameters=parameters)
+    assert {job.key.split("/")[0] for job in graph} == {"model", "departures", "grouping"}
+    assert not any("cnn_mnist" in job.key or job.key.startswith("model/vgg") for job in graph)
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "jobs.jsonl"))
+    jobs.run_jobs(graph, progress=False)
+    made = {c["kind"] for c in _calls(tmp_path / "jobs.jsonl") if c["status"] == "computed"}
+    assert {"model", "partition", "lesion", "featvis", "grouping", "clusterability"} <= made
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "notebooks.jsonl"))
+    for name in ("06_original_code", "07_grouping_methods"):
+        _run_notebook_here(name, parameters)
+    calls = _calls(tmp_path / "notebooks.jsonl")
+    assert {"model", "partition", "lesion", "featvis", "grouping", "clusterability"} <= {c["kind"] for c in calls}
+    assert [c for c in calls if c["status"] == "computed"] == []
+
+
+def _calls(log) -> list[dict]:
+    """The cached calls of a cache log (data-loading lines left out)."""
+    return [c for c in map(json.loads, log.read_text().splitlines()) if c["status"] in ("hit", "computed")]
+
+
+def test_chapter_jobs_follow_the_notebooks_parameters_cells():
+    import jupytext
+
+    from lsnb import bookjobs
+
+    for name in bookjobs.CHAPTERS:
+        (cell,) = [c for c in jupytext.read(bookjobs.NOTEBOOK_DIR / f"{name}.py").cells
+                   if "parameters" in c.metadata.get("tags", [])]
+        namespace: dict = {}
+        exec(cell.source, namespace)
+        assert bookjobs.notebook_parameters(name) == {k: v for k, v in namespace.items() if k != "__builtins__"}
+    defaults = bookjobs.notebook_parameters("06_original_code")
+    keys = {job.key for job in jobs.check_graph(bookjobs.jobs_for(["06"], "smoke"))}
+    assert {f"departures/{net}/smoke/{p}" for net in defaults["nets"] for p in defaults["path_partitionings"]} <= keys
+    assert f"departures/folding/{defaults['vgg_net']}/smoke" in keys and "model/mlp_halves/smoke/r0" in keys
+    narrowed = {job.key for job in bookjobs.jobs_for(["07"], "smoke", exclude={"vgg"},
+                                                     parameters={"nets": ["cnn_mnist"], "unknown": 1})}
+    assert "grouping/cnn_mnist/smoke/r0" in narrowed and not any("grouping/mlp_mnist/" in k for k in narrowed)
+    assert not any("/vgg/" in k for k in narrowed) and "grouping/clusterability/vgg_unreg/smoke/r0" in narrowed
