@@ -231,3 +231,28 @@ def test_amg_solver_recovers_the_same_planted_blocks_as_arpack():
     for solver in ("arpack", "amg"):
         labels = spectral_labels(adjacency, len(sizes), seed=0, eigen_solver=solver)
         assert adjusted_rand_score(truth, labels) == 1.0, solver
+
+
+def test_spectral_labels_run_k_means_on_one_thread_and_match_scikit_learn(monkeypatch):
+    from sklearn.cluster import SpectralClustering
+    from threadpoolctl import threadpool_info
+
+    from lsnb.grouping import spectral
+
+    rng = np.random.default_rng(3)
+    blocks = np.repeat(np.arange(8), 75)
+    a = rng.random((600, 600)) * np.where(blocks[:, None] == blocks[None, :], 1.0, 0.3)
+    a = (a + a.T) / 2
+    np.fill_diagonal(a, 0.0)
+    reference = SpectralClustering(n_clusters=8, affinity="precomputed", n_init=25, random_state=5).fit_predict(a)
+    threads = []
+    fit = SpectralClustering.fit_predict
+
+    def spy(self, *args, **kwargs):
+        threads.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(SpectralClustering, "fit_predict", spy)
+    labels = spectral.spectral_labels(a, 8, seed=5, n_init=25)
+    assert threads and set(threads) == {1}
+    assert labels.tolist() == spectral.canonical(reference).tolist()

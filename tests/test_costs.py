@@ -20,10 +20,11 @@ def _entry(root, kind, key, net, seconds, **config):
 
 
 def test_arch_sizes_override_and_a_profile_wide_change_replaces_them():
-    quick = get_profile("quick")
-    assert quick.replicates_for("mlp") == quick.n_replicates
-    assert quick.replicates_for("small_cnn") == quick.arch_sizes["small_cnn"]["replicates"]
-    assert quick.n_test_for("mlp") is None and quick.n_test_for("vgg_cifar") == quick.arch_sizes["vgg_cifar"]["n_test"]
+    quick = get_profile("quick").with_(arch_sizes={"small_cnn": {"replicates": 2, "n_test": 200},
+                                                   "vgg_cifar": {"n_test": 150}})
+    assert quick.replicates_for("mlp") == quick.n_replicates == 5
+    assert quick.replicates_for("small_cnn") == 2
+    assert quick.n_test_for("mlp") is None and quick.n_test_for("vgg_cifar") == 150
     wide = quick.with_(n_test=300, featvis_steps=7)
     assert {wide.n_test_for(a) for a in TARGET_DESIGN} == {300}
     assert {wide.featvis_steps_for(a) for a in TARGET_DESIGN} == {7}

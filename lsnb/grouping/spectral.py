@@ -17,6 +17,12 @@ Choices stated once:
   nodes and the edges among them, which only activation graphs have.  On a
   weight graph without skip connections ``"touching"`` and ``"neighbours"``
   give the same edges.
+* k-means runs on one OpenMP thread.  Its input (a few thousand points of a
+  k-dimensional spectral embedding) is too small to gain from threads, and
+  when several processes share the cores (two notebooks at once, Dask
+  workers) OpenMP's spinning threads made a clustering 20 times slower
+  (measured: the MLP's four partitions with the authors' restarts took 4.6 s
+  alone and 81 s with two processes at once; on one thread 3.6 s and 4.7 s).
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import SpectralClustering
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 EIGEN_SOLVERS = ("arpack", "lobpcg", "amg")
@@ -123,7 +130,7 @@ def spectral_labels(
         n_clusters=k, affinity="precomputed", eigen_solver=eigen_solver,
         assign_labels="kmeans", n_init=n_init, random_state=int(seed),
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="openmp"):
         warnings.filterwarnings("ignore", message="Graph is not fully connected")
         labels[live] = model.fit_predict(adj[live][:, live])
     return canonical(labels)
