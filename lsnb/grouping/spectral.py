@@ -20,9 +20,10 @@ Choices stated once:
 * k-means runs on one OpenMP thread.  Its input (a few thousand points of a
   k-dimensional spectral embedding) is too small to gain from threads, and
   when several processes share the cores (two notebooks at once, Dask
-  workers) OpenMP's spinning threads made a clustering 20 times slower
-  (measured: the MLP's four partitions with the authors' restarts took 4.6 s
-  alone and 81 s with two processes at once; on one thread 3.6 s and 4.7 s).
+  workers) OpenMP's spinning threads made clusterings many times slower
+  (``benchmarks/partition.py --concurrent 2``, 2026-12-04: the MLP's four
+  partitionings with the authors' restarts took 4.5 s alone and 42 s with two
+  processes at once; on one thread 3.7 s and 5.5 s, with identical labels).
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ EIGEN_SOLVERS = ("arpack", "lobpcg", "amg")
 LAYER_GRAPHS = ("touching", "neighbours", "own")
 #: Above this many nodes the authors' rule uses 100 k-means restarts, else 25.
 AUTHORS_RESTART_THRESHOLD = 2000
+#: OpenMP threads of k-means (module docstring); ``None`` lifts the limit
+#: (OpenMP's default, all cores), as ``benchmarks/partition.py --concurrent`` does for its baseline.
+KMEANS_THREADS: int | None = 1
 
 
 def restarts(n_init: int | str | None, n_nodes: int) -> int:
@@ -130,7 +134,7 @@ def spectral_labels(
         n_clusters=k, affinity="precomputed", eigen_solver=eigen_solver,
         assign_labels="kmeans", n_init=n_init, random_state=int(seed),
     )
-    with warnings.catch_warnings(), threadpool_limits(1, user_api="openmp"):
+    with warnings.catch_warnings(), threadpool_limits(KMEANS_THREADS, user_api="openmp"):
         warnings.filterwarnings("ignore", message="Graph is not fully connected")
         labels[live] = model.fit_predict(adj[live][:, live])
     return canonical(labels)
