@@ -125,7 +125,8 @@ class _Costs:
     def of(cls, net: str, prof: Profile) -> "_Costs":
         model = _untrained(net, prof)
         arch = train.NETS[net]["arch"]
-        n_train = prof.n_train or (4000 if prof.data_source == "embedded" else 50000)
+        n_train = (prof.train_examples_for(arch, net) or prof.n_train
+                   or (4000 if prof.data_source == "embedded" else 50000))
         n_test = prof.n_test_for(arch) or (1000 if prof.data_source == "embedded" else 10000)
         return cls(float(lesion.forward_flops(model)), _units(model), n_train, prof.epochs[arch], n_test,
                    prof.featvis_steps_for(arch), prof.n_random, prof.n_activation_samples)

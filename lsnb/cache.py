@@ -59,11 +59,12 @@ CACHE_FORMAT = 2
 #: a change to lsnb changes what that computation returns.  All start at 2 so
 #: entries written before kinds had versions are never read.
 VERSIONS: dict[str, int] = {
+    "augmented": 1,         # affine copies that bring a small training split to the paper's size (lsnb.augment)
     "model": 3,             # lsnb.train.trained (the training job); 3: seeded layers, per-epoch permutations
     "partition": 3,         # lsnb.experiments.get_partition; 3: k-means on one thread (sums in another order)
     "grouping": 2,          # the groupings of a net (lsnb.comparison); 2: k-means on one thread, as partition 3
     "clusterability": 2,    # n-cut against shuffled graphs; 2: k-means on one thread, as partition 3
-    "lesion": 2,            # lesion tests (true and random values; percentiles are not cached); sidecar: flops
+    "lesion": 3,            # lesion tests (true and random values; percentiles not cached); sidecar: flops; 3: stratified test images
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
     "featvis": 2,           # feature-visualization tests and their images
     "featvis_backends": 2,  # native engine versus Lucid

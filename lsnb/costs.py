@@ -35,6 +35,8 @@ STAGE_OF_KIND = {"model": "train", "partition": "partition", "lesion": "lesion",
                  "featvis_backends": "featvis"}
 #: Networks the design is about (the halves MLP and user models have their own sizes).
 DESIGN_NETS = ("mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg")
+#: Real training digits of the embedded split (a network trained on them alone has no augmented copies).
+REAL_TRAIN_DIGITS = 4000
 
 
 def cache_records(root: str | Path) -> list[dict]:
@@ -105,7 +107,7 @@ def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
         return float(target) / float(chosen) if target and chosen else 1.0
 
     scaled = {"replicates": ("train", "partition", "lesion", "featvis"), "n_test": ("lesion",),
-              "featvis_steps": ("featvis",)}
+              "featvis_steps": ("featvis",), "train_examples": ("train",)}
     cuts, factors = [], defaultdict(lambda: defaultdict(lambda: 1.0))   # arch -> stage -> factor
     extra_k: dict = defaultdict(float)
     for cut in design_cuts(prof):
@@ -116,7 +118,8 @@ def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
             projected = measured * (1 + missing)
             extra_k[arch] += measured * missing
         else:
-            f = factor(cut["target"], cut["chosen"])
+            f = (float(cut["target"]) / (cut["chosen"] or REAL_TRAIN_DIGITS) if size == "train_examples"
+                 else factor(cut["target"], cut["chosen"]))
             stages = scaled[size]
             measured = sum(stage_s[(arch, s)] for s in stages)
             projected = measured * f

@@ -86,8 +86,8 @@ class Dataset:
     def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Dataset":
         """A stratified, seeded subset (``None`` keeps a split whole)."""
         rng = np.random.default_rng(seed)
-        tr = _stratified_take(self.y_train, n_train, rng)
-        te = _stratified_take(self.y_test, n_test, rng)
+        tr = stratified_indices(self.y_train, n_train, rng)
+        te = stratified_indices(self.y_test, n_test, rng)
         meta = {k: (v[0][tr], v[1][te]) if isinstance(v, tuple) and len(v) == 2 else v
                 for k, v in self.meta.items()}
         return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
@@ -111,7 +111,7 @@ def log_arrays(dataset: Dataset, key: str) -> None:
         handle.write(line + "\n")
 
 
-def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
+def stratified_indices(y: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``n`` examples with classes in proportion (all, in order, if n is None)."""
     if n is None or n >= len(y):
         return np.arange(len(y))

@@ -28,6 +28,8 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from lsnb import cache, correlation
+from lsnb.controls import stable_hash
+from lsnb.data import stratified_indices
 from lsnb.cluster import partition
 from lsnb.featvis import compare_backends, featvis_test
 from lsnb.lesion import lesion_test
@@ -111,23 +113,33 @@ def get_partition(tnet, net: str, profile: str | Profile, replicate: int, partit
         n_init=prof.n_init, **options))
 
 
-def test_data(tnet, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``profile.n_test_for(arch)`` test examples of a network's data (all when None)."""
+def test_data(tnet, profile: Profile, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The lesion test images of a network: a seeded, stratified subset of its test split.
+
+    ``profile.n_test_for(arch)`` images (all when None or when the split is no
+    larger), every class in proportion to the split, chosen by
+    ``default_rng([seed, stable_hash(net), replicate])`` so that one network
+    and replicate is lesioned on the same images in every chapter.  Never the
+    first ``n`` images: the embedded digits are sorted by label.
+    """
     x, y = tnet.data.x_test, tnet.data.y_test
     n_test = get_profile(profile).n_test_for(tnet.config.get("arch", ""))
-    if n_test is not None and len(x) > n_test:
-        x, y = x[:n_test], y[:n_test]
-    return x, y
+    if n_test is None or len(x) <= n_test:
+        return x, y
+    rng = np.random.default_rng([int(seed), stable_hash(str(tnet.config.get("net"))),
+                                 int(tnet.config.get("replicate", 0))])
+    index = stratified_indices(y, n_test, rng)
+    return x[index], y[index]
 
 
 def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
                progress: bool = False) -> pd.DataFrame:
     """The cached lesion test of one partition (any grouping method) of one network."""
-    x, y = test_data(tnet, prof)
+    x, y = test_data(tnet, prof, seed)
     n_random = int(options.pop("n_random", prof.n_random))
     config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
-              "n_test": len(x), "options": settings(lesion_test, options)}
+              "n_test": len(x), "test_labels": y, "options": settings(lesion_test, options)}
     return cache.cached("lesion", config, lambda: lesion_test(
         tnet.model, part, x, y, n_random=n_random, seed=seed, network=net, replicate=replicate,
         progress=progress, counts_store=counts_store(tnet, net, replicate, x, y), **options))

@@ -18,14 +18,15 @@ function wrapped by :class:`~lsnb.controls.FunctionMeasure`.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pandas as pd
 
-from lsnb import controls, featvis, lesion
+from lsnb import controls, featvis, lesion, neurons
 from lsnb.cluster import Partition
 from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, control_seed, draw_controls,
                            normalise_groups, stable_hash)
 
-__all__ = ["BUILTIN_MEASURES", "COLUMNS", "FunctionMeasure", "MaskContext", "Measure", "control_seed",
+__all__ = ["BUILTIN_MEASURES", "COLUMNS", "FunctionMeasure", "MaskContext", "Measure", "check_data", "control_seed",
            "draw_controls", "group_test", "normalise_groups", "resolve_measures", "stable_hash"]
 
 #: Built-in measure names; the lesion pair and the visualization pair each share one evaluator.
@@ -54,6 +55,18 @@ def resolve_measures(measure) -> list[Measure]:
             raise ValueError(f"a measure must be a name or have name, higher_is_special and evaluate(); "
                              f"got {type(item).__name__}")
     return result
+
+
+def check_data(data) -> None:
+    """Refuse NaN or infinite values in the data given to the measures, naming the array.
+
+    ``data`` may be an array, a tuple or list of arrays (``(x_test, y_test)``:
+    ``data[0]``, ``data[1]``) or anything else, which is passed on unchecked.
+    """
+    items = data if isinstance(data, (tuple, list)) else [data]
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            neurons.check_finite(item, f"data[{i}]" if isinstance(data, (tuple, list)) else "data")
 
 
 def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 19, ties: str = "random",
@@ -94,6 +107,7 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 1
     pandas.DataFrame
         One row per (group, measure) with the columns of :data:`COLUMNS`.
     """
+    check_data(data)
     normalised = normalise_groups(model, groups, pool)
     if partitioning is None:
         partitioning = groups.name if isinstance(groups, Partition) else "groups"

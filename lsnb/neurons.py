@@ -206,15 +206,52 @@ def as_list(outputs) -> list:
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-def check_input_shape(model: keras.Model, x: np.ndarray) -> None:
-    """Raise a clear ``ValueError`` when ``x`` does not fit the model's input."""
+def check_input_shape(model: keras.Model, x: np.ndarray, name: str = "x") -> None:
+    """Raise a clear ``ValueError`` when ``x`` does not fit the model's input or is not finite.
+
+    ``name`` is how the message calls the array (``"x_test"``, ``"data[0]"``).
+    """
     expected = tuple(model.inputs[0].shape[1:])
     got = tuple(np.shape(x)[1:])
     if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
         raise ValueError(
-            f"inputs of shape {np.shape(x)} do not fit model {model.name!r}, "
+            f"{name} of shape {np.shape(x)} does not fit model {model.name!r}, "
             f"which expects (n, {', '.join(str(e) for e in expected)})"
         )
+    check_finite(x, name)
+
+
+def check_finite(x, name: str) -> None:
+    """Raise a ``ValueError`` naming ``name`` when the array holds NaN or infinite values."""
+    values = np.asarray(x)
+    if values.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad)), values.shape)
+        raise ValueError(f"{name} holds {int(bad.sum()):,} NaN or infinite value(s) (the first at index "
+                         f"{tuple(int(i) for i in first)}); clean or drop those examples first")
+
+
+def check_labels(y, name: str = "y", n_classes: int | None = None) -> np.ndarray:
+    """Class labels as int64, or a ``ValueError`` naming ``name``.
+
+    Labels must be integers (an integer or boolean array; floats, even whole
+    ones, are refused so that a regression target or a one-hot matrix passed
+    by mistake is caught), one per example, and within ``[0, n_classes)``
+    when ``n_classes`` is given.
+    """
+    labels = np.asarray(y)
+    if labels.dtype.kind not in "iub":
+        raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}"
+                         + (" (convert with .astype(int) if they are whole numbers)" if labels.dtype.kind == "f"
+                            else ""))
+    labels = labels.astype(np.int64)
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be one label per example (1-D), got shape {labels.shape}")
+    if n_classes is not None and labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), got min {labels.min()}, max {labels.max()}")
+    return labels
 
 
 def prefix_flops(model: keras.Model, layer_name: str) -> int:

@@ -69,6 +69,13 @@ class Profile:
         profile-wide ``n_test``.
     k_values : tuple of int
         The values of k compared in the k-robustness chapter (Tables 5 and 6).
+    train_examples : int or None
+        Training examples per network where the shipped data is smaller (the
+        embedded digits): the real training split is brought up to this many
+        by seeded affine copies (:mod:`lsnb.augment`); ``None`` trains on the
+        real split alone.  Real datasets are used as they are.  Per
+        architecture or network through ``arch_sizes`` (read through
+        :meth:`train_examples_for`).
     """
 
     name: str
@@ -89,6 +96,7 @@ class Profile:
     halves_pairs: tuple
     arch_sizes: dict = field(default_factory=dict)
     k_values: tuple = (8, 12, 16)
+    train_examples: int | None = None
 
     def _size(self, arch: str, name: str, default, net: str | None = None):
         for key in (net, arch):
@@ -109,6 +117,11 @@ class Profile:
         """Optimisation steps of the feature visualizations of an architecture."""
         return int(self._size(arch, "featvis_steps", self.featvis_steps))
 
+    def train_examples_for(self, arch: str, net: str | None = None) -> int | None:
+        """Training examples of an architecture (or of the network ``net``), real and augmented (None: the real split)."""
+        value = self._size(arch, "train_examples", self.train_examples, net)
+        return None if value is None else int(value)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -125,6 +138,7 @@ class Profile:
             raise ValueError(f"unknown profile field(s) {unknown}; a Profile has {sorted(self.__dataclass_fields__)}")
         if "arch_sizes" not in changes:   # a size set for the whole profile replaces its per-architecture cuts
             dropped = {"n_test": ("n_test", None), "featvis_steps": ("featvis_steps", None),
+                       "train_examples": ("train_examples", None),
                        "n_replicates": ("replicates", lambda arch: arch != "vgg_cifar"),
                        "vgg_replicates": ("replicates", lambda arch: arch == "vgg_cifar")}
             sizes = {arch: dict(values) for arch, values in self.arch_sizes.items()}
@@ -143,6 +157,7 @@ PROFILES: dict[str, Profile] = {
         n_train=1000, n_test=300, epochs={"mlp": 2, "small_cnn": 1, "vgg_cifar": 1},
         vgg_width=0.125, k=4, n_random=19, n_activation_samples=300,
         featvis_steps=5, n_init=3, vgg_bn_momentum=0.9, halves_pairs=(2000, 500), k_values=(3, 4),
+        arch_sizes={"mlp": {"train_examples": 2000}},   # exercises the augmented path in seconds
     ),
     "quick": Profile(
         name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=5,
@@ -153,7 +168,8 @@ PROFILES: dict[str, Profile] = {
         # the paper's design for the MLP, its replicates for the CNN, the k-robustness sweep whole.
         # VGG epochs stay 30: the regularized VGG reached test accuracy 0.62 after 15 and 0.79
         # after 20 epochs (measured 2026-12-03), 0.93 after 30.
-        arch_sizes={"small_cnn": {"n_test": 200, "featvis_steps": 25},
+        arch_sizes={"mlp": {"train_examples": 60000},
+                    "small_cnn": {"n_test": 200, "featvis_steps": 25},
                     "vgg_cifar": {"n_test": 200, "featvis_steps": 10},
                     "mlp_halves": {"replicates": 2}},     # the halves pictures need no Bates(5)
         k_values=(8, 12, 16),
@@ -163,6 +179,7 @@ PROFILES: dict[str, Profile] = {
         n_train=None, n_test=None, epochs={"mlp": 20, "small_cnn": 10, "vgg_cifar": 200},
         vgg_width=1.0, k=16, n_random=19, n_activation_samples=5000,
         featvis_steps=100, n_init="authors", vgg_bn_momentum=0.99, halves_pairs=(60000, 10000),
+        train_examples=60000,   # adds nothing to the real datasets; brings the embedded digits to the paper's size
     ),
     "paper-dry": Profile(
         name="paper-dry", data_source="auto", vgg_data="cifar10", n_replicates=1, vgg_replicates=1,
@@ -177,9 +194,9 @@ PROFILES: dict[str, Profile] = {
 #: lesion test images (None: all the test digits) and visualization steps per
 #: architecture, plus the k values of the k-robustness chapter.
 TARGET_DESIGN: dict = {
-    "mlp": {"replicates": 5, "n_test": None, "featvis_steps": 100},
-    "small_cnn": {"replicates": 5, "n_test": None, "featvis_steps": 100},
-    "vgg_cifar": {"replicates": 2, "n_test": None, "featvis_steps": 100},
+    "mlp": {"replicates": 5, "n_test": None, "featvis_steps": 100, "train_examples": 60000},
+    "small_cnn": {"replicates": 5, "n_test": None, "featvis_steps": 100, "train_examples": 60000},
+    "vgg_cifar": {"replicates": 2, "n_test": None, "featvis_steps": 100, "train_examples": 60000},
 }
 TARGET_K_VALUES = (8, 12, 16)
 
@@ -196,7 +213,7 @@ def design_cuts(profile: str | Profile) -> list[dict]:
     """
     prof = get_profile(profile)
     getters = {"replicates": prof.replicates_for, "n_test": prof.n_test_for,
-               "featvis_steps": prof.featvis_steps_for}
+               "featvis_steps": prof.featvis_steps_for, "train_examples": prof.train_examples_for}
     cuts = []
     for arch, sizes in TARGET_DESIGN.items():
         for size, target in sizes.items():

@@ -85,7 +85,7 @@ class Study:
 
     def test_data(self, tnet) -> tuple:
         """The test inputs and labels this profile lesions on (``n_test`` of them, or all)."""
-        return experiments.test_data(tnet, self.profile)
+        return experiments.test_data(tnet, self.profile, self.seed)
 
     def partition(self, net: str, replicate: int, partitioning: str, k: int | None = None,
                   clustering_seed: int | None = None, **options):

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import keras
 import numpy as np
 
-from . import cache, data as data_mod, models
+from . import augment, cache, data as data_mod, models
 from .profiles import Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -227,48 +227,82 @@ def train(arch: str, data: data_mod.Dataset, *, epochs: int, batch_size: int | N
     return TrainedNet(model, data, acc, config, seconds, False)
 
 
-def dataset(name: str, profile: str | Profile = "quick", seed: int = 0) -> data_mod.Dataset:
+def dataset(name: str, profile: str | Profile = "quick", seed: int = 0,
+            train_examples: int | None = None) -> data_mod.Dataset:
     """The dataset ``name`` at the sizes of ``profile`` (memoised per process).
 
     ``name`` is ``"mnist"``, ``"halves_mnist"``, ``"stacked_mnist"``,
     ``"mnist_rgb32"``, ``"cifar10"`` or ``"vgg_data"`` (the profile's VGG data).
+    ``train_examples`` brings a training split made from the embedded digits
+    up to that many examples by seeded affine copies (:func:`lsnb.augment.extend`,
+    cached on disk); real datasets are used as they are.
     """
     prof = get_profile(profile)
     if name == "vgg_data":
         name = prof.vgg_data
-    return _logged_dataset(name, prof.data_source, prof.n_train, prof.n_test, tuple(prof.halves_pairs), seed)
+    extendable = name in ("mnist", "mnist_rgb32")
+    extend_to = int(train_examples) if train_examples is not None and extendable else None
+    return _logged_dataset(name, prof.data_source, prof.n_train, prof.n_test, tuple(prof.halves_pairs), seed,
+                           extend_to)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def _logged_dataset(name: str, source: str, n_train: int | None, n_test: int | None,
-                    pairs: tuple, seed: int) -> data_mod.Dataset:
+                    pairs: tuple, seed: int, extend_to: int | None) -> data_mod.Dataset:
     """:func:`_dataset`, its arrays recorded once per process for the build manifest."""
-    result = _dataset(name, source, n_train, n_test, pairs, seed)
-    data_mod.log_arrays(result, f"{name} (source {source}, n_train {n_train}, n_test {n_test}, seed {seed})")
+    result = _dataset(name, source, n_train, n_test, pairs, seed, extend_to)
+    data_mod.log_arrays(result, f"{name} (source {source}, n_train {n_train}, n_test {n_test}, seed {seed}, "
+                                f"extended to {extend_to})")
     return result
 
 
-@lru_cache(maxsize=16)
 def _dataset(name: str, source: str, n_train: int | None, n_test: int | None,
-             pairs: tuple, seed: int) -> data_mod.Dataset:
+             pairs: tuple, seed: int, extend_to: int | None = None) -> data_mod.Dataset:
     if name == "cifar10":
-        base = data_mod.load_cifar10()
-    else:
-        mnist = data_mod.load_mnist(source)
-        builders = {"mnist": lambda: mnist,
-                    "mnist_rgb32": lambda: data_mod.mnist_rgb32(mnist),
-                    "halves_mnist": lambda: data_mod.halves_mnist(mnist, *pairs, seed=seed),
-                    "stacked_mnist": lambda: data_mod.stacked_mnist(mnist, *pairs, seed=seed)}
-        if name not in builders:
-            raise ValueError(f"unknown dataset {name!r}; choose one of "
-                             f"{sorted(builders) + ['cifar10', 'vgg_data']}")
-        base = builders[name]()
-        if name in ("halves_mnist", "stacked_mnist"):
-            return base  # sized by the profile's halves_pairs
-    sub = base.subset(n_train, n_test, seed=seed)
-    if (len(sub.x_train), len(sub.x_test)) != (len(base.x_train), len(base.x_test)):
+        base = data_mod.load_cifar10().subset(n_train, n_test, seed=seed)
+        return _counted(base)
+    mnist = data_mod.load_mnist(source)
+    builders = {"mnist": lambda m: m, "mnist_rgb32": data_mod.mnist_rgb32,
+                "halves_mnist": lambda m: data_mod.halves_mnist(m, *pairs, seed=seed),
+                "stacked_mnist": lambda m: data_mod.stacked_mnist(m, *pairs, seed=seed)}
+    if name not in builders:
+        raise ValueError(f"unknown dataset {name!r}; choose one of "
+                         f"{sorted(builders) + ['cifar10', 'vgg_data']}")
+    if name in ("halves_mnist", "stacked_mnist"):
+        return _counted(builders[name](mnist))  # sized by the profile's halves_pairs
+    sub = mnist.subset(n_train, n_test, seed=seed)
+    if (len(sub.x_train), len(sub.x_test)) != (len(mnist.x_train), len(mnist.x_test)):
         log.info("profile subset (stratified, seed %s): %s", seed, sub.describe())
-    return sub
+    if extend_to is not None and sub.source == "embedded" and extend_to > len(sub.x_train):
+        sub = extended(sub, extend_to, seed)
+    return _counted(builders[name](sub))
+
+
+def _counted(data: data_mod.Dataset) -> data_mod.Dataset:
+    """``data`` with ``meta["train_real"]`` and ``meta["train_augmented"]`` set (all real unless extended)."""
+    if "train_augmented" in data.meta:
+        return data
+    return replace(data, meta={**data.meta, "train_real": len(data.x_train), "train_augmented": 0})
+
+
+def extended(data: data_mod.Dataset, n_train: int, seed: int) -> data_mod.Dataset:
+    """:func:`lsnb.augment.extend`, its copies kept on disk as 8-bit images (kind ``"augmented"``).
+
+    The real images are multiples of 1/255, and so are the stored copies, so
+    a copy read from the cache equals the one computed in this process.
+    """
+    config = {"data": data.fingerprint(), "n_train": int(n_train), "seed": int(seed),
+              "bounds": asdict(augment.DIGITS)}
+    n_real = len(data.x_train)
+
+    def compute() -> dict:
+        out = augment.extend(data, n_train, seed=seed)
+        return {"x": np.round(out.x_train[n_real:] * 255).astype(np.uint8), "y": out.y_train[n_real:]}
+
+    copies = cache.cached("augmented", config, compute)
+    return replace(data, x_train=np.concatenate([data.x_train, copies["x"].astype(np.float32) / 255]),
+                   y_train=np.concatenate([data.y_train, copies["y"]]),
+                   meta={**data.meta, "train_real": n_real, "train_augmented": len(copies["y"])})
 
 
 def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed: int = 0,
@@ -287,7 +321,7 @@ def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
     prof = get_profile(profile)
     spec = dict(NETS[net])
     arch, ds_name = spec.pop("arch"), spec.pop("dataset")
-    data = dataset(ds_name, prof, seed=seed)
+    data = dataset(ds_name, prof, seed=seed, train_examples=prof.train_examples_for(arch, net))
     model_kwargs = dict(spec)
     if arch == "vgg_cifar":
         model_kwargs["width"] = prof.vgg_width

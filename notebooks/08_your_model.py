@@ -63,8 +63,8 @@ if model_path is None:
 model = usermodel.load_model(model_path)
 dataset = usermodel.load_data(data, model)
 k = usermodel.check_k(model, k)
-x_test, y_test = (dataset.x_test, dataset.y_test) if n_test is None else (dataset.x_test[:n_test],
-                                                                          dataset.y_test[:n_test])
+test = dataset.subset(n_test=n_test, seed=seed)          # stratified: every class in proportion, never the first n
+x_test, y_test = test.x_test, test.y_test
 name = Path(model_path).stem
 print(f"{name}: {len(model.layers)} layers; data {dataset.describe()}; {len(x_test)} test images; k = {k}")
 

@@ -350,7 +350,7 @@ def design_section(ledger: dict | None) -> list[str]:
 
     full = ledger.get("full_test_images")
     names = {"replicates": "replicates", "n_test": "lesion test images", "featvis_steps": "visualization steps",
-             "k_values": "k values (Tables 5, 6)"}
+             "train_examples": "training examples (real + augmented)", "k_values": "k values (Tables 5, 6)"}
     rows = [[c["arch"], names.get(c["size"], c["size"]), describe_size(c["size"], c["target"], full),
              describe_size(c["size"], c["chosen"], full), f"{c['measured_s']:.0f}", f"{c['projected_s']:.0f}"]
             for c in ledger["cuts"]]
@@ -358,7 +358,8 @@ def design_section(ledger: dict | None) -> list[str]:
                  for arch, r in ledger["by_arch"].items()]
     return ["## What this design cuts, and what it would cost", "",
             "The target is the paper's statistical design (5 replicates of the MLP and the CNN, 2 of each VGG, "
-            "every test digit in every lesion test, 100 visualization steps; `lsnb.profiles.TARGET_DESIGN`). "
+            "every test digit in every lesion test, 100 visualization steps, 60,000 training examples; "
+            "`lsnb.profiles.TARGET_DESIGN`). "
             "Two cores cannot run it in 30 minutes, so this profile cuts the sizes below.  *Measured* is the "
             "seconds that the computations a size scales took in this cache; *at the target* is that time "
             "scaled to the target size (lesions in proportion to test images and replicates, visualizations "

@@ -208,7 +208,7 @@ def test_same_seed_same_labels_and_errors():
         lsnb.partition(model, k=100)
     with pytest.raises(ValueError, match="need inputs"):
         lsnb.partition(model, method="activations", k=3)
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(ValueError, match="does not fit"):
         lsnb.partition(model, method="activations", k=3, x=np.zeros((10, 5, 5, 1), "float32"))
     with pytest.raises(ValueError, match="method"):
         lsnb.partition(model, method="magic")

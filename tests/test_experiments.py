@@ -309,3 +309,23 @@ def test_combined_passes_the_tie_rule_and_effect_rule_to_the_statistics(toy):
     # the toy net's lesions tie, so the rules give different statistics (the forwarding is seen)
     assert not np.allclose(ex.combined(tidy, ties="conservative")["fisher"], ex.combined(tidy, ties="original")["fisher"])
     assert len(list((cache / "lesion").glob("*.pkl"))) == n_lesions   # summary-time options: nothing recomputed
+
+
+def test_lesion_test_images_are_a_stratified_seeded_subset_of_a_label_sorted_split():
+    """Every class in proportion, the same images per network and replicate, never the first n."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 100)                                   # sorted by label, as the embedded digits
+    x = rng.random((1000, 2, 2, 1)).astype(np.float32)
+    data = Dataset(x[:10], y[:10], x, y, "mnist", "embedded")
+
+    def net(replicate: int) -> TrainedNet:
+        return TrainedNet(None, data, 0.9, {"net": "cnn_mnist", "arch": "small_cnn", "replicate": replicate}, 0, True)
+
+    profile = get_profile("quick").with_(arch_sizes={"small_cnn": {"n_test": 200}})
+    xs, ys = ex.test_data(net(0), profile, seed=0)
+    assert len(ys) == 200 and np.array_equal(np.bincount(ys, minlength=10), np.full(10, 20))
+    assert not np.array_equal(xs, x[:200])
+    again, _ = ex.test_data(net(0), profile, seed=0)
+    other, _ = ex.test_data(net(1), profile, seed=0)
+    assert np.array_equal(again, xs) and not np.array_equal(other, xs)
+    assert ex.test_data(net(0), get_profile("quick").with_(n_test=None), seed=0)[0] is x   # all: the split itself

@@ -227,7 +227,7 @@ def test_activation_graph_input_errors():
     model = _tiny_mlp()
     with pytest.raises(ValueError, match="need inputs"):
         activation_graph(model, None)
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(ValueError, match="does not fit"):
         activation_graph(model, np.zeros((10, 3, 2, 1), "float32"))
     x = np.random.default_rng(0).random((30, 2, 3, 1)).astype("float32")
     assert activation_graph(model, x, n_samples=10, seed=3).adjacency.shape == (9, 9)

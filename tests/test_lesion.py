@@ -344,3 +344,21 @@ def test_null_calibration_random_true_subclusters():
     high = np.array([stats.centered_percentile(d[0], d[1:], ties="conservative") for d in drops])
     tied = np.array([np.any(d[1:] == d[0]) for d in drops])
     assert np.all(high >= pct - 1e-12) and np.all(high[~tied] == pct[~tied]) and np.any(high > pct)
+
+
+def test_group_test_and_partition_refuse_nan_data_and_float_labels():
+    import lsnb
+
+    model = hand_mlp()
+    x, y = np.array(HAND_X, dtype=np.float32), np.array(HAND_Y)
+    groups = {"dense1": [[0, 1]]}
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"data\[0\] holds 1 NaN or infinite value"):
+        lsnb.group_test(model, groups, "acc_drop", data=(bad, y), n_random=2)
+    with pytest.raises(ValueError, match="test labels \\(y\\) must hold integer class labels, got dtype float64"):
+        lsnb.group_test(model, groups, "acc_drop", data=(x, y.astype(float)), n_random=2)
+    with pytest.raises(ValueError, match="x holds 1 NaN or infinite value"):
+        lsnb.partition(model, method="activations", k=2, x=bad)
+    with pytest.raises(ValueError, match="y must hold integer class labels"):
+        lsnb.partition(model, method="class_preference", x=x, y=y + 0.5)

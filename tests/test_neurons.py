@@ -35,7 +35,7 @@ def test_conv_preactivation_shape_and_errors(rng):
     assert pre["conv3"].shape == (2, 14, 14, 4)
     with pytest.raises(ValueError, match="not a neuron layer"):
         neurons.preactivation_model(m, ["pool2"])
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(ValueError, match=r"x of shape \(2, 32, 32, 3\) does not fit"):
         neurons.preactivations(m, rng.random((2, 32, 32, 3)), ["conv1"])
     assert [l.name for l in neurons.hidden_layers(m)] == ["conv1", "conv2", "conv3", "dense1"]
 
@@ -68,3 +68,18 @@ def test_layer_flops_by_hand():
     assert neurons.layer_flops(model.get_layer("c")) == 2 * 6 * 6 * 3 * 3 * 2 * 3
     assert neurons.layer_flops(model.get_layer("d")) == 2 * 108 * 5
     assert neurons.layer_flops(model.layers[2]) == 0
+
+
+def test_bad_arrays_are_refused_by_name():
+    from lsnb import neurons
+
+    x = np.zeros((3, 2), dtype=np.float32)
+    x[1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"x_test holds 1 NaN or infinite value\(s\) \(the first at index \(1, 1\)\)"):
+        neurons.check_finite(x, "x_test")
+    neurons.check_finite(np.zeros(3, dtype=np.int64), "labels")            # integers are always finite
+    with pytest.raises(ValueError, match="y_test must hold integer class labels, got dtype float64"):
+        neurons.check_labels(np.array([0.0, 1.0, 2.0]), "y_test")
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 3\), got min 0, max 3"):
+        neurons.check_labels(np.array([0, 3]), "y", n_classes=3)
+    assert neurons.check_labels(np.array([2, 0], dtype=np.uint8)).dtype == np.int64

@@ -41,7 +41,7 @@ import tensorflow as tf
 from lsnb.graph import NeuronGraph, NodeLayer, layer_neighbors, node_layers, unit_activations
 from lsnb.grouping.partition import Partition
 from lsnb.grouping.spectral import canonical, check_adjacency, layer_subgraph
-from lsnb.neurons import check_input_shape, neuron_layers, preactivation_tensor
+from lsnb.neurons import check_finite, check_input_shape, check_labels, neuron_layers, preactivation_tensor
 
 SIMILARITIES = ("squared", "absolute")
 
@@ -107,9 +107,11 @@ def _check_xy(x, y, method: str) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y)
     if y.ndim == 2:
         y = y.argmax(axis=1)
-    if y.ndim != 1 or len(y) != len(x):
+    y = check_labels(y, "y")
+    if len(y) != len(x):
         raise ValueError(f"y must hold one label per input ({len(x)}), got shape {np.shape(y)}")
-    return np.asarray(x), y.astype(np.int64)
+    check_finite(x, "x")
+    return np.asarray(x), y
 
 
 def subsample(x: np.ndarray, y: np.ndarray, n_samples: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:

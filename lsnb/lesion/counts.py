@@ -16,15 +16,13 @@ from lsnb import neurons
 
 
 def _validate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    neurons.check_input_shape(model, x)
-    y = np.asarray(y).astype(np.int64).reshape(-1)
+    neurons.check_input_shape(model, x, "the test images (x)")
+    n_classes = int(model.outputs[0].shape[-1])
+    y = neurons.check_labels(y, "the test labels (y)", n_classes)
     if len(y) != len(x):
         raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels")
     if len(y) == 0:
         raise ValueError("no test examples")
-    n_classes = int(model.outputs[0].shape[-1])
-    if y.min() < 0 or y.max() >= n_classes:
-        raise ValueError(f"labels must lie in [0, {n_classes}), got min {y.min()}, max {y.max()}")
     return np.asarray(x, dtype=np.float32), y, n_classes
 
 
