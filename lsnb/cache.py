@@ -68,6 +68,7 @@ VERSIONS: dict[str, int] = {
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
     "featvis": 2,           # feature-visualization tests and their images
     "featvis_backends": 2,  # native engine versus Lucid
+    "featvis_convergence": 1,  # visualization scores at a test's steps and at 4x the steps
 }
 #: Version of a kind missing from :data:`VERSIONS`.
 DEFAULT_VERSION = 1

@@ -187,6 +187,23 @@ def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, 
     return table, {key: v.astype(np.float32) / 255 for key, v in images.items()}
 
 
+def featvis_convergence(tnet, part, net: str, prof: Profile, seed: int) -> pd.DataFrame:
+    """The cached convergence check of a network's visualizations (:func:`lsnb.featvis.convergence`).
+
+    The steps are the profile's for the network's architecture; ImageNet
+    networks get their preprocessing and transforms as in :func:`featvis_one`.
+    """
+    from lsnb.featvis.convergence import convergence
+
+    steps = prof.featvis_steps_for(arch_of(net))
+    options = {"transforms": "imagenet", "preprocess": imagenet_unit_preprocess(net)} if is_imagenet(net) else {}
+    config = {"net": net, "weights": net_key(tnet), "partition": part.labels, "partitioning": part.name,
+              "steps": steps, "seed": seed, "factor": 4, "n_groups": 8,
+              "preprocess": f"image-classifiers {net} on 255 * image" if options else None}
+    return cache.cached("featvis_convergence", config, lambda: convergence(
+        tnet.model, part, steps, factor=4, n_groups=8, seed=seed, **options))
+
+
 def _run(test: str, nets, profile, partitionings, k, seed, imagenet_dir, imagenet_weights,
          partition_options, test_options, timer, progress):
     prof = get_profile(profile)

@@ -4,8 +4,8 @@ One text block per table, laid out like the paper's table (one line per row).
 A cell is ``F`` (Fisher statistic), ``F(p)`` (with its p value), ``E±S``
 (effect measure ± standard error) or ``-`` (not reported); a column is named
 ``measure:fisher`` or ``measure:effect``.  :func:`lsnb.report.published`
-reads them into one tidy table tagged with table and row; nothing else reads
-this module.
+reads them into one tidy table tagged with table and row; the accuracy bands
+of Appendix A.2 (:data:`ACCURACY_BANDS`) are read by :mod:`lsnb.record`.
 """
 
 TABLE_1 = """
@@ -171,3 +171,11 @@ vgg19     activations/layer   2.01(3e-27)  1.081±0.002 0.98(0.65)  1.004±0.001
 
 #: Every table by its number in the paper.
 TABLES = {1: TABLE_1, 2: TABLE_2, 3: TABLE_3, 4: TABLE_4, 5: TABLE_5, 6: TABLE_6, 7: TABLE_7, 8: TABLE_8}
+
+#: Test accuracy of the paper's trained networks (Appendix A.2), lowest and highest over replicates.
+#: The VGG's band is on CIFAR-10; the paper reports none for the unregularized VGG or halves-MNIST.
+ACCURACY_BANDS = {
+    "mlp_mnist": (0.976, 0.982),
+    "cnn_mnist": (0.991, 0.994),
+    "vgg": (0.828, 0.866),
+}

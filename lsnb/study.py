@@ -51,6 +51,9 @@ class Study:
     9
     """
 
+    #: The paper's four partitionings (weights or activations, network-wide or layer-wise).
+    PARTITIONINGS = tuple(PARTITIONINGS)
+
     def __init__(self, profile: str | Profile = "quick", seed: int = 0,
                  imagenet_dir: str | Path | None = None, imagenet_weights: str | Path | None = "imagenet",
                  **overrides) -> None:
@@ -133,6 +136,43 @@ class Study:
         _, base = lesion.lesioned_accuracy(tnet.model, x, y, {})
         _, lesioned = lesion.lesioned_accuracy(tnet.model, x, y, {row["layer"]: units})
         return base - lesioned
+
+    def featvis_convergence(self, net: str, partitioning: str = "weights/network") -> pd.DataFrame:
+        """The first replicate's visualization scores at the profile's steps and at 4x the steps.
+
+        Measured on a sample of subclusters of one partitioning
+        (:func:`lsnb.experiments.featvis_convergence`, cached); ``attrs``
+        hold ``steps``, ``long_steps`` and ``median_ratio`` (NaN without subclusters).
+        """
+        tnet = self.network(net, 0)
+        part = self.partition(net, 0, partitioning)
+        with self.timer.stage("featvis convergence"):
+            return experiments.featvis_convergence(tnet, part, net, self.profile, self.seed)
+
+    def convergence_summary(self, nets: Sequence[str]) -> pd.DataFrame:
+        """Per network: visualization steps, 4x the steps, the median score ratio and whether it converged."""
+        from lsnb.record import CONVERGED
+
+        rows = []
+        for net in self.available(nets):
+            table = self.featvis_convergence(net)
+            ratio = float(table.attrs.get("median_ratio", np.nan))
+            rows.append({"network": net, "steps": table.attrs.get("steps"), "reference steps":
+                         table.attrs.get("long_steps"), "subclusters sampled": len(table),
+                         "median score ratio": round(ratio, 3), "converged": bool(ratio >= CONVERGED)})
+        return pd.DataFrame(rows)
+
+    def record(self, nets: Sequence[str], *tables: pd.DataFrame, convergence: bool = True) -> pd.DataFrame:
+        """The experiment record of ``nets`` behind ``tables`` (:func:`lsnb.record.experiment_record`)."""
+        from lsnb.record import experiment_record
+
+        with self.timer.stage("record"):
+            return experiment_record(self, self.available(nets), tables, convergence=convergence)
+
+    @staticmethod
+    def arch_of(net: str) -> str:
+        """The architecture of a network name (:func:`lsnb.networks.arch_of`)."""
+        return networks.arch_of(net)
 
     @staticmethod
     def most_special(tidy: pd.DataFrame, measure: str) -> pd.Series:

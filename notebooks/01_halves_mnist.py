@@ -37,7 +37,8 @@ threshold = 2 / 3       # share of the picture mass on one half that counts as "
 # %%
 from IPython.display import display
 
-from lsnb import experiments, figures
+from lsnb import experiments, explore, figures
+from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed)
@@ -70,7 +71,6 @@ for (replicate, partitioning), result in pictures.items():
 # whose brightness goes with the subcluster's activation, blue: against).
 
 # %%
-from lsnb import explore
 
 tidy = study.lesions(["mlp_halves"], ["weights/network"])
 first = tidy[(tidy["layer"] == layer) & (tidy["replicate"] == 0)]
@@ -94,4 +94,21 @@ else:
 display(counts)
 display(counts.groupby("partitioning", sort=False)[["subclusters", "true one-sided",
                                                     "random one-sided (mean)"]].sum())
+
+# %% [markdown]
+# ## Experiment record
+#
+# What every number on this page rests on, one row per network and replicate:
+# the training examples (real and augmented), test accuracy beside the paper's
+# band, the lesion test images per class, dead units, subclusters tested and
+# skipped by the size rule, tie shares, whether the visualizations converged
+# and the degrees of freedom of the effects' standard errors.  Weak rows are
+# named in plain words above the table (see {doc}`../reading`).
+
+# %%
+record = study.record(["mlp_halves"], tidy)
+show_record(record)
+explore.save_results("01_halves_mnist", record=record)
+
+# %%
 print(f"[timing] {timer}")

@@ -44,6 +44,7 @@ from IPython.display import display
 
 import lsnb
 from lsnb import cache, explore, figures, report, stats
+from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed, imagenet_dir=imagenet_dir, imagenet_weights=imagenet_weights)
@@ -150,6 +151,21 @@ display(explore.fisher_overview(summary, published=report.published(7)))
 
 # %%
 explore.save_results("02_lesions", tidy=tidy, summary=summary)
+
+# %% [markdown]
+# ## Experiment record
+#
+# What every number on this page rests on, one row per network and replicate:
+# the training examples (real and augmented), test accuracy beside the paper's
+# band, the lesion test images per class, dead units, subclusters tested and
+# skipped by the size rule, tie shares, whether the visualizations converged
+# and the degrees of freedom of the effects' standard errors.  Weak rows are
+# named in plain words above the table (see {doc}`../reading`).
+
+# %%
+record = study.record(all_nets, tidy)
+show_record(record)
+explore.save_results("02_lesions", record=record)
 
 # %%
 print(f"[timing] {timer}")

@@ -49,6 +49,7 @@ from IPython.display import display
 import lsnb
 from lsnb import book, cache, experiments, explore, featvis, figures, report, stats
 from lsnb.featvis import plot_featvis_grid
+from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed, imagenet_dir=imagenet_dir, imagenet_weights=imagenet_weights,
@@ -87,6 +88,19 @@ tidy, images = study.featvis(all_nets, partitionings, k=k)
 summary = study.combined(tidy, alpha=alpha, ties=ties)
 print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
 explore.format_summary(summary)
+
+# %% [markdown]
+# ## Did the visualizations converge?
+#
+# A visualization score compares groups only once the optimisation has reached
+# its plateau; after too few steps the image still mostly shows its grey
+# start.  For each network, a sample of the first replicate's subclusters is
+# visualized with the steps used here and with four times as many (same seeds
+# and settings): the median ratio of the two scores should be at least 0.9.
+# Where it is not, the experiment record below flags the network's rows.
+
+# %%
+study.convergence_summary(all_nets)
 
 # %% [markdown]
 # ## Table 1 (feature-visualization columns): Fisher statistics
@@ -181,6 +195,21 @@ if compare_lucid:
         "cnn_mnist", study.profile, seed=seed, max_subclusters=lucid_subclusters, timer=timer)
     display(backend_summary)
     display(pd.DataFrame(agreement).T)
+
+# %% [markdown]
+# ## Experiment record
+#
+# What every number on this page rests on, one row per network and replicate:
+# the training examples (real and augmented), test accuracy beside the paper's
+# band, the lesion test images per class, dead units, subclusters tested and
+# skipped by the size rule, tie shares, whether the visualizations converged
+# and the degrees of freedom of the effects' standard errors.  Weak rows are
+# named in plain words above the table (see {doc}`../reading`).
+
+# %%
+record = study.record(all_nets, tidy)
+show_record(record)
+explore.save_results("03_feature_visualization", record=record)
 
 # %%
 print(f"[timing] {timer}")

@@ -35,7 +35,8 @@ alpha = 0.05
 import pandas as pd
 from IPython.display import display
 
-from lsnb import report
+from lsnb import explore, report
+from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed)
@@ -76,4 +77,21 @@ if featvis:
 # %%
 both = pd.concat([lesion_summary] + ([vis_summary] if featvis else []), ignore_index=True)
 display(both.pivot_table(index=["partitioning", "measure"], columns="network", values="fisher").round(2))
+
+# %% [markdown]
+# ## Experiment record
+#
+# What every number on this page rests on, one row per network and replicate:
+# the training examples (real and augmented), test accuracy beside the paper's
+# band, the lesion test images per class, dead units, subclusters tested and
+# skipped by the size rule, tie shares, whether the visualizations converged
+# and the degrees of freedom of the effects' standard errors.  Weak rows are
+# named in plain words above the table (see {doc}`../reading`).
+
+# %%
+record = study.record(nets, lesions, *([vis] if featvis else []))
+show_record(record)
+explore.save_results("05_regularization", record=record)
+
+# %%
 print(f"[timing] {timer}")

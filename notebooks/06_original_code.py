@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lsnb import departures, experiments as ex, stats
+from lsnb import departures, experiments as ex, explore, stats
+from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed)
@@ -203,6 +204,21 @@ departures.seed_agreement(study, nets)
 # `lsnb.cluster.partition`, `variant` in `lsnb.lesion.lesion_test` and
 # `lsnb.featvis.featvis_test`, `se` in `lsnb.stats.combine`, `align` in
 # `lsnb.correlation.subcluster_pictures`.
+
+# %% [markdown]
+# ## Experiment record
+#
+# What every number on this page rests on, one row per network and replicate:
+# the training examples (real and augmented), test accuracy beside the paper's
+# band, the lesion test images per class, dead units, subclusters tested and
+# skipped by the size rule, tie shares, whether the visualizations converged
+# and the degrees of freedom of the effects' standard errors.  Weak rows are
+# named in plain words above the table (see {doc}`../reading`).
+
+# %%
+record = study.record(nets, paper_runs)
+show_record(record)
+explore.save_results("06_original_code", record=record)
 
 # %%
 print(f"[timing] {timer}")

@@ -53,6 +53,7 @@ import numpy as np
 import lsnb
 from lsnb import comparison, explore, figures, graph, grouping, stats
 from lsnb.controls import FunctionMeasure
+from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed)
@@ -143,4 +144,21 @@ comparison.clusterability_table(study, clusterability_nets, n_shuffles, replicat
 
 # %%
 explore.save_results("07_grouping_methods", tidy=tidy, summary=summary)
+
+# %% [markdown]
+# ## Experiment record
+#
+# What every number on this page rests on, one row per network and replicate:
+# the training examples (real and augmented), test accuracy beside the paper's
+# band, the lesion test images per class, dead units, subclusters tested and
+# skipped by the size rule, tie shares, whether the visualizations converged
+# and the degrees of freedom of the effects' standard errors.  Weak rows are
+# named in plain words above the table (see {doc}`../reading`).
+
+# %%
+record = study.record(nets, tidy)
+show_record(record)
+explore.save_results("07_grouping_methods", record=record)
+
+# %%
 print(f"[timing] {timer}")

@@ -32,12 +32,13 @@ import pandas as pd
 from IPython.display import display
 
 from lsnb import explore, report, stats
+from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed)
 timer = study.start(nets)
-lesions = study.combined(study.lesions(nets, partitionings), alpha=alpha)
-visual = study.combined(study.featvis(nets, partitionings)[0], alpha=alpha)
+lesion_tidy, visual_tidy = study.lesions(nets, partitionings), study.featvis(nets, partitionings)[0]
+lesions, visual = study.combined(lesion_tidy, alpha=alpha), study.combined(visual_tidy, alpha=alpha)
 lesions, visual = stats.family_bh(lesions, visual, alpha=alpha)
 both = pd.concat([lesions, visual], ignore_index=True)
 chapter = {m: "02_lesions" for m in ("acc_drop", "class_range")} | {m: "03_feature_visualization"
@@ -59,4 +60,21 @@ explore.interactive_table(explore.format_summary(both), caption=study.source_not
 
 # %%
 explore.save_results("09_at_a_glance", summary=both)
+
+# %% [markdown]
+# ## Experiment record
+#
+# What every number on this page rests on, one row per network and replicate:
+# the training examples (real and augmented), test accuracy beside the paper's
+# band, the lesion test images per class, dead units, subclusters tested and
+# skipped by the size rule, tie shares, whether the visualizations converged
+# and the degrees of freedom of the effects' standard errors.  Weak rows are
+# named in plain words above the table (see {doc}`../reading`).
+
+# %%
+record = study.record(nets, lesion_tidy, visual_tidy)
+show_record(record)
+explore.save_results("09_at_a_glance", record=record)
+
+# %%
 print(f"[timing] {timer}")

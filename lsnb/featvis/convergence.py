@@ -1,0 +1,83 @@
+"""Whether feature visualizations ran long enough (Section 4.2).
+
+A visualization score compares groups only when the optimisation has reached
+its plateau: after too few steps the image still mostly reflects its grey
+starting point, and the score says more about the step count than about the
+group.  :func:`convergence` visualizes a sample of a partition's subclusters
+twice, with the steps a test uses and with ``factor`` times as many (the same
+seeds and settings), and reports the ratio of the two scores per subcluster;
+its median is the ``vis_convergence`` of the experiment record
+(:mod:`lsnb.record`), and a ratio below :data:`lsnb.record.CONVERGED` marks
+the visualizations as not converged.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from lsnb.cluster import Partition
+from lsnb.featvis.engine import FeatvisEngine
+from lsnb.featvis.measures import VARIANTS, _resolve
+from lsnb.featvis.param import VisConfig, get_transforms
+
+
+def sample_subclusters(partition: Partition, n: int, seed: int = 0) -> list:
+    """Up to ``n`` testable subclusters, drawn without replacement by ``default_rng([seed, n])``."""
+    subclusters = partition.subclusters()
+    if len(subclusters) <= n:
+        return subclusters
+    pick = np.random.default_rng([int(seed), int(n)]).choice(len(subclusters), size=n, replace=False)
+    return [subclusters[i] for i in sorted(pick)]
+
+
+def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_groups: int = 8, seed: int = 0,
+                variant: str = "paper", preprocess: Callable | None = None,
+                transforms: str | None = None) -> pd.DataFrame:
+    """Scores at ``steps`` and at ``factor * steps`` of a sample of subclusters.
+
+    Parameters
+    ----------
+    model : keras.Model
+    partition : Partition
+    steps : int
+        The steps a feature-visualization test uses.
+    factor : int
+        How many times longer the reference optimisation runs (4).
+    n_groups : int
+        Subclusters sampled (:func:`sample_subclusters`).
+    seed : int
+        Seeds the sample and the images (image ``i`` uses ``(seed, i)`` in both runs).
+    variant, transforms, preprocess
+        As in :func:`lsnb.featvis.featvis_test`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sampled subcluster: ``layer``, ``cluster``, ``size``,
+        ``score`` (at ``steps``), ``score_long`` (at ``factor * steps``) and
+        ``ratio`` (``score / score_long``); ``attrs`` hold the steps and the
+        median ratio.
+    """
+    if steps < 1 or factor < 2:
+        raise ValueError(f"steps must be >= 1 and factor >= 2, got steps={steps}, factor={factor}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    opts = _resolve(variant, transforms=transforms)
+    engine = FeatvisEngine(model, preprocess)
+    sample = sample_subclusters(partition, n_groups, seed)
+    scores = np.zeros((len(sample), 2))
+    for layer in dict.fromkeys(sub.layer for sub in sample):       # one batch per layer and length
+        index = [i for i, sub in enumerate(sample) if sub.layer == layer]
+        for column, n_steps in enumerate((steps, factor * steps)):
+            config = VisConfig(steps=n_steps, lr=opts["lr"], param=opts["param"], decorrelate=opts["decorrelate"],
+                               transforms=get_transforms(opts["transforms"]), objective=opts["objective"])
+            scores[index, column] = engine.visualize(layer, [sample[i].units for i in index],
+                                                     [(seed, i) for i in index], config).scores
+    rows = [{"layer": sub.layer, "cluster": sub.cluster, "size": sub.size, "score": short, "score_long": long,
+             "ratio": short / long if long > 0 else np.nan} for sub, (short, long) in zip(sample, scores)]
+    table = pd.DataFrame(rows, columns=["layer", "cluster", "size", "score", "score_long", "ratio"])
+    table.attrs.update(steps=int(steps), long_steps=int(factor * steps),
+                       median_ratio=float(np.nanmedian(table["ratio"])) if len(table) else float("nan"))
+    return table
