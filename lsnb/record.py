@@ -197,3 +197,35 @@ def show(record: pd.DataFrame) -> None:
     display(Markdown(warnings_text(record)))
     display(record.drop(columns=["train_real", "train_augmented"]).style.hide(axis="index")
             .set_caption("Experiment record: one row per network and replicate behind this page"))
+
+
+#: Columns of the book-wide record: what a network and replicate rests on whatever page shows it.
+BOOK_COLUMNS = ("network", "replicate", "data", "precision", "train_examples", "test_accuracy",
+                "paper_accuracy_band", "test_images", "test_per_class", "dead_units", "vis_steps",
+                "vis_convergence", "se_df")
+
+
+def merge_records(paths: Sequence) -> pd.DataFrame:
+    """The book's record from the pages' ``*_record.csv`` files: one row per network and replicate.
+
+    ``pages`` names the pages that show a row; ``warnings`` joins every
+    page's warnings for it (a row rests on one replicate on one page and on
+    five on another, so both are kept, each with its page).
+    """
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        frames.append(frame.assign(page=str(path).rsplit("/", 1)[-1].removesuffix("_record.csv")))
+    if not frames:
+        return pd.DataFrame(columns=[*BOOK_COLUMNS, "pages", "warnings"])
+    every = pd.concat(frames, ignore_index=True)
+    rows = []
+    for (net, replicate), group in every.groupby(["network", "replicate"], sort=False):
+        first = group.iloc[0]
+        notes = [f"{page}: {text}" for page, text in zip(group["page"], group["warnings"].fillna(""))
+                 if str(text).strip()]
+        converged = group["vis_convergence"].dropna()
+        rows.append({**{c: first[c] for c in BOOK_COLUMNS if c in group}, "network": net, "replicate": replicate,
+                     "vis_convergence": converged.iloc[0] if len(converged) else np.nan,
+                     "pages": ", ".join(dict.fromkeys(group["page"])), "warnings": " | ".join(notes)})
+    return pd.DataFrame(rows)

@@ -271,6 +271,7 @@ def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
     """Everything needed to say how this build was made (see the module docstring)."""
     sizes = profile_sizes(parameters)
     downloads = Path(logs).parent / "downloads"
+    record = write_record(downloads) if downloads.exists() else []
     files = sorted(p for p in downloads.rglob("*") if p.is_file()) if downloads.exists() else []
     return {"built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(root), "packages": package_versions(), "profile": parameters.get("profile"),
@@ -279,7 +280,7 @@ def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
             "data_sources": {k: sizes[k] for k in ("data_source", "vgg_data", "n_train", "n_test") if k in sizes},
             "notebooks": {name: notebook_record(logs, name, times.get(name)) for name in names},
             "downloads": {str(p.relative_to(downloads)): file_sha256(p) for p in files},
-            "design": ledger, "matmul_rate": rate, "floor_shares": shares, "execution": execution or {}}
+            "record": record, "design": ledger, "matmul_rate": rate, "floor_shares": shares, "execution": execution or {}}
 
 
 def _markdown_table(header: list[str], rows: list[list]) -> str:
@@ -323,6 +324,7 @@ def built_page(manifest: dict) -> str:
     if run:
         parts += [f"Executed {run.get('jobs', 1)} notebook(s) at a time: {run['wall_s'] / 60:.1f} min of wall "
                   f"clock; the build's processes together peaked at {run['peak_mib']:.0f} MiB.", ""]
+    parts += record_section(manifest.get("record"))
     parts += design_section(manifest.get("design"))
     parts += ["## Profile and sizes", "",
               _markdown_table(["setting", "value"], [[k, f"`{v}`"] for k, v in manifest["sizes"].items()]), "",
@@ -340,6 +342,34 @@ def built_page(manifest: dict) -> str:
         parts += ["## Result files (SHA-256)", "",
                   _markdown_table(["file", "sha256"], [[k, f"`{v}`"] for k, v in manifest["downloads"].items()]), ""]
     return "\n".join(parts)
+
+
+def record_section(record: list | None) -> list[str]:
+    """The page's "Experiment record" section: one row per network and replicate, and its warnings."""
+    if not record:
+        return []
+    columns = ["network", "replicate", "train_examples", "test_accuracy", "paper_accuracy_band", "test_per_class",
+               "vis_steps", "vis_convergence", "se_df", "pages"]
+    rows = [[row.get(c, "") for c in columns] for row in record]
+    warned = [f"- **{row['network']}, replicate {row['replicate']}**: {row['warnings']}"
+              for row in record if row.get("warnings")]
+    return ["## Experiment record", "",
+            "What every result of the book rests on, per network and replicate (all pages together: "
+            "{download}`record.csv <downloads/record.csv>`; each page shows its own rows under its tables).", "",
+            _markdown_table(columns, rows), "",
+            *(["Weak rows, page by page:", "", *warned, ""] if warned else ["No row rests on anything weak.", ""])]
+
+
+def write_record(downloads: Path) -> list[dict]:
+    """Merge the pages' ``*_record.csv`` into ``downloads/record.csv``; its rows (empty without any)."""
+    from lsnb.record import merge_records
+
+    paths = sorted(Path(downloads).glob("*_record.csv"))
+    if not paths:
+        return []
+    merged = merge_records(paths)
+    merged.to_csv(Path(downloads) / "record.csv", index=False)
+    return json.loads(merged.to_json(orient="records"))
 
 
 def design_section(ledger: dict | None) -> list[str]:

@@ -41,8 +41,11 @@ def test_arch_sizes_override_and_a_profile_wide_change_replaces_them():
 
 def test_design_cuts_list_exactly_the_sizes_below_the_target():
     prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
-                                      k_values=(8, 12, 16), arch_sizes={"small_cnn": {"n_test": 250}})
+                                      k_values=(8, 12, 16), train_examples=60000,
+                                      arch_sizes={"small_cnn": {"n_test": 250}})
     assert design_cuts(prof) == [{"arch": "small_cnn", "size": "n_test", "target": None, "chosen": 250}]
+    assert design_cuts(prof.with_(arch_sizes={"mlp": {"train_examples": None}})) == [
+        {"arch": "mlp", "size": "train_examples", "target": 60000, "chosen": None}]
     assert design_cuts(prof.with_(k_values=(8, 16)))[-1] == {"arch": "vgg_cifar", "size": "k_values",
                                                              "target": (8, 12, 16), "chosen": (8, 16)}
 
@@ -56,20 +59,22 @@ def test_ledger_prices_each_cut_from_measured_seconds(tmp_path):
     _entry(tmp_path, "partition", "p1", "cnn_mnist", 4.0, k=16)
     _entry(tmp_path, "lesion", "h1", "mlp_halves", 99.0, n_test=2000)    # not part of the design
     prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
-                                      k_values=(8, 12, 16),
-                                      arch_sizes={"small_cnn": {"replicates": 2, "n_test": 250, "featvis_steps": 25}})
+                                      k_values=(8, 12, 16), train_examples=60000,
+                                      arch_sizes={"small_cnn": {"replicates": 2, "n_test": 250, "featvis_steps": 25,
+                                                                "train_examples": 20000}})
     ledger = costs.design_ledger(prof, costs.cache_records(tmp_path))
     assert ledger["full_test_images"] == 1000
     cuts = {c["size"]: c for c in ledger["cuts"]}
-    assert set(cuts) == {"replicates", "n_test", "featvis_steps"}
+    assert set(cuts) == {"replicates", "n_test", "featvis_steps", "train_examples"}
+    assert cuts["train_examples"]["measured_s"] == 64 and cuts["train_examples"]["projected_s"] == 192   # x 3
     assert cuts["replicates"]["measured_s"] == 30 + 34 + 10 + 6 + 4
     assert cuts["replicates"]["projected_s"] == pytest.approx(84 * 5 / 2)
     assert cuts["n_test"]["measured_s"] == 10 and cuts["n_test"]["projected_s"] == 40   # 250 -> 1000 images
     assert cuts["featvis_steps"]["projected_s"] == 24                                 # 25 -> 100 steps
     cnn = ledger["by_arch"]["small_cnn"]
     assert cnn["measured_s"] == 84
-    # every cut undone: training and clustering x 2.5, lesions x 2.5 x 4, visualizations x 2.5 x 4
-    assert cnn["projected_s"] == pytest.approx(2.5 * (64 + 4) + 2.5 * 4 * 10 + 2.5 * 4 * 6)
+    # every cut undone: training x 2.5 x 3, clustering x 2.5, lesions x 2.5 x 4, visualizations x 2.5 x 4
+    assert cnn["projected_s"] == pytest.approx(2.5 * 3 * 64 + 2.5 * 4 + 2.5 * 4 * 10 + 2.5 * 4 * 6)
     assert ledger["by_arch"]["mlp"] == {"measured_s": 2.0, "projected_s": 2.0}
     assert "mlp_halves" not in str(ledger["by_arch"])
 
@@ -79,7 +84,7 @@ def test_ledger_prices_a_missing_k_from_the_k8_row(tmp_path):
     _entry(tmp_path, "featvis", "b", "vgg", 5.0, steps=100, k=8)
     _entry(tmp_path, "lesion", "c", "vgg", 30.0, n_test=1000, k=16)
     prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
-                                      k_values=(8, 16), arch_sizes={})
+                                      k_values=(8, 16), train_examples=60000, arch_sizes={})
     ledger = costs.design_ledger(prof, costs.cache_records(tmp_path))
     (cut,) = ledger["cuts"]
     assert cut["size"] == "k_values" and cut["measured_s"] == 25 and cut["projected_s"] == 50

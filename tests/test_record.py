@@ -66,3 +66,17 @@ def test_dead_units_and_size_rule_are_counted_by_hand():
     assert record.size_rule_counts([part]) == (1, 1)
     whole = Partition({"dense1": np.array([0, 0, 0])}, k=1)  # a whole layer is skipped
     assert record.size_rule_counts([whole]) == (0, 1)
+
+
+def test_pages_records_merge_into_one_row_per_network_and_replicate(tmp_path):
+    base = {c: "x" for c in record.COLUMNS}
+    rows_02 = [dict(base, network="cnn_mnist", replicate=r, vis_convergence="", warnings="") for r in (0, 1)]
+    rows_03 = [dict(base, network="cnn_mnist", replicate=0, vis_convergence=0.5, warnings="visualizations not converged")]
+    pd.DataFrame(rows_02).to_csv(tmp_path / "02_lesions_record.csv", index=False)
+    pd.DataFrame(rows_03).to_csv(tmp_path / "03_feature_visualization_record.csv", index=False)
+    merged = record.merge_records(sorted(tmp_path.glob("*_record.csv")))
+    assert merged[["network", "replicate"]].values.tolist() == [["cnn_mnist", 0], ["cnn_mnist", 1]]
+    first = merged.iloc[0]
+    assert first["pages"] == "02_lesions, 03_feature_visualization" and first["vis_convergence"] == 0.5
+    assert first["warnings"] == "03_feature_visualization: visualizations not converged"
+    assert merged.iloc[1]["warnings"] == "" and merged.iloc[1]["pages"] == "02_lesions"
