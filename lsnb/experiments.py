@@ -132,6 +132,19 @@ def test_data(tnet, profile: Profile, seed: int = 0) -> tuple[np.ndarray, np.nda
     return x[index], y[index]
 
 
+def controls_seed(seed: int, k: int) -> int:
+    """The seed of a test's random controls: the study's seed and the partition's k together.
+
+    Each k of the k-robustness chapter (Tables 5 and 6) is independent evidence,
+    so its random groups are drawn afresh (:func:`lsnb.controls.control_seed`
+    then adds network, replicate, partitioning, layer and cluster).  Tests of
+    one partition under different settings (the departures chapter's steps, the
+    measure and visualization variants) share k and so share their controls:
+    those comparisons are paired.
+    """
+    return int(stable_hash(f"controls|seed={int(seed)}|k={int(k)}") % 2**31)
+
+
 def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
                progress: bool = False) -> pd.DataFrame:
     """The cached lesion test of one partition (any grouping method) of one network."""
@@ -141,7 +154,7 @@ def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, o
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
               "n_test": len(x), "test_labels": y, "options": settings(lesion_test, options)}
     return cache.cached("lesion", config, lambda: lesion_test(
-        tnet.model, part, x, y, n_random=n_random, seed=seed, network=net, replicate=replicate,
+        tnet.model, part, x, y, n_random=n_random, seed=controls_seed(seed, part.k), network=net, replicate=replicate,
         progress=progress, counts_store=counts_store(tnet, net, replicate, x, y), **options))
 
 
@@ -178,7 +191,7 @@ def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, 
               "preprocess": f"image-classifiers {net} on 255 * image" if preprocess else None}
 
     def compute() -> tuple[pd.DataFrame, dict]:
-        table, images = featvis_test(tnet.model, part, n_random=n_random, steps=steps, seed=seed,
+        table, images = featvis_test(tnet.model, part, n_random=n_random, steps=steps, seed=controls_seed(seed, part.k),
                                      network=net, replicate=replicate, return_images=True,
                                      progress=progress, preprocess=preprocess, **options)
         return table, {key: np.round(np.asarray(v) * 255).astype(np.uint8) for key, v in images.items()}

@@ -211,9 +211,9 @@ def test_measure_variants_share_one_lesion_pass(toy):
                               lesion_options={"variant": "original"})
     assert sorted((cache / "lesion_counts").glob("*.pkl")) == counts   # no new lesion pass
     assert len(list((cache / "lesion").glob("*.pkl"))) == 4
-    again = lesion_test(net.model, ex.get_partition(net, "toy", profile, 0, "weights/layer"),
-                        *ex.test_data(net, profile), n_random=profile.n_random, network="mlp_mnist",
-                        progress=False, variant="original")
+    part = ex.get_partition(net, "toy", profile, 0, "weights/layer")
+    again = lesion_test(net.model, part, *ex.test_data(net, profile), n_random=profile.n_random, network="mlp_mnist",
+                        seed=ex.controls_seed(0, part.k), progress=False, variant="original")
     mine = original[original["partitioning"] == "weights/layer"].reset_index(drop=True)
     np.testing.assert_array_equal(np.stack(mine["randoms"]), np.stack(again["randoms"]))
     assert not np.array_equal(np.stack(mine["randoms"]), np.stack(paper[paper["partitioning"] == "weights/layer"]["randoms"]))
@@ -329,3 +329,12 @@ def test_lesion_test_images_are_a_stratified_seeded_subset_of_a_label_sorted_spl
     other, _ = ex.test_data(net(1), profile, seed=0)
     assert np.array_equal(again, xs) and not np.array_equal(other, xs)
     assert ex.test_data(net(0), get_profile("quick").with_(n_test=None), seed=0)[0] is x   # all: the split itself
+
+
+def test_each_k_draws_its_own_controls_and_one_k_keeps_them(toy):
+    net, profile, _ = toy
+    seeds = {k: ex.controls_seed(0, k) for k in (8, 12, 16)}
+    assert len(set(seeds.values())) == 3 and ex.controls_seed(0, 8) == seeds[8] != ex.controls_seed(1, 8)
+    part = ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
+    table = ex.lesion_one(net, part, "toy", 0, profile, 0, {})
+    assert table.attrs["seed"] == ex.controls_seed(0, 3)          # the controls were drawn from (seed, k)
