@@ -1,4 +1,4 @@
-"""The book's computations as jobs of :mod:`lsnb.jobs` (issue 14).
+"""The book's computations as jobs of :mod:`lsnb.jobs`.
 
 :func:`jobs_for` covers training every replicate of the nets the chosen
 notebooks use, partitioning each one in the four ways of the paper (Sec. 2),

@@ -9,7 +9,7 @@ computed).  Choices, stated once:
   together with the cache format :data:`CACHE_FORMAT`, the kind, and the
   kind's version (:data:`VERSIONS`, or ``version=`` given to :func:`cached`).
   Bump a kind's version whenever what its computation returns changes, so an
-  old entry is never served as a new result (issue 10, "Cache correctness").
+  old entry is never served as a new result.
 * **Atomic entries.**  Every file is written to a temporary file in the same
   folder (``.<key>.<random>.tmp<ext>``) and moved into place with
   ``os.replace``: a reader sees either no entry or a whole one.  The sidecar

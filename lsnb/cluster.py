@@ -122,7 +122,7 @@ def partition(
     like: Partition | None = None,
     similarity: str = "squared",
 ) -> Partition:
-    """Partition the neurons of ``model`` (Section 3.1 and the methods of issue 12).
+    """Partition the neurons of ``model`` (Section 3.1, and the grouping methods of :mod:`lsnb.grouping.methods`).
 
     Parameters
     ----------

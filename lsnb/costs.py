@@ -1,4 +1,4 @@
-"""What the book's computations cost, and what the cut sizes would cost (issue 11).
+"""What the book's computations cost, and what the cut sizes would cost .
 
 The quick profile cannot run the paper's statistical design
 (:data:`lsnb.profiles.TARGET_DESIGN`) in 30 minutes on two cores, so it cuts

@@ -477,7 +477,7 @@ def _imagenet_missing(folder: str | Path | None, weights: str | Path | None, net
 def check_available(profile, imagenet_dir: str | Path | None = None,
                     imagenet_weights: str | Path | None = "imagenet",
                     imagenet_nets: tuple = ("vgg16", "vgg19", "resnet18")) -> list[Missing]:
-    """What a run of ``profile`` needs and cannot find, checked before any work starts (issue 14).
+    """What a run of ``profile`` needs and cannot find, checked before any work starts.
 
     Something Keras would download counts as missing only offline
     (``LSNB_OFFLINE=1``).  The ImageNet rows are checked only when

@@ -1,4 +1,4 @@
-"""The measured path from the paper's method to the authors' pipeline (issue: departures page).
+"""The measured path from the paper's method to the authors' pipeline (Section 3, Appendix A).
 
 Each departure of the authors' code that moves numbers is one named step
 (:data:`DEPARTURES`): what it changes in the statistics (``stats``), the

@@ -190,7 +190,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-#: The paper's statistical design that the quick book aims at (issue 11): replicates,
+#: The paper's statistical design that the quick book aims at: replicates,
 #: lesion test images (None: all the test digits) and visualization steps per
 #: architecture, plus the k values of the k-robustness chapter.
 TARGET_DESIGN: dict = {

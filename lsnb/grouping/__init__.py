@@ -1,4 +1,4 @@
-"""Grouping methods, their agreement and networks' clusterability (issue 12).
+"""Grouping methods, their agreement and networks' clusterability.
 
 * :mod:`lsnb.grouping.partition`: :class:`Partition` and :class:`Subcluster`
   (also importable from :mod:`lsnb.cluster`).

@@ -1,4 +1,4 @@
-"""Agreement between partitions and clusterability of networks (issue 12).
+"""Agreement between partitions and clusterability of networks (Filan et al. 2021 for clusterability).
 
 Choices stated once:
 

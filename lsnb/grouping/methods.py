@@ -1,4 +1,4 @@
-"""Grouping methods beside the paper's spectral ones (issue 12).
+"""Grouping methods beside the paper's spectral ones.
 
 Each function here computes labels or a graph; :func:`lsnb.cluster.partition`
 turns them into a :class:`~lsnb.grouping.partition.Partition`.  Choices stated
