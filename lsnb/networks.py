@@ -47,14 +47,17 @@ def imagenet_available(imagenet_dir: str | Path | None, weights: str | Path | No
     imagenet_dir : path or None
         The validation images, one folder per class.
     weights : str or path
-        ``"imagenet"`` (Keras cache / download) or a folder holding
-        ``<name>.h5`` files.
+        ``"imagenet"`` (Keras cache / download), a folder holding
+        ``<name>.h5`` files, or one weights file; a path that does not exist
+        makes the experiments unavailable.
     """
     if imagenet_dir is None:
         return False, "no ImageNet folder was given (parameter imagenet_dir=None)"
     folder = Path(imagenet_dir)
     if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
         return False, f"{folder} is not a folder of ImageNet class folders"
+    if weights not in (None, "imagenet") and not Path(weights).exists():
+        return False, f"the ImageNet weights {weights} do not exist (give a folder of <name>.h5 files or a file)"
     return True, f"ImageNet validation images from {folder}"
 
 

@@ -79,6 +79,9 @@ def test_imagenet_availability(tmp_path):
     assert ex.imagenet_available(tmp_path)[0] is False
     (tmp_path / "n01440764").mkdir()
     assert ex.imagenet_available(tmp_path)[0] is True
+    ok, why = ex.imagenet_available(tmp_path, tmp_path / "missing.h5")
+    assert ok is False and "missing.h5 do not exist" in why
+    assert ex.imagenet_available(tmp_path, tmp_path)[0] is True          # a folder of <name>.h5 files
 
 
 def test_bates_original_drops_the_last_term():
