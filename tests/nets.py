@@ -259,12 +259,61 @@ def to_channels_first(x: np.ndarray) -> np.ndarray:
 
 
 def torch_resnet18(n_classes: int = 10):
-    """torchvision's ResNet-18 (``weights=None``), seeded; None when torchvision cannot be imported."""
-    import torch
+    """ResNet-18 with random weights: torchvision's ``resnet18(weights=None)`` when torchvision imports,
+    else the same architecture with torchvision's module names (so a torchvision state dict loads).
 
+    PyPI's torchvision wheels link against the CUDA build of torch and do not
+    import beside the CPU build this project installs; the stand-in below is
+    torchvision's ``BasicBlock`` layout (conv1/bn1/relu/conv2/bn2/downsample,
+    ``layer1``-``layer4``, ``avgpool``, ``fc``).
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
     try:
         from torchvision.models import resnet18
+        return resnet18(weights=None, num_classes=n_classes).eval()
     except Exception:
-        return None
-    torch.manual_seed(0)
-    return resnet18(weights=None, num_classes=n_classes).eval()
+        pass
+
+    class BasicBlock(nn.Module):
+        def __init__(self, c_in: int, c_out: int, stride: int):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.downsample = None
+            if stride != 1 or c_in != c_out:
+                self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            identity = x if self.downsample is None else self.downsample(x)
+            out += identity
+            return self.relu(out)
+
+    class ResNet18(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            widths, c_in = (64, 128, 256, 512), 64
+            for i, width in enumerate(widths, start=1):
+                stride = 1 if i == 1 else 2
+                setattr(self, f"layer{i}", nn.Sequential(BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)))
+                c_in = width
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(512, n_classes)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    return ResNet18().eval()

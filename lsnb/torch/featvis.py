@@ -40,7 +40,7 @@ def _grid(moves: np.ndarray, h: int, w: int) -> torch.Tensor:
     m = moves.astype(np.float64)[:, :, None, None]
     xi = m[:, 0] * xs + m[:, 1] * ys + m[:, 2]
     yi = m[:, 3] * xs + m[:, 4] * ys + m[:, 5]
-    grid = np.stack([2 * xi / max(w - 1, 1) - 1, 2 * yi / max(h - 1, 1) - 1], axis=-1)
+    grid = np.stack([(2 * xi + 1) / w - 1, (2 * yi + 1) / h - 1], axis=-1)
     return torch.from_numpy(grid.astype(np.float32))
 
 
@@ -51,10 +51,10 @@ def _transform(images: torch.Tensor, moves: np.ndarray, config: VisConfig) -> to
     grid = _grid(moves, images.shape[2], images.shape[3])
     if t.pad > 0:
         shifted = torch.nn.functional.grid_sample(images - t.pad_value, grid, mode="bilinear",
-                                                  padding_mode="zeros", align_corners=True)
+                                                  padding_mode="zeros", align_corners=False)
         return shifted + t.pad_value
     return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
-                                           align_corners=True)
+                                           align_corners=False)
 
 
 def objective(preact: torch.Tensor, masks: torch.Tensor, kind: str = "l1") -> torch.Tensor:

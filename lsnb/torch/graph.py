@@ -108,7 +108,7 @@ def activation_graph(net: TorchNet, x: np.ndarray, layers: Sequence[str] | None 
 def partition(net: TorchNet, method: str = "weights", scope: str = "network", k: int = 16,
               x: np.ndarray | None = None, seed: int = 0, *, layers: Sequence[str] | None = None,
               fold_batchnorm: bool | str = True, n_samples: int | None = None, on: str = "weights",
-              like: Partition | None = None, **options) -> Partition:
+              like: Partition | None = None, graph: NeuronGraph | None = None, **options) -> Partition:
     """Partition the neurons of a traced module, as :func:`lsnb.cluster.partition`.
 
     Parameters
@@ -120,6 +120,8 @@ def partition(net: TorchNet, method: str = "weights", scope: str = "network", k:
         ``on``, or ``like``'s subclusters permuted.
     scope, k, x, seed, layers, fold_batchnorm, n_samples, on, like
         As in :func:`lsnb.cluster.partition`.
+    graph : NeuronGraph, optional
+        A graph already built for this module and method (skips building it).
     **options
         Further keywords of :func:`lsnb.cluster.partition` (``eigen_solver``,
         ``n_init``, ``layer_graph``, ``resolution``, ``progress``).
@@ -131,8 +133,7 @@ def partition(net: TorchNet, method: str = "weights", scope: str = "network", k:
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} for torch modules, got {method!r}")
-    graph = None
-    if method != "random":
+    if method != "random" and graph is None:
         kind = on if method == "leiden" else method
         if kind not in cluster.GRAPH_METHODS:
             raise ValueError(f"method='leiden' clusters on= one of {cluster.GRAPH_METHODS}, got {kind!r}")
