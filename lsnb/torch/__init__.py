@@ -16,7 +16,9 @@ from lsnb.torch.graph import METHODS, activation_graph, node_layers, partition, 
 from lsnb.torch.grouptest import BUILTIN_MEASURES, group_test, load, resolve_measures
 from lsnb.torch.lesion import baseline_counts, lesion_measure_pair, lesioned_counts
 from lsnb.torch.net import INPUT, TorchNet, lesion_point, producers, wrap
+from lsnb.torch.usermodel import ExampleCNN, check_k, example_files, load_data
 
-__all__ = ["BUILTIN_MEASURES", "INPUT", "METHODS", "TorchNet", "activation_graph", "baseline_counts",
-           "group_test", "lesion_measure_pair", "lesion_point", "lesioned_counts", "load", "node_layers",
-           "partition", "producers", "resolve_measures", "unit_activations", "weight_graph", "wrap"]
+__all__ = ["BUILTIN_MEASURES", "ExampleCNN", "INPUT", "METHODS", "TorchNet", "activation_graph",
+           "baseline_counts", "check_k", "example_files", "group_test", "lesion_measure_pair", "lesion_point",
+           "lesioned_counts", "load", "load_data", "node_layers", "partition", "producers", "resolve_measures",
+           "unit_activations", "weight_graph", "wrap"]
