@@ -2,10 +2,13 @@
 
 A lesion zeroes units where the Keras masked path does
 (:func:`lsnb.torch.net.lesion_point`: after the per-channel layers that
-follow the neuron layer).  A forward hook on that module multiplies its
-output by one mask per block of the batch, so a group and its random groups
-are evaluated together: the test images are repeated once per mask and run in
-one pass (in chunks of ``masks_per_pass``).  The measures themselves are
+follow the neuron layer).  The traced graph runs node by node
+(``torch.fx.Interpreter``): the intact prefix once per chunk of test images,
+keeping the lesion point's output and the earlier values the rest reads
+(residual inputs); the masks multiply that output, one mask per block of a
+batch holding the chunk once per mask, so a group and its random groups are
+evaluated in one pass of the suffix.  As with the Keras engine, only what
+follows the lesion point runs per mask.  The measures themselves are
 :func:`lsnb.lesion.measures.lesion_measures`.
 """
 from __future__ import annotations
@@ -45,9 +48,32 @@ def baseline_counts(net: TorchNet, x: np.ndarray, y: np.ndarray, batch_size: int
     return _counts(pred.numpy(), y, net.n_classes)
 
 
+def _suffix(net: TorchNet, point: torch.fx.Node) -> tuple[list, list]:
+    """The nodes downstream of ``point`` (in order) and the upstream nodes they read (``point`` first)."""
+    downstream: set = {point}
+    for node in net.graph.graph.nodes:
+        if node is not point and any(arg in downstream for arg in node.all_input_nodes):
+            downstream.add(node)
+    order = [n for n in net.graph.graph.nodes if n in downstream and n is not point]
+    reads = [point] + [a for a in dict.fromkeys(a for n in order for a in n.all_input_nodes)
+                       if a not in downstream]
+    return order, reads
+
+
+def _point_node(net: TorchNet, layer: str) -> torch.fx.Node:
+    target = lesion_point(net, layer)
+    return next(n for n in net.graph.graph.nodes if n.op == "call_module" and n.target == target)
+
+
 def lesioned_counts(net: TorchNet, x: np.ndarray, y: np.ndarray, layer: str, masks: np.ndarray,
-                    masks_per_pass: int | None = None) -> np.ndarray:
+                    budget: int = 2 ** 24) -> np.ndarray:
     """Per-class correct counts ``(n_masks, n_classes)`` with the units of each mask row removed.
+
+    The intact prefix of the network runs once per chunk of test images,
+    keeping the lesion point's output and whatever the rest of the network
+    reads from before it (residual inputs); the masks multiply that output,
+    one mask per block of a batch holding the chunk once per mask, and only
+    the nodes after the lesion point run again.
 
     Parameters
     ----------
@@ -56,47 +82,66 @@ def lesioned_counts(net: TorchNet, x: np.ndarray, y: np.ndarray, layer: str, mas
         Test inputs and integer labels.
     layer : str
         The neuron layer the boolean ``masks`` ``(n_masks, n_units)`` address.
-    masks_per_pass : int, optional
-        Masks per forward pass (default: as many as keep a pass near 8,192 images).
+    budget : int
+        Most floats of the lesion point's output held in one replayed batch.
     """
     x_t, y = _labels(net, x, y)
     masks = np.asarray(masks, dtype=bool)
     n_units = next(l.n_units for l in net.neuron_layers() if l.name == layer)
     if masks.ndim != 2 or masks.shape[1] != n_units:
         raise ValueError(f"masks of layer {layer!r} must be (n_masks, {n_units}), got {masks.shape}")
-    per_pass = masks_per_pass or max(1, 8192 // len(x_t))
+    point = _point_node(net, layer)
+    order, reads = _suffix(net, point)
+    per_example = int(np.prod(point.meta["tensor_meta"].shape[1:]))
+    images = max(1, min(len(x_t), budget // per_example))
     keep = torch.from_numpy(~masks).float()
-    state: dict = {}
-
-    def hook(module, inputs, output):
-        block = state["keep"]
-        shape = (block.shape[0], -1, block.shape[1]) + (1,) * (output.ndim - 2)
-        return (output.reshape(block.shape[0], -1, *output.shape[1:]) * block.reshape(shape)).reshape(output.shape)
-
-    handle = net.submodule(lesion_point(net, layer)).register_forward_hook(hook)
     result = np.zeros((len(masks), net.n_classes), dtype=np.int64)
-    try:
-        with torch.no_grad():
+    interpreter = torch.fx.Interpreter(net.graph)
+    with torch.no_grad():
+        for first in range(0, len(x_t), images):
+            chunk, labels = x_t[first:first + images], y[first:first + images]
+            cached = _prefix_values(net, interpreter, chunk, reads)
+            per_pass = max(1, budget // (per_example * len(chunk)))
             for start in range(0, len(masks), per_pass):
-                state["keep"] = keep[start:start + per_pass]
-                n = len(state["keep"])
-                logits = net.graph(x_t.repeat(n, *([1] * (x_t.ndim - 1))))
-                pred = logits.argmax(-1).reshape(n, len(y)).numpy()
+                block = keep[start:start + per_pass]
+                n = len(block)
+                interpreter.env = {node: value.repeat(n, *([1] * (value.ndim - 1)))
+                                   for node, value in cached.items()}
+                value = cached[point]
+                shape = (n, 1, value.shape[1]) + (1,) * (value.ndim - 2)
+                interpreter.env[point] = (value.unsqueeze(0) * block.reshape(shape)).reshape(n * len(chunk),
+                                                                                               *value.shape[1:])
+                for node in order:
+                    interpreter.env[node] = interpreter.run_node(node)
+                logits = interpreter.env[order[-1]]
+                pred = logits.argmax(-1).reshape(n, len(chunk)).numpy()
                 for row in range(n):
-                    result[start + row] = _counts(pred[row], y, net.n_classes)
-    finally:
-        handle.remove()
+                    result[start + row] += _counts(pred[row], labels, net.n_classes)
     return result
+
+
+def _prefix_values(net: TorchNet, interpreter, chunk: torch.Tensor, reads: list) -> dict:
+    """The values of the nodes ``reads`` on an intact pass over ``chunk``."""
+    wanted = set(reads)
+    interpreter.env = {}
+    values = {}
+    for node in net.graph.graph.nodes:
+        if node.op == "output":
+            break
+        interpreter.env[node] = chunk if node.op == "placeholder" else interpreter.run_node(node)
+        if node in wanted:
+            values[node] = interpreter.env[node]
+    return values
 
 
 class TorchLesioner:
     """Both lesion measures from one lesion pass (as :class:`lsnb.lesion.measures.Lesioner`)."""
 
-    def __init__(self, variant: str = "paper", masks_per_pass: int | None = None):
+    def __init__(self, variant: str = "paper", budget: int = 2 ** 24):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
-        self.masks_per_pass = masks_per_pass
+        self.budget = budget
         self.attrs: dict = {}
         self._memo: dict = {}
 
@@ -110,7 +155,7 @@ class TorchLesioner:
             counts = class_counts(y_int, net.n_classes)
             base = baseline_counts(net, x, y_int)
             unique, inverse = np.unique(np.asarray(masks, dtype=bool), axis=0, return_inverse=True)
-            correct = lesioned_counts(net, x, y_int, layer, unique, self.masks_per_pass)[np.ravel(inverse)]
+            correct = lesioned_counts(net, x, y_int, layer, unique, self.budget)[np.ravel(inverse)]
             base_all, base_class = accuracies(base, counts)
             self.attrs = dict(base_accuracy=float(base_all), base_class_accuracy=base_class.tolist(),
                               variant=self.variant, n_test=int(len(y_int)))
@@ -134,7 +179,7 @@ class TorchLesionMeasure:
         return self.lesioner.values(model, layer, masks, data)[self.name]
 
 
-def lesion_measure_pair(*, variant: str = "paper", masks_per_pass: int | None = None) -> list[TorchLesionMeasure]:
+def lesion_measure_pair(*, variant: str = "paper", budget: int = 2 ** 24) -> list[TorchLesionMeasure]:
     """The two lesion measures sharing one :class:`TorchLesioner`."""
-    lesioner = TorchLesioner(variant, masks_per_pass)
+    lesioner = TorchLesioner(variant, budget)
     return [TorchLesionMeasure(name, lesioner) for name in MEASURES]
