@@ -7,18 +7,21 @@ Graphs and lesion tables must be identical; visualization scores agree to
 """
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
 
 import nets  # noqa: E402
 import lsnb.torch as lt  # noqa: E402
-from lsnb import cluster, featvis, graph, grouptest, stats  # noqa: E402
+from lsnb import cluster, explore, featvis, graph, grouptest, stats  # noqa: E402
 from lsnb.controls import COLUMNS, FunctionMeasure  # noqa: E402
 from lsnb.torch import featvis as torch_featvis  # noqa: E402
 
@@ -45,9 +48,19 @@ def twins(request):
 
 
 def test_import_lsnb_never_imports_torch():
-    code = ("import sys, lsnb, lsnb.grouptest; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = "import sys, lsnb; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+    package = Path(lt.__file__).resolve().parents[1]
+    importers = []
+    for source in package.rglob("*.py"):
+        if "torch" in source.relative_to(package).parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "torch" or n.startswith(("torch.", "lsnb.torch")) for n in names):
+                importers.append(source.name)
+    assert importers == [], f"{importers} import torch outside lsnb.torch"
 
 
 def test_predictions_agree(twins):
@@ -95,8 +108,10 @@ def test_lesion_tables_are_identical(twins):
         np.testing.assert_array_equal(got[column].to_numpy(), expected[column].to_numpy(), err_msg=column)
     np.testing.assert_array_equal(np.stack(got["randoms"]), np.stack(expected["randoms"]))
     assert got["randoms"].map(np.ptp).max() > 0, "the lesions changed nothing: the comparison would be empty"
-    summary = stats.summarize(got)
-    assert len(summary) == 2
+    pd.testing.assert_frame_equal(stats.summarize(got), stats.summarize(expected))
+    pd.testing.assert_frame_equal(stats.combine(got), stats.combine(expected))
+    markup = explore.subcluster_table(got).markup
+    assert all(layer in markup for layer in got["layer"])
 
 
 def test_lesioned_counts_match_removing_the_units_by_hand():
