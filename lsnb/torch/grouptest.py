@@ -2,8 +2,8 @@
 
 Groups, random controls (one seeding rule), percentiles and the tidy table are
 those of :mod:`lsnb.controls`; only the measures differ: the built-in names
-resolve to the torch lesion measures (:mod:`lsnb.torch.lesion`) and, when the
-visualization engine is available, to :mod:`lsnb.torch.featvis`.  A user
+resolve to the torch lesion measures (:mod:`lsnb.torch.lesion`) and the
+torch feature-visualization measures (:mod:`lsnb.torch.featvis`).  A user
 measure receives the :class:`~lsnb.torch.net.TorchNet` as its ``model``.
 """
 from __future__ import annotations
