@@ -20,7 +20,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[book,test,lucid]"
+	$(BIN)/python -m pip install -q -e ".[book,test,lucid,torch]"
 	$(BIN)/python -m pip install -q --no-deps lucid==0.3.10
 	$(BIN)/python -m ipykernel install --sys-prefix --name lsnb --display-name "Python (lsnb)" >/dev/null
 	touch $(STAMP)

@@ -160,7 +160,14 @@ def _check_group(layer: str, cluster: int, units, n_units: int, pool: np.ndarray
 
 
 def _layer_sizes(model: keras.Model) -> tuple[dict, set]:
-    layers = neurons.neuron_layers(model)
+    """Hidden neuron layer -> units, and the output layers' names.
+
+    A model object with its own ``neuron_layers()`` method (the torch adapter's
+    :class:`lsnb.torch.TorchNet`) gives its inventory; a Keras model is read by
+    :func:`lsnb.neurons.neuron_layers`.
+    """
+    own = getattr(model, "neuron_layers", None)
+    layers = own() if callable(own) else neurons.neuron_layers(model)
     return {l.name: l.n_units for l in layers if not l.is_output}, {l.name for l in layers if l.is_output}
 
 

@@ -52,9 +52,14 @@ SITE = ROOT / "_build" / "html"
 KERNEL = "lsnb"
 
 
+#: Notebooks run as tests (tests/test_torch_notebook.py) and by hand (the README), not in the book:
+#: the PyTorch page needs the optional extra and would add minutes to the build.
+OUTSIDE_BOOK = ("10_your_torch_model",)
+
+
 def notebook_sources(only: list[str] | None = None) -> list[Path]:
-    """The notebook sources, in chapter order (``only``: names with or without ``.py``)."""
-    sources = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+    """The book's notebook sources, in chapter order (``only``: names with or without ``.py``)."""
+    sources = sorted(s for s in NOTEBOOKS.glob("[0-9][0-9]_*.py") if s.stem not in OUTSIDE_BOOK)
     if not only:
         return sources
     wanted = {name.removesuffix(".py").removesuffix(".ipynb") for name in only}

@@ -190,3 +190,130 @@ def planted_block_cnn(rng) -> keras.Model:
         layer.set_weights([kernel.astype("float32"), b])
     return model
 
+
+
+def torch_twin(model: keras.Model):
+    """The same chain model in torch (``torch.nn.Sequential`` with the Keras layer names), weights copied.
+
+    Handles the layers of :func:`tiny_net`, :func:`bn_gap_cnn` and
+    :func:`lsnb.models.small_cnn`: Flatten (the next Dense's rows permuted from
+    channel-last to channel-first order), Dense, Conv2D (``"same"`` or
+    ``"valid"``), BatchNormalization, ReLU, MaxPooling2D and
+    GlobalAveragePooling2D.  Keras' own activations become ``<name>_relu``
+    modules; a softmax output is left out (the logits' argmax is the same).
+    """
+    from collections import OrderedDict
+
+    import torch
+    from torch import nn
+
+    mods: OrderedDict = OrderedDict()
+    shape = tuple(model.inputs[0].shape[1:])
+    flat_from = None
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.Flatten):
+            flat_from = shape if len(shape) == 3 else None
+            mods[layer.name] = nn.Flatten()
+        elif isinstance(layer, keras.layers.Dense):
+            kernel, bias = layer.get_weights()
+            if flat_from is not None:
+                h, w, c = flat_from
+                kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+                flat_from = None
+            linear = nn.Linear(kernel.shape[0], kernel.shape[1])
+            linear.weight.data = torch.from_numpy(kernel.T.copy())
+            linear.bias.data = torch.from_numpy(bias.copy())
+            mods[layer.name] = linear
+        elif isinstance(layer, keras.layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            kh = kernel.shape[0]
+            conv = nn.Conv2d(kernel.shape[2], kernel.shape[3], kh, padding=kh // 2 if layer.padding == "same" else 0)
+            conv.weight.data = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
+            conv.bias.data = torch.from_numpy(bias.copy())
+            mods[layer.name] = conv
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            bn = nn.BatchNorm2d(len(gamma), eps=layer.epsilon) if len(shape) == 3 else nn.BatchNorm1d(
+                len(gamma), eps=layer.epsilon)
+            for attr, value in (("weight", gamma), ("bias", beta), ("running_mean", mean), ("running_var", var)):
+                getattr(bn, attr).data = torch.from_numpy(value.copy())
+            mods[layer.name] = bn
+        elif isinstance(layer, keras.layers.ReLU):
+            mods[layer.name] = nn.ReLU()
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            mods[layer.name] = nn.MaxPool2d(layer.pool_size[0])
+        elif isinstance(layer, keras.layers.GlobalAveragePooling2D):
+            mods[layer.name] = nn.AdaptiveAvgPool2d(1)
+            mods[f"{layer.name}_flatten"] = nn.Flatten()
+        else:
+            raise ValueError(f"torch_twin cannot convert layer {layer.name!r} of type {type(layer).__name__}")
+        if getattr(layer, "activation", None) is keras.activations.relu:
+            mods[f"{layer.name}_relu"] = nn.ReLU()
+        shape = tuple(layer.output.shape[1:])
+    return nn.Sequential(mods).eval()
+
+
+def to_channels_first(x: np.ndarray) -> np.ndarray:
+    """Keras' ``(n, h, w, c)`` images as torch's ``(n, c, h, w)``."""
+    return np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)) if np.ndim(x) == 4 else np.asarray(x)
+
+
+def torch_resnet18(n_classes: int = 10):
+    """ResNet-18 with random weights: torchvision's ``resnet18(weights=None)`` when torchvision imports,
+    else the same architecture with torchvision's module names (so a torchvision state dict loads).
+
+    PyPI's torchvision wheels link against the CUDA build of torch and do not
+    import beside the CPU build this project installs; the stand-in below is
+    torchvision's ``BasicBlock`` layout (conv1/bn1/relu/conv2/bn2/downsample,
+    ``layer1``-``layer4``, ``avgpool``, ``fc``).
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    try:
+        from torchvision.models import resnet18
+        return resnet18(weights=None, num_classes=n_classes).eval()
+    except Exception:
+        pass
+
+    class BasicBlock(nn.Module):
+        def __init__(self, c_in: int, c_out: int, stride: int):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.downsample = None
+            if stride != 1 or c_in != c_out:
+                self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            identity = x if self.downsample is None else self.downsample(x)
+            out += identity
+            return self.relu(out)
+
+    class ResNet18(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            widths, c_in = (64, 128, 256, 512), 64
+            for i, width in enumerate(widths, start=1):
+                stride = 1 if i == 1 else 2
+                setattr(self, f"layer{i}", nn.Sequential(BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)))
+                c_in = width
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(512, n_classes)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    return ResNet18().eval()

@@ -17,7 +17,8 @@ def _normalise(requirement: str) -> str:
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["book"]) \
-        | set(project["optional-dependencies"]["test"]) | set(project["optional-dependencies"]["lucid"])
+        | set(project["optional-dependencies"]["test"]) | set(project["optional-dependencies"]["lucid"]) \
+        | set(project["optional-dependencies"]["torch"])
     # On Linux (and in conda) the CPU wheel stands for TensorFlow.
     wanted = {_normalise(r) for r in wanted if "sys_platform != 'linux'" not in r}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())

@@ -16,7 +16,8 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+#: The book's notebooks; 10_your_torch_model runs in tests/test_torch_notebook.py instead.
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py") if p.stem != "10_your_torch_model")
 #: Smoke-run overrides that keep the suite short: the k-robustness notebook runs
 #: only the smoke profile's own k, whose results the earlier notebooks cached.
 SMOKE_OVERRIDES = {"04_k_robustness": {"ks": [4]}, "08_your_model": {"k": 4, "n_test": 200, "n_samples": 300}}
@@ -140,3 +141,40 @@ def test_your_model_notebook_stops_on_bad_labels_with_a_message(book_env, tmp_pa
     with pytest.raises(pytest.fail.Exception, match=r"labels of y_test lie in \[9, 9\]"):
         _execute(build, kernel, source, tmp_path, profile="smoke", model_path=str(model_path), data=str(data_path))
 
+
+
+TORCH_NOTEBOOK = ROOT / "notebooks" / "10_your_torch_model.py"
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_your_torch_model_notebook_runs_on_a_saved_state_dict(book_env, tmp_path):
+    pytest.importorskip("torch")
+    import lsnb.torch as lt
+
+    build, kernel = book_env
+    model_path, architecture, data_path = lt.example_files(tmp_path / "files", n_train=120, n_test=60)
+    notebook = _execute(build, kernel, TORCH_NOTEBOOK, tmp_path, profile="smoke", model_path=str(model_path),
+                        architecture=architecture, data=str(data_path), k=3, n_random=9)
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "example_cnn: 3 neuron layers" in printed and "k = 3" in printed
+    tables = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "execute_result" and "fisher" in o.get("data", {}).get("text/plain", "")]
+    assert tables, "the summary table is missing"
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_your_torch_model_notebook_stops_on_channel_last_images_with_a_message(book_env, tmp_path):
+    pytest.importorskip("torch")
+    import lsnb.torch as lt
+
+    build, kernel = book_env
+    model_path, architecture, data_path = lt.example_files(tmp_path / "files", n_train=30, n_test=30)
+    with np.load(data_path) as arrays:
+        np.savez(data_path, **{key: (v.transpose(0, 2, 3, 1) if key.startswith("x") else v)
+                               for key, v in arrays.items()})
+    with pytest.raises(pytest.fail.Exception, match=r"x_train has shape \(30, 12, 12, 1\).*channel-first"):
+        _execute(build, kernel, TORCH_NOTEBOOK, tmp_path, profile="smoke", model_path=str(model_path),
+                 architecture=architecture, data=str(data_path))

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from lsnb.graph.base import NeuronGraph, node_blocks, input_layer, node_layers
+from lsnb.graph.base import NeuronGraph, NodeLayer, node_blocks, input_layer, node_layers
 from lsnb.graph.weights import layer_neighbors
 from lsnb.neurons import check_input_shape, preactivation_model
 
@@ -148,9 +148,23 @@ def activation_graph(
         layers = [name for name, _, _ in node_layers(model) if name != input_name]
     blocks = node_blocks(model, layers)
     acts = unit_activations(model, x, [b.name for b in blocks], batch_size)
+    return correlation_graph(blocks, acts, layer_neighbors(model, [b.name for b in blocks]))
+
+
+def correlation_graph(blocks: Sequence[NodeLayer], acts: dict[str, np.ndarray],
+                      neighbors: dict[str, list[str]]) -> NeuronGraph:
+    """The activation graph from per-unit activations (framework-neutral).
+
+    Parameters
+    ----------
+    blocks : sequence of NodeLayer
+        Node blocks in node order.
+    acts : dict
+        Block name -> ``(n_samples, n_units)`` activations (:func:`unit_activations`).
+    neighbors : dict
+        Node layer -> directly connected node layers.
+    """
     values = np.concatenate([acts[b.name] for b in blocks], axis=1)
     rho2, constant = spearman_squared(values)
     dead = {b.name: np.flatnonzero(constant[b.nodes]) for b in blocks if constant[b.nodes].any()}
-    adjacency = sp.csr_matrix(rho2)
-    neighbors = layer_neighbors(model, [b.name for b in blocks])
-    return NeuronGraph(adjacency, blocks, neighbors, dead, "activations")
+    return NeuronGraph(sp.csr_matrix(rho2), list(blocks), neighbors, dead, "activations")

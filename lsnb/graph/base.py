@@ -157,12 +157,22 @@ def node_layers(model: keras.Model, layers: Sequence[str] | None = None) -> list
     list of (name, n_units, tested)
         In the model's order (the input first).
     """
-    inventory = neuron_layers(model)
-    input_name = input_layer(model).name
+    return choose_node_layers(neuron_layers(model), input_layer(model).name, lambda: _input_size(model), layers,
+                              model.name)
+
+
+def choose_node_layers(inventory: Sequence, input_name: str, input_size, layers: Sequence[str] | None,
+                       model_name: str) -> list[tuple[str, int, bool]]:
+    """:func:`node_layers` from a neuron inventory (framework-neutral).
+
+    ``inventory`` lists :class:`lsnb.neurons.NeuronLayer` objects in model
+    order; ``input_size()`` gives the flattened input's size when the input
+    is a node layer.
+    """
     if layers is None:
-        if is_cnn(model):
+        if any(l.kind == "conv" for l in inventory):
             return [(l.name, l.n_units, True) for l in inventory if l.kind == "conv"]
-        return [(input_name, _input_size(model), False)] + [
+        return [(input_name, input_size(), False)] + [
             (l.name, l.n_units, not l.is_output) for l in inventory
         ]
     known = {l.name: l for l in inventory}
@@ -170,18 +180,23 @@ def node_layers(model: keras.Model, layers: Sequence[str] | None = None) -> list
     unknown = [n for n in wanted if n not in known and n != input_name]
     if unknown:
         raise ValueError(
-            f"{unknown} are not neuron layers of model {model.name!r}; choose among "
+            f"{unknown} are not neuron layers of model {model_name!r}; choose among "
             f"{[input_name] + list(known)}"
         )
-    result = [(input_name, _input_size(model), False)] if input_name in wanted else []
+    result = [(input_name, input_size(), False)] if input_name in wanted else []
     result += [(l.name, l.n_units, not l.is_output) for l in inventory if l.name in wanted]
     return result
 
 
-def node_blocks(model: keras.Model, layers: Sequence[str] | None) -> list[NodeLayer]:
-    """The :class:`NodeLayer` blocks of :func:`node_layers`, with their offsets."""
+def blocks_of(node_layer_list: Sequence[tuple[str, int, bool]]) -> list[NodeLayer]:
+    """:class:`NodeLayer` blocks with offsets from ``(name, n_units, tested)`` triples."""
     blocks, offset = [], 0
-    for name, n_units, tested in node_layers(model, layers):
+    for name, n_units, tested in node_layer_list:
         blocks.append(NodeLayer(name, n_units, offset, tested))
         offset += n_units
     return blocks
+
+
+def node_blocks(model: keras.Model, layers: Sequence[str] | None) -> list[NodeLayer]:
+    """The :class:`NodeLayer` blocks of :func:`node_layers`, with their offsets."""
+    return blocks_of(node_layers(model, layers))

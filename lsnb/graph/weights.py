@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
-from lsnb.graph.base import NeuronGraph, node_blocks, input_layer, node_layers
+from lsnb.graph.base import NeuronGraph, NodeLayer, node_blocks, input_layer, node_layers
 from lsnb.neurons import GLOBAL_POOLING_LAYERS, PER_CHANNEL_LAYERS, neuron_layers
 
 
@@ -172,13 +172,23 @@ def output_scales(model: keras.Model) -> dict[str, np.ndarray]:
     Layers followed by no batch norm are left out.  When a layer feeds several
     consumers through different batch norms, the first path found is used.
     """
-    input_name = input_layer(model).name
+    paths = {c.name: producers(model, c.name, fold_batchnorm=True) for c in neuron_layers(model)}
+    widths = {l.name: int(model.get_layer(l.name).output.shape[-1]) for l in neuron_layers(model)}
+    return scales_from_paths(paths, widths, input_layer(model).name)
+
+
+def scales_from_paths(paths: dict[str, list[_Path]], widths: dict[str, int], input_name: str) -> dict[str, np.ndarray]:
+    """:func:`output_scales` from each consumer's folded producer paths (framework-neutral).
+
+    ``paths`` maps consumer -> its :func:`producers` (folded), in the model's
+    layer order; ``widths`` maps producer -> its number of units.
+    """
     scales: dict[str, np.ndarray] = {}
-    for consumer in neuron_layers(model):
-        for path in producers(model, consumer.name, fold_batchnorm=True):
+    for consumer_paths in paths.values():
+        for path in consumer_paths:
             if path.producer in (input_name, *scales) or np.all(path.scale == 1.0):
                 continue
-            scale = np.ones(int(model.get_layer(path.producer).output.shape[-1]))
+            scale = np.ones(widths[path.producer])
             scale[path.channel] = path.scale
             scales[path.producer] = scale
     return scales
@@ -193,14 +203,34 @@ def layer_connections(model: keras.Model, names: Sequence[str], fold_batchnorm: 
     input_name = input_layer(model).name
     sizes = dict((n, u) for n, u, _ in node_layers(model, names))
     incoming = output_scales(model) if mode == "incoming" else {}
+    consumers = [c for c in names if c != input_name]
+    strengths = {c: _kernel_strength(model.get_layer(c)) for c in consumers}
+    paths = {c: producers(model, c, mode == "outgoing") for c in consumers}
+    return connection_blocks(strengths, paths, sizes, input_name, incoming)
+
+
+def connection_blocks(strengths: dict[str, np.ndarray], paths: dict[str, list[_Path]], sizes: dict[str, int],
+                      input_name: str, incoming: dict[str, np.ndarray]) -> dict:
+    """:func:`layer_connections` from kernel strengths and producer paths (framework-neutral).
+
+    Parameters
+    ----------
+    strengths : dict
+        Consumer -> ``(n_in, n_out)`` edge strengths (:func:`_kernel_strength`).
+    paths : dict
+        Consumer -> its :func:`producers` (folded or not, as the mode says).
+    sizes : dict
+        Node layer -> number of nodes.
+    input_name : str
+        Name of the model input's node layer.
+    incoming : dict
+        Consumer -> per-output-unit scale (``"incoming"`` folding), else empty.
+    """
     blocks: dict[tuple[str, str], np.ndarray] = {}
-    for consumer in names:
-        if consumer == input_name:
-            continue
-        strength = _kernel_strength(model.get_layer(consumer))
+    for consumer, strength in strengths.items():
         if consumer in incoming:
             strength = strength * incoming[consumer][None, :]
-        for path in producers(model, consumer, mode == "outgoing"):
+        for path in paths[consumer]:
             if path.producer not in sizes:
                 continue
             units = _path_units(path, input_name)
@@ -215,11 +245,15 @@ def layer_neighbors(model: keras.Model, layers: Sequence[str] | None = None) -> 
     """Node layer -> the node layers it is directly connected to (either direction)."""
     names = [n for n, _, _ in node_layers(model, layers)]
     input_name = input_layer(model).name
+    paths = {c: producers(model, c, fold_batchnorm=False) for c in names if c != input_name}
+    return neighbors_from_paths(names, paths)
+
+
+def neighbors_from_paths(names: Sequence[str], paths: dict[str, list[_Path]]) -> dict[str, list[str]]:
+    """:func:`layer_neighbors` from each consumer's producer paths (framework-neutral)."""
     result: dict[str, list[str]] = {n: [] for n in names}
-    for consumer in names:
-        if consumer == input_name:
-            continue
-        for path in producers(model, consumer, fold_batchnorm=False):
+    for consumer, consumer_paths in paths.items():
+        for path in consumer_paths:
             p = path.producer
             if p in result and p != consumer:
                 if p not in result[consumer]:
@@ -256,9 +290,16 @@ def weight_graph(
     """
     blocks = node_blocks(model, layers)
     names = [b.name for b in blocks]
+    return assemble_weight_graph(blocks, layer_connections(model, names, fold_batchnorm),
+                                 layer_neighbors(model, names))
+
+
+def assemble_weight_graph(blocks: Sequence[NodeLayer], connections: dict,
+                          neighbors: dict[str, list[str]]) -> NeuronGraph:
+    """The symmetric sparse weight graph from node blocks and :func:`connection_blocks` (framework-neutral)."""
     offsets = {b.name: b.offset for b in blocks}
     rows, cols, vals = [], [], []
-    for (prod, cons), block in layer_connections(model, names, fold_batchnorm).items():
+    for (prod, cons), block in connections.items():
         r, c = np.nonzero(block)
         rows.append(r + offsets[prod])
         cols.append(c + offsets[cons])
@@ -272,4 +313,4 @@ def weight_graph(
         adjacency.eliminate_zeros()
     else:
         adjacency = sp.csr_matrix((n, n))
-    return NeuronGraph(adjacency, blocks, layer_neighbors(model, names), {}, "weights")
+    return NeuronGraph(adjacency, list(blocks), neighbors, {}, "weights")
