@@ -69,6 +69,11 @@ class Profile:
         profile-wide ``n_test``.
     k_values : tuple of int
         The values of k compared in the k-robustness chapter (Tables 5 and 6).
+    precision : {"float32", "bfloat16"}
+        Arithmetic of training (:mod:`lsnb.train`): ``"bfloat16"`` trains
+        under Keras' mixed-bfloat16 policy with float32 master weights; the
+        trained nets are float32 for everything after training.  The paper
+        trained in float32 (Section 3, Appendix A.1).
     """
 
     name: str
@@ -89,6 +94,7 @@ class Profile:
     halves_pairs: tuple
     arch_sizes: dict = field(default_factory=dict)
     k_values: tuple = (8, 12, 16)
+    precision: str = "float32"
 
     def _size(self, arch: str, name: str, default, net: str | None = None):
         for key in (net, arch):
@@ -143,6 +149,7 @@ PROFILES: dict[str, Profile] = {
         n_train=1000, n_test=300, epochs={"mlp": 2, "small_cnn": 1, "vgg_cifar": 1},
         vgg_width=0.125, k=4, n_random=19, n_activation_samples=300,
         featvis_steps=5, n_init=3, vgg_bn_momentum=0.9, halves_pairs=(2000, 500), k_values=(3, 4),
+        precision="bfloat16",   # the quick book's training path, in every test that trains a smoke net
     ),
     "quick": Profile(
         name="quick", data_source="embedded", vgg_data="mnist_rgb32", n_replicates=5,
@@ -157,6 +164,7 @@ PROFILES: dict[str, Profile] = {
                     "vgg_cifar": {"n_test": 200, "featvis_steps": 10},
                     "mlp_halves": {"replicates": 2}},     # the halves pictures need no Bates(5)
         k_values=(8, 12, 16),
+        precision="bfloat16",   # training 1.2-4x faster on AMX, accuracy in float32's band (benchmarks/training.py)
     ),
     "paper": Profile(
         name="paper", data_source="auto", vgg_data="cifar10", n_replicates=5, vgg_replicates=5,
