@@ -33,11 +33,13 @@ SETUPS = {
     "vgg_cifar": ("mnist_rgb32", {"width": 0.25, "bn_momentum": 0.9, "regularized": True}),
 }
 EPOCHS = {"mlp": 6, "small_cnn": 3, "vgg_cifar": 8}
+#: The network of :data:`lsnb.train.NETS` each setup is (for its learning rate).
+NETS = {"mlp": "mlp_mnist", "small_cnn": "cnn_mnist", "vgg_cifar": "vgg"}
 
 
 def _config(arch: str, precision: str, model_kwargs: dict) -> dict:
     return {"arch": arch, "seed": 0, "replicate": 0, "precision": precision, "model_kwargs": model_kwargs,
-            "lr": 1e-3}
+            "lr": train.LEARNING_RATE.get(NETS[arch], 1e-3)}
 
 
 def _compiled(config: dict, data) -> keras.Model:

@@ -203,3 +203,32 @@ def test_profiles_name_their_training_precision():
     assert {name: profiles.get_profile(name).precision for name in profiles.PROFILES} == {
         "smoke": "bfloat16", "quick": "bfloat16", "paper": "float32", "paper-dry": "float32"}
     assert all(p.precision in train.PRECISIONS for p in profiles.PROFILES.values())
+
+
+def test_the_regularized_vgg_on_the_stand_in_trains_at_its_own_learning_rate(monkeypatch):
+    asked = {}
+    monkeypatch.setattr(train, "train", lambda arch, data, **kw: asked.setdefault(kw["net"], (data.name, kw["lr"])))
+    monkeypatch.setattr(train, "dataset", lambda name, prof, seed=0: lsnb.data.Dataset(
+        *[np.zeros((1, 32, 32, 3), "float32"), np.zeros(1, int)] * 2,
+        name=profiles.get_profile(prof).vgg_data if name == "vgg_data" else name, source="test"))
+    for net in ("vgg", "vgg_unreg", "cnn_mnist"):
+        train.trained(net, "smoke", verbose=False)
+    assert asked == {"vgg": ("mnist_rgb32", 3e-3), "vgg_unreg": ("mnist_rgb32", 1e-3), "cnn_mnist": ("mnist", 1e-3)}
+    asked.clear()
+    train.trained("vgg", "paper-dry", verbose=False)
+    assert asked == {"vgg": ("cifar10", 1e-3)}
+
+
+def test_the_bfloat16_policy_stays_in_the_training_thread():
+    """Keras keeps its dtype policy per thread: a net built beside a bfloat16 training is float32."""
+    import threading
+
+    import keras
+
+    other = []
+    with train.dtype_policy("bfloat16"):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        thread = threading.Thread(target=lambda: other.append(lsnb.models.build("mlp", hidden=(4,))))
+        thread.start()
+        thread.join()
+    assert all(layer.compute_dtype == "float32" for layer in other[0].layers)
