@@ -2,7 +2,9 @@
 
 Every model is functional, takes images ``(h, w, channels)`` in ``[0, 1]`` and
 ends in a ``softmax`` Dense layer named ``"logits"`` (its pre-activation gives
-the logits).  Layer names are stable so partitions and cached results can refer
+the logits), which computes in float32 even when the model is built under a
+mixed-precision policy (a bfloat16 softmax would round the probabilities the
+loss takes logarithms of).  Layer names are stable so partitions and cached results can refer
 to them.
 
 **Seeds.**  Given ``seed``, a builder hands every random layer (kernel
@@ -64,7 +66,7 @@ def mlp(
     for i, width in enumerate(hidden, start=1):
         x = keras.layers.Dense(int(width), activation="relu", kernel_initializer=_glorot(seeds), name=f"dense{i}")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=_glorot(seeds),
-                                 name="logits")(x)
+                                 dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -97,7 +99,7 @@ def small_cnn(
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(dense, activation="relu", kernel_initializer=_glorot(seeds), name="dense1")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=_glorot(seeds),
-                                 name="logits")(x)
+                                 dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -166,7 +168,7 @@ def vgg_cifar(
     if regularized:
         x = keras.layers.Dropout(0.5, seed=next(seeds), name="dropout_dense1")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=_glorot(seeds),
-                                 kernel_regularizer=reg, name="logits")(x)
+                                 kernel_regularizer=reg, dtype="float32", name="logits")(x)
     default_name = "vgg_cifar" if regularized else "vgg_cifar_unreg"
     return keras.Model(inputs, outputs, name=name or default_name)
 

@@ -156,3 +156,18 @@ def test_imagenet_unit_preprocess_works_in_every_graph_of_a_process(name, monkey
     first = tf.function(lambda v: unit(v) * 1.0)(tf.constant(x))
     second = tf.function(lambda v: unit(v) + 0.0)(tf.constant(x))     # another graph
     assert np.allclose(first, expected, atol=1e-4) and np.allclose(second, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", sorted(SEEDED_BUILDS))
+def test_the_softmax_output_computes_in_float32_under_a_mixed_policy(arch):
+    import keras
+
+    from lsnb import train
+
+    with train.dtype_policy("bfloat16"):
+        mixed = models.build(arch, **SEEDED_BUILDS[arch])
+    plain = models.build(arch, **SEEDED_BUILDS[arch])
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert mixed.get_layer("logits").compute_dtype == "float32" and mixed.output.dtype == "float32"
+    assert [l.compute_dtype for l in mixed.layers if l.weights][0] == "bfloat16"
+    assert all(l.compute_dtype == "float32" for l in plain.layers)

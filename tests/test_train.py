@@ -119,3 +119,116 @@ def test_training_ignores_process_wide_random_state_and_other_threads(tmp_path, 
     assert not busy.from_cache
     for a, b in zip(quiet.model.get_weights(), busy.model.get_weights()):
         assert np.array_equal(a, b)
+
+
+def _small_digits():
+    return lsnb.data.load_mnist("embedded", verbose=False).subset(1000, 300)
+
+
+@pytest.mark.skipif(not train.cpu_has_bf16(), reason="this CPU has no bfloat16 instructions")
+def test_bfloat16_training_returns_a_float32_model_in_float32s_accuracy_band(tmp_path, monkeypatch):
+    import keras
+
+    from lsnb import cache
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    data = _small_digits()
+    settings = dict(epochs=5, model_kwargs={"hidden": (128, 64)}, progress=False)
+    f32 = train.train("mlp", data, **settings)
+    bf16 = train.train("mlp", data, precision="bfloat16", **settings)
+    assert not bf16.from_cache                                   # its own cache key
+    assert f32.config["precision"] == "float32" and bf16.config["precision"] == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    for layer in bf16.model.layers:                              # lesions and graphs see a float32 net
+        assert layer.dtype_policy.name == "float32", layer.name
+    assert all(w.dtype == np.float32 for w in bf16.model.get_weights())
+    assert np.asarray(bf16.model(data.x_test[:4])).dtype == np.float32
+    # trained in bfloat16 arithmetic: the same seed and batches give other weights, of equal quality
+    assert not np.array_equal(f32.model.get_weights()[0], bf16.model.get_weights()[0])
+    assert f32.test_accuracy > 0.8 and abs(bf16.test_accuracy - f32.test_accuracy) < 0.05
+    assert bf16.test_accuracy == train.accuracy(bf16.model, data.x_test, data.y_test)
+    again = train.train("mlp", data, precision="bfloat16", **settings)
+    assert again.from_cache and again.config["precision"] == "bfloat16"
+    assert all(np.array_equal(a, b) for a, b in zip(again.model.get_weights(), bf16.model.get_weights()))
+    # float32 models keep the key they had before precision was a setting
+    old_key = {key: value for key, value in f32.config.items() if not key.startswith("precision")}
+    old_key["data"] = train._data_fingerprint(data)
+    assert cache.entry_path("model", old_key, ext="keras").exists()
+
+
+def test_a_cpu_without_bfloat16_trains_in_float32_and_says_so(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    caplog.set_level("WARNING", logger="lsnb.train")
+    data = _small_digits()
+    settings = dict(epochs=1, model_kwargs={"hidden": (16,)}, progress=False)
+    f32 = train.train("mlp", data, **settings)
+    fallback = train.train("mlp", data, precision="bfloat16", **settings)
+    assert fallback.config["precision"] == "float32" and fallback.config["precision_asked"] == "bfloat16"
+    assert fallback.from_cache                                   # the float32 model: same key
+    assert all(np.array_equal(a, b) for a, b in zip(f32.model.get_weights(), fallback.model.get_weights()))
+    assert "no bfloat16" in caplog.text and "float32 training" in fallback.describe()
+    with pytest.raises(ValueError, match="precision"):
+        train.train("mlp", data, precision="float16", **settings)
+
+
+def test_cpu_bfloat16_detection_reads_the_flags(tmp_path):
+    detect = train.cpu_has_bf16.__wrapped__
+    for flags, expected in [("fpu sse2 avx2 avx512f", False), ("fpu avx512f avx512_bf16", True),
+                            ("fpu amx_tile amx_bf16", True)]:
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert detect(str(tmp_path / "cpuinfo")) is expected
+    assert detect(str(tmp_path / "missing")) is False
+
+
+def test_the_global_dtype_policy_is_restored_when_training_fails(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    seen = []
+
+    def failing_dataset(*args, **kwargs):
+        seen.append(keras.mixed_precision.global_policy().name)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(train, "_tf_dataset", failing_dataset)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train.train("mlp", _small_digits(), epochs=1, model_kwargs={"hidden": (8,)}, precision="bfloat16",
+                    progress=False)
+    assert seen == ["mixed_bfloat16"] and keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_profiles_name_their_training_precision():
+    assert {name: profiles.get_profile(name).precision for name in profiles.PROFILES} == {
+        "smoke": "bfloat16", "quick": "bfloat16", "paper": "float32", "paper-dry": "float32"}
+    assert all(p.precision in train.PRECISIONS for p in profiles.PROFILES.values())
+
+
+def test_the_regularized_vgg_on_the_stand_in_trains_at_its_own_learning_rate(monkeypatch):
+    asked = {}
+    monkeypatch.setattr(train, "train", lambda arch, data, **kw: asked.setdefault(kw["net"], (data.name, kw["lr"])))
+    monkeypatch.setattr(train, "dataset", lambda name, prof, seed=0: lsnb.data.Dataset(
+        *[np.zeros((1, 32, 32, 3), "float32"), np.zeros(1, int)] * 2,
+        name=profiles.get_profile(prof).vgg_data if name == "vgg_data" else name, source="test"))
+    for net in ("vgg", "vgg_unreg", "cnn_mnist"):
+        train.trained(net, "smoke", verbose=False)
+    assert asked == {"vgg": ("mnist_rgb32", 3e-3), "vgg_unreg": ("mnist_rgb32", 1e-3), "cnn_mnist": ("mnist", 1e-3)}
+    asked.clear()
+    train.trained("vgg", "paper-dry", verbose=False)
+    assert asked == {"vgg": ("cifar10", 1e-3)}
+
+
+def test_the_bfloat16_policy_stays_in_the_training_thread():
+    """Keras keeps its dtype policy per thread: a net built beside a bfloat16 training is float32."""
+    import threading
+
+    import keras
+
+    other = []
+    with train.dtype_policy("bfloat16"):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        thread = threading.Thread(target=lambda: other.append(lsnb.models.build("mlp", hidden=(4,))))
+        thread.start()
+        thread.join()
+    assert all(layer.compute_dtype == "float32" for layer in other[0].layers)
