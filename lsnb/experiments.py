@@ -344,8 +344,8 @@ def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se
     by = list(by)
     if tidy.empty:
         log.warning("no subclusters were tested: nothing to combine")
-        return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "fisher", "p",
-                                     "effect", "se", "effect_special", "significant"])
+        return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "n_undefined",
+                                     "fisher", "p", "effect", "se", "effect_special", "significant"])
     if not by:
         return combine(tidy, alpha=alpha, se=se, ties=ties, effect_rule=effect_rule, family=family)
     parts = []
