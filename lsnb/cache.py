@@ -64,7 +64,8 @@ VERSIONS: dict[str, int] = {
     "partition": 3,         # lsnb.experiments.get_partition; 3: k-means on one thread (sums in another order)
     "grouping": 2,          # the groupings of a net (lsnb.comparison); 2: k-means on one thread, as partition 3
     "clusterability": 2,    # n-cut against shuffled graphs; 2: k-means on one thread, as partition 3
-    "lesion": 3,            # lesion tests (true and random values; percentiles not cached); sidecar: flops; 3: stratified test images, controls drawn per k
+    "lesion": 3,            # lesion tests (true and random values; percentiles not cached); sidecar: flops;
+                            # 3: stratified test images, controls drawn per k, the authors' class range as ptp
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
     "featvis": 3,           # feature-visualization tests and their images; 3: controls drawn per k
     "featvis_backends": 2,  # native engine versus Lucid

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lsnb import neurons, stats
+from lsnb import neurons, stats, terms
 from lsnb.cluster import Partition, Subcluster
 
 #: Columns of the tidy group-test table, in order.
@@ -239,14 +239,6 @@ def normalise_groups(model: keras.Model, groups, pool: str = "live") -> list[Gro
 
 
 # ---------------------------------------------------------------------------- effect terms
-def _effects(true: np.ndarray, means: np.ndarray) -> np.ndarray:
-    ok = ~(np.isnan(true) | np.isnan(means))
-    out = np.full(len(true), np.nan)
-    if ok.any():
-        out[ok] = stats.effect_terms(true[ok], means[ok])
-    return out
-
-
 # ---------------------------------------------------------------------------- the procedure
 def controls_for(groups: Sequence[Group], n_random: int, seed: int, network: str, replicate: int,
                  partitioning: str) -> list[np.ndarray]:
@@ -314,10 +306,11 @@ def run_groups(model: keras.Model, groups: Sequence[Group], measures: Sequence[M
             true, randoms = float(vals[0]), np.asarray(vals[1:], dtype=float)
             rows.append(dict(network=network, replicate=replicate, partitioning=partitioning, measure=m.name,
                              layer=g.layer, cluster=g.cluster, size=g.size, true=true, randoms=randoms,
-                             random_mean=float(np.mean(randoms)), higher_is_special=bool(m.higher_is_special),
+                             random_mean=float(np.mean(terms.nan_as_zero(randoms))),
+                             higher_is_special=bool(m.higher_is_special),
                              tie=bool(np.any(randoms == true)), percentile=np.nan))
     table = stats.add_percentiles(pd.DataFrame(rows, columns=list(COLUMNS)), ties=ties, seed=seed)
-    table["effect"] = _effects(table["true"].to_numpy(float), table["random_mean"].to_numpy(float))
+    table["effect"] = stats.effect_terms(table["true"].to_numpy(float), table["random_mean"].to_numpy(float))
     table.attrs.update(n_random=n_random, seed=seed, ties=ties)
     for m in measures:
         table.attrs.update(getattr(m, "attrs", None) or {})

@@ -177,9 +177,10 @@ def path_beside_paper(path: pd.DataFrame, value: str = "fisher") -> pd.DataFrame
     """The steps as columns (``value`` ± its spread over replicates), the paper's value last.
 
     A step that cannot change a cell is marked ``(n/a)`` (its value is the
-    paper's method's); a cell whose every measure value is undefined under a
-    step (the authors' normalized class range when no lesion moves the mean
-    accuracy) reads ``undefined``.
+    paper's method's).  Undefined measure values (the authors' normalized
+    class range when a lesion leaves the mean accuracy unchanged) are kept
+    and ranked (:mod:`lsnb.terms`), so every cell a step tested has a value;
+    a cell where a step tested no subcluster reads ``not tested``.
 
     Parameters
     ----------
@@ -194,7 +195,7 @@ def path_beside_paper(path: pd.DataFrame, value: str = "fisher") -> pd.DataFrame
                              for v, s, applies in zip(path[value], path[f"{value}_sd"], path["applies"])])
     steps = list(dict.fromkeys(path["step"]))
     wide = cell.pivot_table(index=["network", "partitioning", "measure"], columns="step", values="text",
-                            aggfunc="first", sort=False).reindex(columns=steps).fillna("undefined")
+                            aggfunc="first", sort=False).reindex(columns=steps).fillna("not tested")
     paper = report.published(1 if value == "fisher" else 2).set_index(["network", "partitioning", "measure"])[value]
     wide["paper"] = [f"{paper.get(key, np.nan):.2f}" for key in wide.index]
     return wide

@@ -34,7 +34,8 @@ from lsnb.cluster import partition
 from lsnb.featvis import compare_backends, featvis_test
 from lsnb.lesion import lesion_test
 from lsnb.models import imagenet_unit_preprocess
-from lsnb.stats import benjamini_hochberg, combine
+from lsnb.fdr import with_bh
+from lsnb.stats import combine
 from lsnb.book import StageTimer
 from lsnb.networks import (IMAGENET_K, IMAGENET_NETS, TRAINED_NETS, arch_of, check_nets, imagenet_available,
                            is_imagenet, k_for, net_key, network, replicates)
@@ -359,7 +360,7 @@ def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "q
 
 
 def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se: str = "nets",
-             ties: str = "random", effect_rule: str = "paper") -> pd.DataFrame:
+             ties: str = "random", effect_rule: str = "paper", family: str = "") -> pd.DataFrame:
     """Replicates combined (mean Fisher, Bates p, effect ± s.e.), BH over the whole table.
 
     Parameters
@@ -370,30 +371,33 @@ def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se
         Further columns that separate configurations (``"k"``, ``"variant"``);
         each group is combined separately and they are kept as columns.
     alpha : float
-        False discovery rate, over all rows of the result.
+        False discovery rate, over all rows of the result (one BH family,
+        named in ``attrs["bh_family"]``).
     se : {"nets", "pooled"}
-        See :func:`lsnb.stats.combine`.
+        See :func:`lsnb.stats.combine` (which also sets ``effect_special``,
+        the effect against the cell's own null).
     ties, effect_rule : str
         Tie rule of the percentiles and effect rule (:func:`lsnb.stats.summarize`); both act on the
         stored true and random values, so changing them recomputes nothing that is cached.
+    family : str
+        What the BH family is, for ``attrs["bh_family"]`` (default: the cells of this summary);
+        printed by :func:`lsnb.stats.bh_family_line`.
     """
     by = list(by)
     if tidy.empty:
         log.warning("no subclusters were tested: nothing to combine")
-        return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "fisher", "p",
-                                     "effect", "se", "significant"])
+        return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "n_undefined",
+                                     "fisher", "p", "effect", "se", "effect_special", "significant"])
     if not by:
-        return combine(tidy, alpha=alpha, se=se, ties=ties, effect_rule=effect_rule)
+        return combine(tidy, alpha=alpha, se=se, ties=ties, effect_rule=effect_rule, family=family)
     parts = []
     for values, group in tidy.groupby(by, sort=True):
         values = values if isinstance(values, tuple) else (values,)
         parts.append(combine(group, alpha=alpha, se=se, ties=ties, effect_rule=effect_rule)
                      .assign(**dict(zip(by, values))))
     result = pd.concat(parts, ignore_index=True)
-    reject, critical = benjamini_hochberg(result["p"].to_numpy(), alpha=alpha)
-    result["significant"] = reject
-    result.attrs.update(bh_critical_p=critical, bh_alpha=alpha)
-    return result
+    default = f"the cells of this summary, every {', '.join(by)} together"
+    return with_bh(result, alpha, family or default)
 
 
 def bates_cdf_original(x: float, n: int) -> float:

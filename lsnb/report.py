@@ -130,6 +130,10 @@ def effect_indicates_specialization(frame: pd.DataFrame, n_se: float = 2.0) -> p
     """Whether each effect measure lies more than ``n_se`` standard errors from 1
     on the side of local specialization (above 1, or below 1 for softmax entropy).
 
+    The paper's rule, applied here to the paper's published values only: under
+    no specialization the mean of ``2x / (x + mu)`` sits below 1, so our own
+    effects are starred against their null instead (:mod:`lsnb.stars`).
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -181,6 +185,13 @@ def _our_significance(ours: pd.DataFrame, alpha: float) -> pd.Series:
     return pd.Series(np.asarray(reject, dtype=bool), index=ours.index, dtype="boolean")
 
 
+def _our_effect_stars(ours: pd.DataFrame) -> pd.Series:
+    """Our ``effect_special`` (the effect against the cell's own null, :mod:`lsnb.stars`); NA without it."""
+    if "effect_special" not in ours:
+        return pd.Series(pd.NA, index=ours.index, dtype="boolean")
+    return ours["effect_special"].astype("boolean").mask(ours["effect"].isna())
+
+
 def compare(ours: pd.DataFrame, table: int, alpha: float = 0.05) -> pd.DataFrame:
     """Our combined results beside one published table, with agreement flags.
 
@@ -190,7 +201,10 @@ def compare(ours: pd.DataFrame, table: int, alpha: float = 0.05) -> pd.DataFrame
         One row per (network, partitioning, measure[, k]) with ``fisher``,
         ``p``, ``effect``, ``se``; an optional boolean ``significant`` column
         (else Benjamini-Hochberg at ``alpha`` is applied over all rows of
-        ``ours``).  Tables 5 and 6 also need a ``k`` column.
+        ``ours``) and ``effect_special`` (:func:`lsnb.stats.combine`: the
+        effect against the cell's own null; without it our effect
+        conclusions are unknown, NA).  Tables 5 and 6 also need a ``k``
+        column.
     table : int
         The published table to compare with.
     alpha : float
@@ -201,7 +215,8 @@ def compare(ours: pd.DataFrame, table: int, alpha: float = 0.05) -> pd.DataFrame
     pandas.DataFrame
         Our rows that the table covers (and the paper's rows we did not run,
         with NaN for ours), columns ``fisher, p, significant, effect, se,
-        effect_special`` and ``paper_*`` counterparts, plus ``agrees``
+        effect_special`` and ``paper_*`` counterparts (the paper's
+        ``effect_special``: more than 2 s.e. from 1, its own rule), plus ``agrees``
         (both significant or both not; NA where either is unknown) and
         ``effect_agrees`` (same effect conclusion).
     """
@@ -214,7 +229,7 @@ def compare(ours: pd.DataFrame, table: int, alpha: float = 0.05) -> pd.DataFrame
         raise ValueError(f"table {table} compares values of k: our summary needs a 'k' column")
     mine = ours.copy()
     mine["significant"] = _our_significance(mine, alpha)
-    mine["effect_special"] = effect_indicates_specialization(mine)
+    mine["effect_special"] = _our_effect_stars(mine)
     values = ["fisher", "p", "significant", "effect", "se", "effect_special"]
     paper = published(table)[keys + values].rename(columns={v: f"paper_{v}" for v in values})
     if "k" in keys:
@@ -283,8 +298,11 @@ def paper_table(ours: pd.DataFrame, table: int, alpha: float = 0.05) -> pd.DataF
     Rows are (network, partitioning) (with k for Tables 5-6); for each measure
     the columns are our Fisher statistic (p value) and effect ± s.e., the
     paper's, and whether the conclusions agree.  A ``*`` marks a Fisher
-    statistic significant after Benjamini-Hochberg (paper: p <= 0.025) or an
-    effect more than two standard errors from 1 towards specialization.
+    statistic significant after Benjamini-Hochberg (paper: p <= 0.025); on
+    our effects, one beyond the cell's own null reference by a one-sided
+    paired t test over nets (``effect_special``, :mod:`lsnb.stars`; never
+    one net); on the paper's, one more than two standard errors from 1
+    towards specialization (the paper's rule).
 
     Parameters
     ----------

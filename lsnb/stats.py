@@ -12,9 +12,11 @@ drawn from the same layer.  The steps are:
 3. :func:`combine_replicates` — the p values of identically configured
    networks combined by the Bates distribution of their mean
    (:func:`bates_cdf`).
-4. :func:`benjamini_hochberg` — the false-discovery-rate correction;
-   :func:`family_bh` applies it jointly over several tables (the paper's
-   family: Tables 7 and 8 together).
+4. :func:`benjamini_hochberg` — the false-discovery-rate correction over
+   one family, named in the summary's ``attrs`` (:mod:`lsnb.fdr`,
+   re-exported here): the rows of one summary (:func:`with_bh`) or several
+   tables jointly (:func:`family_bh`; the paper's family is Tables 7 and 8
+   together).
 
 Beside the percentiles, :func:`effect_measure` averages ``2x / (x + mu)`` over
 subclusters under one of :data:`EFFECT_RULES` (``"paper"``, the authors'
@@ -32,7 +34,11 @@ leave-one-out null reference of the same data (each random group as the true
 one against the other ``n - 1``, same tie rule, shifted to the ``n + 1``
 grid; see :mod:`lsnb.terms`).  Read a Fisher statistic against
 ``null_fisher`` (0.983 for continuous measures or random tie-breaking, other
-values under the biased tie rules) and an effect against ``null_effect``.
+values under the biased tie rules) and an effect against ``null_effect``;
+:func:`combine`'s ``effect_special`` does the latter by a paired test over
+nets (:mod:`lsnb.stars`).  Undefined measure values are kept and ranked
+(:mod:`lsnb.terms`); ``n_undefined`` counts the subclusters whose true value
+is undefined (NaN or infinite).
 
 Standard errors: with ``se="nets"`` the s.e. is taken across nets, which for
 two replicates rests on one degree of freedom; ``se_df`` says how many.
@@ -46,14 +52,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
-from .terms import (EFFECT_RULES, TIE_RULES, add_null_reference, add_percentiles, centered_percentile,
-                    centered_percentiles, effect_terms, leave_one_out, null_fisher_value)
+from .checks import as_1d, check_probabilities
+from .fdr import bh_family_line, benjamini_hochberg, family_bh, with_bh
+from .stars import paired_effect_special
+from .terms import (EFFECT_RULES, TIE_RULES, LOW_IS_SPECIAL, add_null_reference, add_percentiles,
+                    centered_percentile, centered_percentiles, effect_terms, leave_one_out, nan_as_zero,
+                    null_fisher_value)
 
 __all__ = ["TIE_RULES", "EFFECT_RULES", "NULL_FISHER_19", "SUMMARY_KEYS", "COMBINED_KEYS",
            "centered_percentile", "centered_percentiles", "add_percentiles", "add_null_reference",
            "leave_one_out", "null_fisher_value", "effect_terms", "effect_measure", "fisher_statistic",
            "fisher_pvalue", "bates_cdf", "combine_replicates", "benjamini_hochberg", "summarize",
-           "combine", "family_bh"]
+           "combine", "family_bh", "with_bh", "bh_family_line", "paired_effect_special"]
 
 #: Fisher statistic of percentiles spread evenly over the 20 possible centered
 #: values of a test with 19 random controls: ``-mean(log((r + 0.5) / 20))``.
@@ -63,26 +73,6 @@ SUMMARY_KEYS = ("network", "replicate", "partitioning", "measure")
 COMBINED_KEYS = ("network", "partitioning", "measure")
 
 
-def _as_1d(values, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    return arr
-
-
-def _check_probabilities(p: np.ndarray, name: str, open_left: bool = False) -> None:
-    if p.size == 0:
-        raise ValueError(f"{name} is empty")
-    if np.any(np.isnan(p)):
-        raise ValueError(f"{name} contains NaN")
-    low_bad = p <= 0 if open_left else p < 0
-    if np.any(low_bad) or np.any(p > 1):
-        bound = "(0, 1]" if open_left else "[0, 1]"
-        raise ValueError(f"{name} must lie in {bound}; got min {p.min()}, max {p.max()}")
-
-
 def fisher_statistic(percentiles: Sequence[float]) -> float:
     """The Fisher statistic ``-mean(log p)`` of a collection of percentiles.
 
@@ -90,8 +80,8 @@ def fisher_statistic(percentiles: Sequence[float]) -> float:
     with 19 random controls (:data:`NULL_FISHER_19`, 0.983); higher values mean
     more low percentiles (more local specialization) than chance.
     """
-    p = _as_1d(percentiles, "percentiles")
-    _check_probabilities(p, "percentiles", open_left=True)
+    p = as_1d(percentiles, "percentiles")
+    check_probabilities(p, "percentiles", open_left=True)
     return float(-np.mean(np.log(p)))
 
 
@@ -115,8 +105,8 @@ def fisher_pvalue(percentiles: Sequence[float], n_random: int | None = None,
     n_draws, seed : int
         Size and seed of the Monte Carlo null (only with ``n_random``).
     """
-    p = _as_1d(percentiles, "percentiles")
-    _check_probabilities(p, "percentiles", open_left=True)
+    p = as_1d(percentiles, "percentiles")
+    check_probabilities(p, "percentiles", open_left=True)
     statistic = -2.0 * float(np.sum(np.log(p)))
     if n_random is None:
         return float(_sps.chi2.sf(statistic, 2 * p.size))
@@ -154,45 +144,9 @@ def combine_replicates(pvalues: Sequence[float]) -> float:
     Bates(n) and its CDF at the observed mean is again a uniform p value.  One
     p value is returned unchanged.
     """
-    p = _as_1d(pvalues, "pvalues")
-    _check_probabilities(p, "pvalues")
+    p = as_1d(pvalues, "pvalues")
+    check_probabilities(p, "pvalues")
     return bates_cdf(float(np.mean(p)), p.size)
-
-
-def benjamini_hochberg(pvalues: Sequence[float], alpha: float = 0.05) -> tuple[np.ndarray, float]:
-    """The Benjamini-Hochberg procedure at false discovery rate ``alpha``.
-
-    With the sorted p values ``p_(1) <= ... <= p_(m)``, ``k`` is the largest
-    ``j`` with ``p_(j) <= j alpha / m``; the critical value is ``p_(k)`` and
-    every p value ``<= p_(k)`` is significant.
-
-    Parameters
-    ----------
-    pvalues : sequence of float
-        One p value per test, in ``[0, 1]``.
-    alpha : float
-        False discovery rate.
-
-    Returns
-    -------
-    reject : numpy.ndarray of bool
-        True where the null hypothesis is rejected, in the input order.
-    critical_p : float
-        ``p_(k)``, the largest significant p value.  When nothing is
-        significant there is no critical p value and ``nan`` is returned (the
-        authors' code returned 1.0, which reads as "everything significant").
-    """
-    p = _as_1d(pvalues, "pvalues")
-    _check_probabilities(p, "pvalues")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    m = p.size
-    ordered = np.sort(p)
-    passing = np.flatnonzero(ordered <= np.arange(1, m + 1) * alpha / m)
-    if passing.size == 0:
-        return np.zeros(m, dtype=bool), float("nan")
-    critical = float(ordered[passing[-1]])
-    return p <= critical, critical
 
 
 def effect_measure(true_values: Sequence[float], random_means: Sequence[float],
@@ -222,7 +176,12 @@ def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> Non
 
 
 def _prepared(table: pd.DataFrame, keys: Sequence[str], ties: str, effect_rule: str, seed: int) -> pd.DataFrame:
-    """Percentiles, ties and the per-row null reference recomputed; ``random_mean`` filled."""
+    """Percentiles, ties and the per-row null reference recomputed; ``random_mean``, ``n_undefined`` set.
+
+    ``random_mean`` is recomputed from ``randoms`` with NaN counted as 0
+    (:func:`lsnb.terms.nan_as_zero`); ``n_undefined`` is 1 on a row whose
+    true value is NaN or infinite (kept and ranked).
+    """
     if effect_rule not in EFFECT_RULES:
         raise ValueError(f"effect_rule must be one of {EFFECT_RULES}, got {effect_rule!r}")
     has_randoms = "randoms" in table.columns
@@ -234,19 +193,9 @@ def _prepared(table: pd.DataFrame, keys: Sequence[str], ties: str, effect_rule: 
         return table.assign(tie=np.nan, null_fisher=np.nan, null_effect=np.nan,
                             null_fisher_terms=[np.full(1, np.nan)] * len(table))
     out = add_null_reference(add_percentiles(table, ties=ties, seed=seed), ties, effect_rule, seed)
-    if "random_mean" not in out.columns:
-        out["random_mean"] = [float(np.mean(r)) for r in out["randoms"]]
-    defined = out["percentile"].notna().to_numpy()
-    if not defined.any():
-        raise ValueError("every measure value in the table is undefined (NaN): nothing to summarize")
-    return out[defined].assign(n_undefined=0) if defined.all() else _count_undefined(out, defined, keys)
-
-
-def _count_undefined(out: pd.DataFrame, defined: np.ndarray, keys: Sequence[str]) -> pd.DataFrame:
-    """The defined rows, each carrying how many rows of its summary group were undefined (NaN)."""
-    missing = out[~defined].groupby(list(keys), dropna=False).size().rename("n_undefined")
-    kept = out[defined].join(missing, on=list(keys))
-    return kept.assign(n_undefined=kept["n_undefined"].fillna(0).astype(int))
+    # the random mean of the effect terms, an undefined (NaN) random value counted as 0 (np.nan_to_num)
+    out["random_mean"] = [float(np.mean(nan_as_zero(r))) for r in out["randoms"]]
+    return out.assign(n_undefined=(~np.isfinite(out["true"].to_numpy(float))).astype(int))
 
 
 def _null_fisher_sd(draws: pd.Series) -> float:
@@ -265,7 +214,7 @@ def _summaries(prepared: pd.DataFrame, keys: Sequence[str], effect_rule: str) ->
                                     rule=effect_rule)
         percentiles = part["percentile"].to_numpy(float)
         rows.append({**dict(zip(keys, group)), "n": int(len(part)),
-                     "n_undefined": int(part["n_undefined"].iloc[0]) if "n_undefined" in part else 0,
+                     "n_undefined": int(part["n_undefined"].sum()) if "n_undefined" in part else 0,
                      "fisher": fisher_statistic(percentiles), "p": fisher_pvalue(percentiles),
                      "effect": effect, "se": se,
                      "tie_share": float(part["tie"].astype(float).mean()),
@@ -299,7 +248,8 @@ def summarize(table: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS, ties: str
     Returns
     -------
     pandas.DataFrame
-        One row per group with ``keys``, ``n`` (subclusters), ``fisher``,
+        One row per group with ``keys``, ``n`` (subclusters), ``n_undefined``
+        (of them, those whose true value is NaN or infinite), ``fisher``,
         ``p`` (Fisher's chi-square), ``effect``, ``se`` (over subclusters),
         ``tie_share`` (share of subclusters tied with at least one random
         group), ``null_fisher`` and ``null_effect``: the leave-one-out
@@ -316,7 +266,7 @@ def summarize(table: pd.DataFrame, keys: Sequence[str] = SUMMARY_KEYS, ties: str
 
 
 def combine(table: pd.DataFrame, alpha: float = 0.05, se: str = "nets", ties: str = "random",
-            effect_rule: str = "paper", seed: int = 0) -> pd.DataFrame:
+            effect_rule: str = "paper", seed: int = 0, family: str = "") -> pd.DataFrame:
     """Combine replicate networks and flag significance over the whole table (Appendix A.3).
 
     Parameters
@@ -337,6 +287,9 @@ def combine(table: pd.DataFrame, alpha: float = 0.05, se: str = "nets", ties: st
         variation between nets).
     ties, effect_rule, seed
         As in :func:`summarize`.
+    family : str
+        Names the BH family, the rows of the result (default: "the cells
+        of this summary"); read by :func:`bh_family_line`.
 
     Returns
     -------
@@ -345,9 +298,18 @@ def combine(table: pd.DataFrame, alpha: float = 0.05, se: str = "nets", ties: st
         ``fisher`` (mean over nets), ``p`` (Bates-combined), ``effect``,
         ``se``, ``se_df``, ``tie_share`` (over all subclusters),
         ``null_fisher`` (mean over nets), ``null_effect`` (formed like
-        ``effect``) and ``significant`` (BH at ``alpha``).  The BH critical p
-        value (``nan`` when nothing is significant) is in
-        ``result.attrs["bh_critical_p"]``.
+        ``effect``), ``n_undefined`` (subclusters with an undefined true
+        value, kept and ranked as in :mod:`lsnb.terms`), ``effect_special``
+        and ``significant`` (BH at ``alpha``).  ``effect_special`` is the
+        paired one-sided t test of the per-net ``effect - null_effect`` at
+        ``n_nets - 1`` degrees of freedom (:mod:`lsnb.stars`), whatever
+        ``se``: the nets are the independent replicates, and the pooled s.e.
+        ignores both the variation between nets and that the reference is
+        estimated from each net's randoms.  A single net is never starred:
+        its subclusters share one net's randoms and reference, so there is
+        no replicate spread to judge the gap by.  The BH family is this
+        table (:func:`with_bh`; critical p value, ``nan`` when nothing is
+        significant, in ``result.attrs["bh_critical_p"]``).
     """
     if se not in ("nets", "pooled"):
         raise ValueError(f"se must be 'nets' or 'pooled', got {se!r}")
@@ -376,43 +338,10 @@ def combine(table: pd.DataFrame, alpha: float = 0.05, se: str = "nets", ties: st
             row["se_df"] = row["n"] - 1
             null_effect = float(part["null_effect"].iloc[0])
         row.update(tie_share=float(np.average(part["tie_share"], weights=weights)),
-                   null_fisher=float(part["null_fisher"].mean()), null_effect=null_effect)
+                   null_fisher=float(part["null_fisher"].mean()), null_effect=null_effect,
+                   n_undefined=int(part["n_undefined"].sum()),
+                   effect_special=bool(paired_effect_special(part["effect"].to_numpy(float),
+                                                             part["null_effect"].to_numpy(float),
+                                                             group[keys.index("measure")] not in LOW_IS_SPECIAL)))
         rows.append(row)
-    result = pd.DataFrame(rows)
-    reject, critical = benjamini_hochberg(result["p"].to_numpy(), alpha=alpha)
-    result["significant"] = reject
-    result.attrs.update(bh_critical_p=critical, bh_alpha=alpha)
-    return result
-
-
-def family_bh(*tables: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, ...]:
-    """Benjamini-Hochberg over one family of tables (the paper's Tables 7 and 8 together).
-
-    Parameters
-    ----------
-    *tables : pandas.DataFrame
-        Results with a ``p`` column (e.g. of :func:`combine`), corrected jointly.
-    alpha : float
-        False discovery rate of the family.
-
-    Returns
-    -------
-    tuple of pandas.DataFrame
-        Copies of the tables in the given order, ``significant`` set from the
-        joint correction; each has ``attrs["bh_critical_p"]`` (shared),
-        ``attrs["bh_alpha"]`` and ``attrs["bh_family_size"]``.
-    """
-    if not tables:
-        raise ValueError("family_bh needs at least one table")
-    for i, t in enumerate(tables):
-        _require_columns(t, ["p"], f"table {i} of the family")
-    sizes = [len(t) for t in tables]
-    reject, critical = benjamini_hochberg(np.concatenate([t["p"].to_numpy(float) for t in tables]), alpha=alpha)
-    out, start = [], 0
-    for t, size in zip(tables, sizes):
-        copy = t.copy()
-        copy["significant"] = reject[start:start + size]
-        copy.attrs.update(bh_critical_p=critical, bh_alpha=alpha, bh_family_size=int(sum(sizes)))
-        out.append(copy)
-        start += size
-    return tuple(out)
+    return with_bh(pd.DataFrame(rows), alpha, family or "the cells of this summary")

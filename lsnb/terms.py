@@ -19,6 +19,14 @@ Choices stated once here:
     inequality, a tie counts *for* the true group); biased towards low
     percentiles (Fisher statistic above 0.98, too many "significant" tests).
 
+* **Undefined values** (the authors' normalized class range, ``0 / 0`` when
+  the mean change is 0 and some class did not change) are kept and ranked,
+  not dropped: under ``"original"`` as their ``compute_pvalue`` ranks them
+  (every comparison with NaN false: a NaN true value is the most special,
+  ``r = 0``; a NaN random value is never more special than the true one);
+  under ``"random"`` and ``"conservative"`` NaN is a value beyond every
+  defined one on the special side, equal to the other NaNs.
+
 * **Generators.**  ``"random"`` needs a generator.  :func:`centered_percentile`
   uses the one it is given, else a fresh ``numpy.random.default_rng(0)`` (so a
   bare call is reproducible).  :func:`add_percentiles` seeds one generator per
@@ -44,8 +52,9 @@ Choices stated once here:
     ``x = 0, mu < 0`` into 1, inflating effects on small test sets where random
     lesions often help.
 
-  Infinite values (the authors' class range divided by a mean drop of 0): the
-  larger side wins (2 or 0), both infinite gives 1.
+  Infinite values (the authors' class range when the mean change is 0 and
+  every class changed): the larger side wins (2 or 0), both infinite gives
+  1.  NaN counts as 0 in ``x`` and in the random mean (``np.nan_to_num``).
 
 * **Leave-one-out null reference.**  Each random group ``j`` in turn plays the
   true one against the other ``n - 1`` randoms (same tie rule, its own random
@@ -105,6 +114,8 @@ def centered_percentiles(true_values, random_values, higher_is_special=True, tie
     rng : numpy.random.Generator, optional
         Draws the tie-breaking ranks; ``default_rng(0)`` when None.
 
+    NaN values are ranked as the module docstring says (:func:`_more_and_tied`).
+
     Returns
     -------
     percentiles : array of shape (m,)
@@ -119,12 +130,8 @@ def centered_percentiles(true_values, random_values, higher_is_special=True, tie
         raise ValueError(f"random_values must have shape ({true.size}, n_random), got {randoms.shape}")
     if randoms.shape[1] == 0:
         raise ValueError("random_values is empty: a percentile needs at least one random value")
-    if np.isnan(true).any() or np.isnan(randoms).any():
-        raise ValueError("true_values and random_values must not be NaN")
     sign = np.where(np.broadcast_to(np.asarray(higher_is_special, dtype=bool), true.shape), 1.0, -1.0)
-    true_s, rand_s = sign * true, sign[:, None] * randoms
-    more = np.sum(rand_s > true_s[:, None], axis=1)
-    tied = np.sum(rand_s == true_s[:, None], axis=1)
+    more, tied = _more_and_tied(sign * true, sign[:, None] * randoms, ties)
     if ties == "conservative":
         r = more + tied
     elif ties == "original":
@@ -133,6 +140,31 @@ def centered_percentiles(true_values, random_values, higher_is_special=True, tie
         rng = np.random.default_rng(0) if rng is None else rng
         r = more + rng.integers(0, tied + 1)
     return (r + 0.5) / (randoms.shape[1] + 1), tied > 0
+
+
+def _more_and_tied(true_s: np.ndarray, rand_s: np.ndarray, ties: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the randoms more special than the true value and those tied with it (high is special).
+
+    ``"original"`` compares as the authors' ``compute_pvalue`` does, where
+    every comparison with NaN is false: a NaN true value has no random more
+    special (``r = 0``) and a NaN random value is never more special.  The
+    other rules rank NaN beyond every defined value (infinities included) on
+    the special side and equal to the other NaNs, so the tie rule applies
+    and ``"random"`` stays exact under exchangeability.
+    """
+    more = np.sum(rand_s > true_s[:, None], axis=1)
+    tied = np.sum(rand_s == true_s[:, None], axis=1)
+    if ties == "original":
+        return more, tied
+    true_nan, rand_nan = np.isnan(true_s)[:, None], np.isnan(rand_s)
+    more = more + np.sum(rand_nan & ~true_nan, axis=1)
+    return more, tied + np.sum(rand_nan & true_nan, axis=1)
+
+
+def nan_as_zero(values) -> np.ndarray:
+    """``values`` with NaN replaced by 0 and infinities kept (``np.nan_to_num`` on NaN only)."""
+    arr = np.asarray(values, dtype=float)
+    return np.where(np.isnan(arr), 0.0, arr)
 
 
 def centered_percentile(true_value: float, random_values: Sequence[float], higher_is_special: bool = True,
@@ -224,21 +256,19 @@ def add_percentiles(table: pd.DataFrame, ties: str = "random", seed: int = 0) ->
         With each row's identity, seeds that row's tie-breaking generator
         (:func:`row_generators`): the result does not depend on row order.
 
-    Rows whose true value or any random value is NaN (an undefined measure,
-    e.g. the authors' normalized class range when the mean drop is 0) get a
-    NaN percentile and ``tie`` False; the summaries leave them out.
+    Undefined values (NaN, e.g. the authors' normalized class range ``0 / 0``)
+    are kept and ranked by the tie rule (:func:`centered_percentiles`): under
+    ``"original"`` as the authors' ``compute_pvalue`` ranks them, under the
+    others as beyond every defined value on the special side.
     """
     _check_rule(ties, TIE_RULES, "ties")
     _require_row_columns(table, "add_percentiles")
     out = table.copy()
     higher = row_higher_is_special(table)
     gens = row_generators(table, seed)
-    pct, tie = np.empty(len(table)), np.zeros(len(table), dtype=bool)
+    pct, tie = np.empty(len(table)), np.empty(len(table), dtype=bool)
     for i, (true, value) in enumerate(zip(table["true"].to_numpy(float), table["randoms"])):
         randoms = _row_randoms(value, table.index[i])
-        if np.isnan(true) or np.isnan(randoms).any():    # an undefined measure value: no percentile
-            pct[i] = np.nan
-            continue
         p, t = centered_percentiles([true], randoms[None, :], higher[i], ties, gens[i])
         pct[i], tie[i] = p[0], t[0]
     out["percentile"], out["tie"] = pct, tie
@@ -254,16 +284,16 @@ def effect_terms(true_values: Sequence[float], random_means: Sequence[float], ru
     gives 1.  ``"original"``: the authors' code, a term only when ``x > 0`` and
     ``mu > 0``, else 0.  ``"clip"``: ``x`` and ``mu`` both clipped at 0 (terms in
     ``[0, 2]``).  Infinite values: the larger side wins (2 or 0), both
-    infinite gives 1.  See the module docstring for what each does.
+    infinite gives 1.  An undefined (NaN) ``x`` or ``mu`` counts as 0, as the
+    authors' ``np.nan_to_num`` has it.  See the module docstring for what each
+    rule does.
     """
     _check_rule(rule, EFFECT_RULES, "effect rule")
     x = np.asarray(true_values, dtype=float).reshape(-1)
     mu = np.asarray(random_means, dtype=float).reshape(-1)
     if x.shape != mu.shape:
         raise ValueError(f"true_values and random_means differ in length: {x.size} vs {mu.size}")
-    if np.isnan(x).any() or np.isnan(mu).any():
-        raise ValueError("true_values and random_means must not be NaN")
-    x = np.maximum(x, 0.0)
+    x, mu = np.maximum(nan_as_zero(x), 0.0), nan_as_zero(mu)
     if rule == "clip":
         mu = np.maximum(mu, 0.0)
     denom = x + mu
@@ -306,7 +336,7 @@ def leave_one_out(randoms: np.ndarray, higher_is_special: bool = True, ties: str
     others = np.broadcast_to(values, (n, n))[~np.eye(n, dtype=bool)].reshape(n, n - 1)
     pct, _ = centered_percentiles(values, others, higher_is_special, ties, rng)
     shift = null_fisher_value(n) - null_fisher_value(n - 1)
-    return -np.log(pct) + shift, effect_terms(values, others.mean(axis=1), rule=effect_rule)
+    return -np.log(pct) + shift, effect_terms(values, nan_as_zero(others).mean(axis=1), rule=effect_rule)
 
 
 def add_null_reference(table: pd.DataFrame, ties: str = "random", effect_rule: str = "paper",
@@ -330,8 +360,7 @@ def add_null_reference(table: pd.DataFrame, ties: str = "random", effect_rule: s
     draws = []
     for i, value in enumerate(table["randoms"]):
         randoms = _row_randoms(value, table.index[i])
-        f, e = (leave_one_out(randoms, higher[i], ties, effect_rule, gens[i])
-                if randoms.size >= 2 and not np.isnan(randoms).any()
+        f, e = (leave_one_out(randoms, higher[i], ties, effect_rule, gens[i]) if randoms.size >= 2
                 else (np.full(1, np.nan), np.full(1, np.nan)))
         fisher[i], effect[i] = f.mean(), e.mean()
         draws.append(f)

@@ -22,8 +22,10 @@
 #
 # Each subcluster is compared with 19 random groups of the same size from the
 # same layer; the percentiles are combined into Fisher statistics per network,
-# the replicates by the Bates distribution, and the whole table is corrected by
-# Benjamini–Hochberg (see {doc}`../reading`).  The results fill the lesion
+# the replicates by the Bates distribution, and this page's table is corrected
+# by Benjamini–Hochberg as one family, named in the line printed under it (see
+# {doc}`../reading`; the paper's family, Tables 7 and 8 together, is on
+# {doc}`09_at_a_glance`).  The results fill the lesion
 # columns of the paper's Tables 1, 2 and 7, and its Figure 2 style percentile
 # histograms.
 
@@ -87,8 +89,9 @@ explore.format_summary(stats.summarize(by_hand, seed=seed))
 
 # %%
 tidy = study.lesions(all_nets, partitionings, k=k)
-summary = study.combined(tidy, alpha=alpha, ties=ties)
-print(f"BH critical p value over this table: {summary.attrs['bh_critical_p']:.3g} (paper: 0.025)")
+summary = study.combined(tidy, alpha=alpha, ties=ties,
+                         family="the lesion cells of this page (Tables 1, 2 and 7, every network run here)")
+print(stats.bh_family_line(summary))
 explore.format_summary(summary)
 
 # %% [markdown]
@@ -104,7 +107,9 @@ report.styled(report.paper_table(summary, table=1, alpha=alpha), note)
 # ## Table 2 (lesion columns): effect measures
 #
 # Above 1: true subclusters matter more (or more selectively) than random
-# groups on average; `*` marks an effect more than two standard errors above 1.
+# groups on average.  On our effects `*` marks one beyond the cell's own null
+# effect by a one-sided paired t test over the nets (5 %, never from one
+# net); on the paper's, its rule: more than two standard errors above 1.
 
 # %%
 report.styled(report.paper_table(summary, table=2, alpha=alpha), note)

@@ -43,7 +43,7 @@ alpha = 0.05
 import pandas as pd
 from IPython.display import display
 
-from lsnb import explore, report
+from lsnb import explore, report, stats
 from lsnb.record import show as show_record
 from lsnb.study import Study
 
@@ -56,7 +56,9 @@ timer = study.start([net])
 # %%
 lesions = pd.concat([study.lesions([net], partitionings, k=value)
                      for value in k_values], ignore_index=True)
-lesion_summary = study.combined(lesions, by=["k"], alpha=alpha)
+lesion_summary = study.combined(lesions, by=["k"], alpha=alpha,
+                                family="the lesion cells of this page, every k together (Table 5)")
+print(stats.bh_family_line(lesion_summary))
 lesion_summary
 
 # %% [markdown]
@@ -68,14 +70,17 @@ report.styled(report.paper_table(lesion_summary, table=5, alpha=alpha), note)
 # %% [markdown]
 # The paper gives no p values for Tables 5 and 6, and its bold type was lost,
 # so the paper's significance is unknown (`?`) except at k = 16, where
-# Table 7 has the p values.  The effect columns compare conclusions by the
-# two-standard-error rule.
+# Table 7 has the p values.  The paper's effects are starred by its
+# two-standard-error rule, ours against each cell's own null effect (a
+# one-sided paired t test over the nets, never from one net).
 
 # %%
 if featvis:
     vis = pd.concat([study.featvis([net], partitionings, k=value)[0]
                      for value in k_values], ignore_index=True)
-    vis_summary = study.combined(vis, by=["k"], alpha=alpha)
+    vis_summary = study.combined(vis, by=["k"], alpha=alpha,
+                                 family="the feature-visualization cells of this page, every k together (Table 6)")
+    print(stats.bh_family_line(vis_summary))
     display(vis_summary)
 
 # %% [markdown]

@@ -35,7 +35,7 @@ alpha = 0.05
 import pandas as pd
 from IPython.display import display
 
-from lsnb import explore, report
+from lsnb import explore, report, stats
 from lsnb.record import show as show_record
 from lsnb.study import Study
 
@@ -45,7 +45,8 @@ timer = study.start(nets)
 
 # %%
 lesions = study.lesions(nets, partitionings, k=k)
-lesion_summary = study.combined(lesions, alpha=alpha)
+lesion_summary = study.combined(lesions, alpha=alpha, family="the lesion cells of this page (Table 3)")
+print(stats.bh_family_line(lesion_summary))
 lesion_summary
 
 # %% [markdown]
@@ -61,7 +62,8 @@ report.styled(report.paper_table(lesion_summary, table=3, alpha=alpha), note)
 # %%
 if featvis:
     vis, _ = study.featvis(nets, partitionings, k=k)
-    vis_summary = study.combined(vis, alpha=alpha)
+    vis_summary = study.combined(vis, alpha=alpha, family="the feature-visualization cells of this page (Table 4)")
+    print(stats.bh_family_line(vis_summary))
     display(vis_summary)
 
 # %% [markdown]

@@ -77,7 +77,8 @@ pd.concat([comparison.describe(parts).assign(network=net) for net, parts in part
 # %%
 tidy = pd.concat([comparison.group_tests(study, net, parts, replicate, test)
                   for test in tests for net, parts in partitions.items()], ignore_index=True)
-summary = study.combined(tidy, alpha=alpha)
+summary = study.combined(tidy, alpha=alpha, family="the cells of this page's summary (every grouping and test)")
+print(stats.bh_family_line(summary))
 explore.format_summary(summary)
 
 # %% [markdown]

@@ -15,7 +15,8 @@
 #
 # The lesion and feature-visualization results of this build together, as the
 # paper's Tables 7 and 8 form one family: the Benjamini–Hochberg correction is
-# applied over both at once (the chapters correct each table alone).  The
+# applied over both at once (the chapters each correct their own page's
+# cells, as the line under each of their summaries says).  The
 # results are read from the cache the two chapters wrote; nothing is
 # recomputed when they ran with the same parameters.  Click a cell of the
 # heatmap for the chapter that holds its table.
@@ -39,12 +40,13 @@ study = Study(profile, seed=seed)
 timer = study.start(nets)
 lesion_tidy, visual_tidy = study.lesions(nets, partitionings), study.featvis(nets, partitionings)[0]
 lesions, visual = study.combined(lesion_tidy, alpha=alpha), study.combined(visual_tidy, alpha=alpha)
-lesions, visual = stats.family_bh(lesions, visual, alpha=alpha)
+lesions, visual = stats.family_bh(lesions, visual, alpha=alpha,
+                                  family="Tables 7 and 8 together, the paper's family (the lesion and "
+                                         "feature-visualization cells of this page)")
 both = pd.concat([lesions, visual], ignore_index=True)
 chapter = {m: "02_lesions" for m in ("acc_drop", "class_range")} | {m: "03_feature_visualization"
                                                                      for m in ("vis_score", "softmax_entropy")}
-print(f"BH over Tables 7 and 8 together: {lesions.attrs['bh_family_size']} tests, "
-      f"critical p {lesions.attrs['bh_critical_p']:.3g} (paper: 0.025)")
+print(stats.bh_family_line(lesions))
 
 # %%
 explore.new_page()

@@ -151,8 +151,12 @@ def test_combined_by_k_combines_each_group_and_corrects_all_together():
         row = result[result.k == k].iloc[0]
         assert row.fisher == pytest.approx(alone.fisher.iloc[0])
         assert row.p == pytest.approx(alone.p.iloc[0])
+        assert row.effect_special == alone.effect_special.iloc[0]
     reject, _ = stats.benjamini_hochberg(result.p.to_numpy())
     assert result.significant.tolist() == reject.tolist()
+    assert result.attrs["bh_family"] == "the cells of this summary, every k together"
+    assert result.attrs["bh_family_size"] == 2
+    assert ex.combined(tidy, by=["k"], family="Table 5").attrs["bh_family"] == "Table 5"
 
 
 def test_provenance_states_data_profile_replicates_and_seeds(toy):

@@ -47,16 +47,34 @@ def test_lesion_measures_paper_and_original_variants():
     np.testing.assert_allclose(paper["class_range"], [2 / 3, 0.5, 0.0])
     original = lesion.lesion_measures(base, lesioned, counts, variant="original")
     np.testing.assert_allclose(original["acc_drop"], [1 / 3, 0.25, 0.0])
+    # ptp(changes / mean change): changes (0, -2/3) / -1/3 = (0, 2) -> 2; (-1/2, 0) / -1/4 = (2, 0) -> 2;
     # nothing lost: 0 / 0 is NaN in the authors' code
     np.testing.assert_allclose(original["class_range"], [2.0, 2.0, np.nan])
-    # helps one class as much as it hurts the other: mean 0, range 1 -> NaN (not inf)
+    # helps one class as much as it hurts the other: mean 0, every class changed -> (inf, -inf) -> inf
     even = lesion.lesion_measures(np.array([1, 1]), np.array([[2, 0]]), np.array([2, 2]), variant="original")
-    assert np.isnan(even["class_range"][0])
-    # helps on average: drops (-0.5, 0), range 0.5 over the signed mean -0.25 -> -2 (no abs)
+    assert even["class_range"][0] == np.inf
+    # mean 0 with one class unchanged: 0 / 0 in that class -> NaN
+    some = lesion.lesion_measures(np.array([1, 1, 1]), np.array([[2, 0, 1]]), np.array([2, 2, 2]), variant="original")
+    assert np.isnan(some["class_range"][0])
+    # helps on average: changes (1/2, 0) / 1/4 = (2, 0) -> 2, a peak-to-peak, never negative
     helps = lesion.lesion_measures(np.array([1, 1]), np.array([[2, 1]]), np.array([2, 2]), variant="original")
-    assert helps["class_range"][0] == pytest.approx(-2.0)
+    assert helps["class_range"][0] == pytest.approx(2.0)
     with pytest.raises(ValueError):
         lesion.lesion_measures(base, lesioned, counts, variant="nope")
+
+
+def test_original_class_range_is_the_authors_ptp():
+    rng = np.random.default_rng(3)
+    counts = np.full(10, 20)
+    base = rng.integers(10, 21, size=10)
+    lesioned = np.clip(base[None, :] + rng.integers(-3, 4, size=(200, 10)), 0, 20)
+    got = lesion.lesion_measures(base, lesioned, counts, variant="original")["class_range"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        changes = lesioned / counts - base / counts
+        want = np.array([np.ptp(c / np.nanmean(c)) for c in changes])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)])
+    assert (got[~np.isnan(got)] >= 0).all()
 
 
 # ----------------------------------------------------------------------------- clean lesions

@@ -106,7 +106,7 @@ def test_compare_flags_agreement_and_disagreement():
         ["mlp_mnist", "weights/network", "acc_drop", 1.9, 1e-6, 1.2, 0.02, True],        # paper sig -> agree
         ["mlp_mnist", "weights/network", "class_range", 1.5, 1e-3, 0.7, 0.03, True],     # paper not sig -> NO
         ["cnn_mnist", "weights/layer", "acc_drop", 1.0, 0.4, 0.8, 0.05, False],          # paper p=0.063 -> agree
-    ])
+    ]).assign(effect_special=[True, False, False])
     joined = report.compare(ours, 7)
     assert len(joined) == 3
     got = joined.set_index(["network", "measure"])
@@ -114,8 +114,21 @@ def test_compare_flags_agreement_and_disagreement():
     assert not bool(got.loc[("mlp_mnist", "class_range"), "agrees"])
     assert bool(got.loc[("cnn_mnist", "acc_drop"), "agrees"])
     assert got.loc[("mlp_mnist", "acc_drop"), "paper_fisher"] == 2.13
-    # effect: ours 1.2 +- 0.02 special, paper 1.123 +- 0.058 special -> agree
+    # effect: ours starred against its null, paper 1.123 +- 0.058 special (2 s.e. from 1) -> agree
     assert bool(got.loc[("mlp_mnist", "acc_drop"), "effect_agrees"])
+    assert got["effect_special"].tolist() == [True, False, False]
+
+
+def test_our_effect_stars_come_from_effect_special_not_the_two_se_rule():
+    # 1.2 +- 0.02 is 10 s.e. above 1, but our star is the column's (the test against the cell's own null)
+    ours = _ours([["mlp_mnist", "weights/network", "acc_drop", 1.9, 1e-6, 1.2, 0.02, True]])
+    unstarred = report.paper_table(ours.assign(effect_special=False), 7).iloc[0]
+    assert unstarred[("Acc. Drop", "effect, ours")] == "1.200 ± 0.020"
+    assert unstarred[("Acc. Drop", "effect, paper")] == "1.123 ± 0.058*"
+    starred = report.paper_table(ours.assign(effect_special=True), 7).iloc[0]
+    assert starred[("Acc. Drop", "effect, ours")] == "1.200 ± 0.020*"
+    # without the column our effect conclusion is unknown, not the paper's rule applied to ours
+    assert pd.isna(report.compare(ours, 7)["effect_agrees"].iloc[0])
 
 
 def test_compare_applies_bh_when_no_significance_column_is_given():

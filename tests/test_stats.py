@@ -69,8 +69,6 @@ def test_percentile_values_for_19_randoms():
 def test_percentile_rejects_bad_input():
     with pytest.raises(ValueError, match="empty"):
         stats.centered_percentile(1.0, [])
-    with pytest.raises(ValueError, match="NaN"):
-        stats.centered_percentile(float("nan"), [1.0])
     with pytest.raises(ValueError, match="ties"):
         stats.centered_percentile(1.0, [1.0], ties="half")
     with pytest.raises(ValueError, match="shape"):
@@ -446,6 +444,9 @@ def test_family_bh_corrects_tables_jointly():
     assert list(seven["significant"]) == [True, False] and list(eight["significant"]) == [True, False]
     assert seven.attrs["bh_critical_p"] == eight.attrs["bh_critical_p"] == 0.02
     assert eight.attrs["bh_family_size"] == 4 and "significant" not in table8.columns
+    assert stats.bh_family_line(eight).startswith("BH family: the cells of these 2 tables together (4 cells;")
+    named, = stats.family_bh(table8, family="Table 8 alone")
+    assert "BH family: Table 8 alone (2 cells; FDR 0.05; critical p 0.04;" in stats.bh_family_line(named)
     with pytest.raises(ValueError, match="table 1"):
         stats.family_bh(table7, pd.DataFrame({"q": [0.1]}))
 
@@ -459,3 +460,153 @@ def test_null_fisher_sd_matches_the_spread_of_null_fisher_statistics():
     uneven = table.copy()
     uneven.at[0, "randoms"] = uneven.at[0, "randoms"][:10]
     assert math.isnan(stats.summarize(uneven[uneven.replicate == 0]).iloc[0]["null_fisher_sd"])
+
+
+# ----------------------------------------------------------------------------- undefined values
+def _compute_pvalue(x: float, arr: np.ndarray, higher_is_special: bool) -> float:
+    """The authors' compute_pvalue: strict comparisons (false with NaN), then centered."""
+    n = arr.size
+    r = np.sum(x < arr) if higher_is_special else np.sum(arr < x)
+    return (r + 1) / (n + 1) - 1 / (2 * (n + 1))
+
+
+def test_original_ties_rank_nan_and_inf_as_compute_pvalue_does():
+    rng = np.random.default_rng(21)
+    specials = np.array([np.nan, np.inf, -np.inf])
+    for _ in range(400):
+        arr = rng.integers(0, 4, size=6).astype(float)
+        arr[rng.random(6) < 0.3] = rng.choice(specials, size=1)[0]
+        x = float(rng.choice(np.r_[specials, 0.0, 1.0, 2.0]))
+        for higher in (True, False):
+            got = stats.centered_percentile(x, arr, higher_is_special=higher, ties="original")
+            assert got == pytest.approx(_compute_pvalue(x, arr, higher))
+    # a NaN or inf true value is the most special (r = 0); a NaN random never counts as more special
+    assert stats.centered_percentile(np.nan, [1.0, np.inf, np.nan], ties="original") == pytest.approx(0.5 / 4)
+    assert stats.centered_percentile(np.inf, [1.0, np.inf, np.nan], ties="original") == pytest.approx(0.5 / 4)
+    assert stats.centered_percentile(1.0, [np.nan, np.nan, 0.0], ties="original") == pytest.approx(0.5 / 4)
+
+
+def test_nan_is_beyond_every_value_on_the_special_side_under_the_other_rules():
+    # true NaN among (1, 2, NaN): none more special, one tie
+    assert stats.centered_percentile(np.nan, [1.0, 2.0, np.nan], ties="conservative") == pytest.approx(1.5 / 4)
+    # true inf among (NaN, inf, 1): the NaN is more special, inf ties
+    assert stats.centered_percentile(np.inf, [np.nan, np.inf, 1.0], ties="conservative") == pytest.approx(2.5 / 4)
+    # true 5 among (NaN, NaN, 1): both NaN more special
+    assert stats.centered_percentile(5.0, [np.nan, np.nan, 1.0], ties="random") == pytest.approx(2.5 / 4)
+    # low is special (softmax entropy): NaN is still the most special
+    low = dict(higher_is_special=False, ties="random")
+    assert stats.centered_percentile(np.nan, [0.1, 0.2], **low) == pytest.approx(0.5 / 3)
+    assert stats.centered_percentile(0.1, [np.nan, 0.2], **low) == pytest.approx(1.5 / 3)
+    # exchangeable values with 30 % NaN: random tie-breaking keeps the percentiles uniform on the grid
+    rng = np.random.default_rng(5)
+    values = rng.poisson(1.0, size=(20_000, 20)).astype(float)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    pct, _ = stats.centered_percentiles(values[:, 0], values[:, 1:], ties="random", rng=rng)
+    counts = np.bincount(np.round(pct * 20 - 0.5).astype(int), minlength=20)
+    assert sps.chisquare(counts).pvalue > 0.001
+
+
+def test_effect_terms_count_nan_as_zero_and_keep_the_infinity_rule():
+    np.testing.assert_allclose(stats.effect_terms([np.nan, 1.0, np.inf, 1.0], [1.0, np.nan, 1.0, np.inf]),
+                               [0.0, 2.0, 2.0, 0.0])
+
+
+def test_summaries_keep_and_rank_rows_with_an_undefined_true_value():
+    rng = np.random.default_rng(13)
+    table = _tidy(rng, n_sub=6, replicates=(0,))
+    table.loc[0, "true"] = np.nan
+    table.loc[1, "true"] = np.inf
+    table.at[2, "randoms"] = np.r_[np.nan, table.loc[2, "randoms"][1:]]
+    for ties in stats.TIE_RULES:
+        row = stats.summarize(table, ties=ties).iloc[0]
+        assert row["n"] == 6 and row["n_undefined"] == 2
+        assert np.isfinite(row["fisher"]) and np.isfinite(row["effect"]) and np.isfinite(row["null_effect"])
+    ranked = terms.add_percentiles(table, ties="original")
+    assert ranked.loc[0, "percentile"] == ranked.loc[1, "percentile"] == pytest.approx(0.025)
+    assert stats.combine(table).iloc[0]["n_undefined"] == 2
+
+
+# ----------------------------------------------------------------------------- effect stars
+def _per_net_effects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-net effect and leave-one-out null effect of tables ``values[..., net, subcluster, 0 | randoms]``.
+
+    The same terms as :func:`stats.combine` forms (checked against it below), vectorised over tables.
+    """
+    x, randoms = values[..., 0], values[..., 1:]
+    n = randoms.shape[-1]
+    effect = stats.effect_terms(x.ravel(), randoms.mean(-1).ravel()).reshape(x.shape).mean(-1)
+    others = (randoms.sum(-1, keepdims=True) - randoms) / (n - 1)
+    null = stats.effect_terms(randoms.ravel(), others.ravel()).reshape(randoms.shape).mean(axis=(-1, -2))
+    return effect, null
+
+
+def _old_rule(effect: np.ndarray, higher: bool) -> np.ndarray:
+    """The paper's rule applied to ours: mean effect over nets 2 s.e. from 1 towards specialization."""
+    sign = 1.0 if higher else -1.0
+    return sign * (effect.mean(-1) - 1) > 2 * effect.std(-1, ddof=1) / np.sqrt(effect.shape[-1])
+
+
+def _draws(kind: str, spread: float):
+    if kind == "counts":     # small integer counts: many ties and zeros
+        return lambda g, size: g.poisson(spread, size).astype(float)
+    shape = 1 / spread ** 2  # gamma with coefficient of variation `spread`
+    return lambda g, size: g.gamma(shape, 1 / shape, size)
+
+
+def test_vectorised_effects_match_combine():
+    rng = np.random.default_rng(2)
+    values = _draws("counts", 1.0)(rng, (5, 8, 20))
+    rows = [dict(network="n", replicate=r, partitioning="p", measure="acc_drop", layer="l", cluster=c,
+                 true=values[r, c, 0], randoms=values[r, c, 1:]) for r in range(5) for c in range(8)]
+    row = stats.combine(pd.DataFrame(rows)).iloc[0]
+    effect, null = _per_net_effects(values)
+    assert row["effect"] == pytest.approx(effect.mean()) and row["null_effect"] == pytest.approx(null.mean())
+    assert bool(row["effect_special"]) == bool(stats.paired_effect_special(effect, null))
+
+
+# 2,000 tables of 5 nets x 40 subclusters x 19 randoms per case; the rate's Monte Carlo s.e. is 0.5 %
+STAR_CASES = [("counts", 1.0, "acc_drop"), ("counts", 3.0, "softmax_entropy"),
+              ("gamma", 0.3, "softmax_entropy"), ("gamma", 1.0, "acc_drop")]
+
+
+@pytest.mark.parametrize("kind,spread,measure", STAR_CASES)
+def test_effect_stars_hold_their_level_under_an_exchangeable_null(kind, spread, measure):
+    rng = np.random.default_rng(STAR_CASES.index((kind, spread, measure)))
+    higher = measure not in terms.LOW_IS_SPECIAL
+    effect, null = _per_net_effects(_draws(kind, spread)(rng, (2000, 5, 40, 20)))
+    rate = stats.paired_effect_special(effect, null, higher).mean()
+    assert 0.01 < rate <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / 2000)
+    if (kind, spread, measure) == ("gamma", 0.3, "softmax_entropy"):
+        # the paper's 2-s.e.-from-1 rule on the same tables: concavity puts the null effect below 1
+        assert _old_rule(effect, higher).mean() > 0.3
+
+
+@pytest.mark.parametrize("measure,factor", [("acc_drop", 1.5), ("softmax_entropy", 0.7)])
+def test_a_planted_effect_is_starred(measure, factor):
+    rng = np.random.default_rng(4)
+    values = _draws("gamma", 0.3)(rng, (200, 5, 40, 20))
+    values[..., 0] *= factor
+    effect, null = _per_net_effects(values)
+    assert stats.paired_effect_special(effect, null, measure not in terms.LOW_IS_SPECIAL).mean() > 0.95
+
+
+def test_one_replicate_is_never_starred():
+    assert not stats.paired_effect_special([[5.0]], [[1.0]]).any()
+    rng = np.random.default_rng(9)
+    strong = _tidy(rng, replicates=(0,), shift=5.0)
+    row = stats.combine(strong).iloc[0]
+    assert row["n_nets"] == 1 and not row["effect_special"]
+    assert not stats.combine(strong, se="pooled").iloc[0]["effect_special"]
+    assert stats.combine(_tidy(rng, replicates=(0, 1, 2), shift=5.0)).iloc[0]["effect_special"]
+
+
+def test_each_summary_names_its_bh_family():
+    rng = np.random.default_rng(3)
+    tidy = pd.concat([_tidy(rng, networks=("a", "b")), _tidy(rng, networks=("c",), shift=5.0)], ignore_index=True)
+    summary = stats.combine(tidy)
+    assert summary.attrs["bh_family"] == "the cells of this summary" and summary.attrs["bh_family_size"] == 3
+    named = stats.combine(tidy, family="the lesion cells of this page")
+    line = stats.bh_family_line(named)
+    assert line.startswith("BH family: the lesion cells of this page (3 cells; FDR 0.05; critical p ")
+    nothing = stats.combine(_tidy(rng, networks=("d",)))
+    assert "nothing significant" in stats.bh_family_line(nothing) or nothing["significant"].any()

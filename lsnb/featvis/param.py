@@ -11,8 +11,9 @@ Choices (documented here once):
 * Transforms are drawn per image and per step from the image's own seed and
   applied as one affine resampling at the model's input size (so nets with a
   dense layer after ``Flatten`` keep their input shape).  ``"small"``: a
-  jitter of up to 2 pixels each way (Lucid's ``jitter(8)`` at 128 px scaled to
-  28 px) and Lucid's scales ``0.90..1.10``, borders reflected.  ``"imagenet"``:
+  jitter of -1, 0 or +1 pixel along each axis (``jitter=(2,)``, Lucid's
+  ``jitter(8)`` at 128 px scaled to 28 px) and Lucid's scales
+  ``0.90..1.10``, borders reflected.  ``"imagenet"``:
   Lucid's ``standard_transforms`` (pad 12 with 0.5, jitter 8, scale, rotation
   -10..10 degrees, jitter 4).  ``"none"``: no transforms.
 """

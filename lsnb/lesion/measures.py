@@ -37,10 +37,14 @@ def lesion_measures(base_correct: np.ndarray, lesioned_correct: np.ndarray, coun
     variant : {"paper", "original"}
         ``"paper"``: importance = drop of the overall accuracy; coherence =
         max - min over classes of the class accuracy drops.  ``"original"``
-        (the authors' code): accuracy = mean of the class accuracies, and the
-        range is divided by the signed mean class drop, no absolute value
-        (negative when the lesion helps on average; NaN when the mean drop is
-        0, as their ``0 / 0`` and ``x / 0`` gave).
+        (the authors' code): importance = drop of the mean of the class
+        accuracies; coherence = ``np.ptp(changes / np.nanmean(changes))``
+        with ``changes`` the class accuracy changes (lesioned minus intact):
+        a peak-to-peak of the normalized changes, never negative whatever the
+        sign of the mean change.  When the mean change is 0 it is ``inf`` if
+        every class present changed (``x / 0``) and NaN if some class did not
+        (``0 / 0``); :mod:`lsnb.terms` ranks such values as the authors'
+        ``compute_pvalue`` does.  Classes without test examples are left out.
 
     Returns
     -------
@@ -55,10 +59,26 @@ def lesion_measures(base_correct: np.ndarray, lesioned_correct: np.ndarray, coun
     spread = np.nanmax(class_drops, axis=-1) - np.nanmin(class_drops, axis=-1)
     if variant == "paper":
         return {"acc_drop": base_all - les_all, "class_range": spread}
-    mean_drop = np.nanmean(class_drops, axis=-1)
+    return {"acc_drop": np.nanmean(class_drops, axis=-1), "class_range": normalized_range(-class_drops)}
+
+
+def normalized_range(changes: np.ndarray) -> np.ndarray:
+    """The authors' class range: ``ptp(changes / nanmean(changes))`` per row, NaN classes left out.
+
+    ``changes`` is ``(m, n_classes)``.  A mean change of 0 gives ``inf``
+    (``x / 0`` in every class present) or NaN (some ``0 / 0``).
+    """
+    changes = np.atleast_2d(np.asarray(changes, dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(mean_drop == 0, np.nan, spread / np.where(mean_drop == 0, 1.0, mean_drop))
-    return {"acc_drop": mean_drop, "class_range": ratio}
+        ratio = changes / np.nanmean(changes, axis=-1, keepdims=True)
+    present = ~np.isnan(changes)
+    ratio = np.where(present, ratio, 0.0)
+    undefined = (np.isnan(ratio) & present).any(axis=-1)
+    high = np.where(present, ratio, -np.inf).max(axis=-1)
+    low = np.where(present, ratio, np.inf).min(axis=-1)
+    with np.errstate(invalid="ignore"):
+        spread = high - low
+    return np.where(undefined | np.isnan(spread), np.nan, spread)
 
 
 class Lesioner:
