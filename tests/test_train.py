@@ -208,7 +208,7 @@ def test_profiles_name_their_training_precision():
 def test_the_regularized_vgg_on_the_stand_in_trains_at_its_own_learning_rate(monkeypatch):
     asked = {}
     monkeypatch.setattr(train, "train", lambda arch, data, **kw: asked.setdefault(kw["net"], (data.name, kw["lr"])))
-    monkeypatch.setattr(train, "dataset", lambda name, prof, seed=0: lsnb.data.Dataset(
+    monkeypatch.setattr(train, "dataset", lambda name, prof, seed=0, train_examples=None: lsnb.data.Dataset(
         *[np.zeros((1, 32, 32, 3), "float32"), np.zeros(1, int)] * 2,
         name=profiles.get_profile(prof).vgg_data if name == "vgg_data" else name, source="test"))
     for net in ("vgg", "vgg_unreg", "cnn_mnist"):
