@@ -63,3 +63,18 @@ def test_draws_stay_within_their_bounds():
     assert params[:, 1].min() >= 0.9 and params[:, 1].max() <= 1.1
     assert np.abs(params[:, 2:]).max() <= 2.5
     assert np.abs(np.rad2deg(params[:, 0])).max() > 11.5      # the range is used, not a sliver of it
+
+
+def test_copies_are_generated_once_and_read_back_identical(monkeypatch, tmp_path):
+    from lsnb import train
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    data = _digits()
+    data = Dataset(np.round(data.x_train * 255) / 255, data.y_train, data.x_test, data.y_test, "mnist", "embedded")
+    first = train.extended(data, 150, seed=0)
+    assert len(list((tmp_path / "augmented").glob("*.pkl"))) == 1
+    again = train.extended(data, 150, seed=0)
+    assert np.array_equal(first.x_train, again.x_train) and np.array_equal(first.y_train, again.y_train)
+    assert first.meta["train_augmented"] == 90 and np.array_equal(first.x_train[:60], data.x_train)
+    direct = augment.extend(data, 150, seed=0)
+    assert np.abs(first.x_train - direct.x_train).max() <= 0.5 / 255 + 1e-7   # stored as 8-bit images
