@@ -7,8 +7,9 @@ random groups together, and returns the tidy table that
 :func:`lsnb.stats.summarize` reads.  The machinery (controls, masks, table)
 lives in :mod:`lsnb.controls`; the built-in measures in :mod:`lsnb.lesion`
 (``acc_drop``, ``class_range``) and :mod:`lsnb.featvis` (``vis_score``,
-``softmax_entropy``) are :class:`~lsnb.controls.Measure` objects written the
-way a user writes one.
+``softmax_entropy``) are
+:class:`~lsnb.controls.Measure` objects written the way a user writes one.
+Each row also carries the group's own p value (:mod:`lsnb.pvalues`).
 
 A user measure is any object with ``name``, ``higher_is_special`` and
 ``evaluate(model, layer, masks, data, context)`` returning one value per row
@@ -20,7 +21,7 @@ from __future__ import annotations
 import keras
 import pandas as pd
 
-from lsnb import controls, featvis, lesion
+from lsnb import controls, featvis, lesion, pvalues
 from lsnb.cluster import Partition
 from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, control_seed, draw_controls,
                            normalise_groups, stable_hash)
@@ -56,9 +57,10 @@ def resolve_measures(measure) -> list[Measure]:
     return result
 
 
-def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 19, ties: str = "random",
+def group_test(model: keras.Model, groups, measure, data=None, n_random: int | str = 19, ties: str = "random",
                seed: int = 0, pool: str = "live", *, network: str = "model", replicate: int = 0,
-               partitioning: str | None = None, progress: bool = False) -> pd.DataFrame:
+               partitioning: str | None = None, progress: bool = False, alpha: float = 0.05,
+               h: int = pvalues.DEFAULT_H, n_max: int | None = None) -> pd.DataFrame:
     """Compare each group of units with random groups of the same size and layer.
 
     Parameters
@@ -74,8 +76,12 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 1
         (feature visualization, Section 4.2), or user measures.
     data : optional
         Passed to every measure.
-    n_random : int
-        Random groups per group (19 in the paper).
+    n_random : int or "adaptive"
+        Random groups per group: 19 in the paper, whose tables combine many
+        groups; 99 or 999 for one group's own ``group_p`` (its smallest value
+        is ``1 / (n_random + 1)``).  ``"adaptive"``: Besag and Clifford's
+        sequential rule (:mod:`lsnb.pvalues`): batches of 19, then doubling,
+        until ``h`` random groups exceed the group or ``n_max`` were drawn.
     ties : {"random", "conservative", "original"}
         Tie rule of the stored percentiles.
     seed : int
@@ -88,16 +94,31 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 1
         Label of the grouping (default: the partition's name, else ``"groups"``).
     progress : bool
         Progress bars of the engines.
+    alpha : float
+        The decision level of the adaptive rule: ``n_max`` defaults to the
+        smallest ``n`` with ``1 / (n + 1) <= alpha / 2`` (39 for 0.05, 999 for
+        0.002), so a group no random group beats is settled below ``alpha``.
+    h : int
+        Exceedances after which the adaptive rule stops (10).
+    n_max : int, optional
+        Most random groups the adaptive rule draws.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (group, measure) with the columns of :data:`COLUMNS`.
+        One row per (group, measure) with the columns of :data:`COLUMNS`:
+        ``percentile`` and ``effect`` (Section 3.2), and the group's own
+        permutation p value ``group_p``, exact under exchangeability: with
+        ``E`` of the ``n`` random groups more special (ties broken by a
+        uniform draw), ``group_p = (1 + E) / (n + 1)``, Monte Carlo standard
+        error ``group_p_se = sqrt(group_p (1 - group_p) / n)``; adaptive rows
+        carry Besag and Clifford's p value and error instead, and ``n_drawn``
+        says how many random groups each row drew.
     """
     normalised = normalise_groups(model, groups, pool)
     if partitioning is None:
         partitioning = groups.name if isinstance(groups, Partition) else "groups"
     return controls.run_groups(model, normalised, resolve_measures(measure), data, n_random, ties, seed,
                                network=network, replicate=replicate, partitioning=partitioning,
-                               progress=progress)
+                               progress=progress, alpha=alpha, h=h, n_max=n_max)
 
