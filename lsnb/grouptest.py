@@ -6,8 +6,8 @@ from the same layer by one seeding rule, evaluates a measure on the true and
 random groups together, and returns the tidy table that
 :func:`lsnb.stats.summarize` reads.  The machinery (controls, masks, table)
 lives in :mod:`lsnb.controls`; the built-in measures in :mod:`lsnb.lesion`
-(``acc_drop``, ``class_range``) and :mod:`lsnb.featvis` (``vis_score``,
-``softmax_entropy``) are
+(``acc_drop``, ``class_range``), :mod:`lsnb.featvis` (``vis_score``,
+``softmax_entropy``) and :mod:`lsnb.exemplar` (``exemplar_entropy``) are
 :class:`~lsnb.controls.Measure` objects written the way a user writes one.
 Each row also carries the group's own p value (:mod:`lsnb.pvalues`).
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import keras
 import pandas as pd
 
-from lsnb import controls, featvis, lesion, pvalues
+from lsnb import controls, exemplar, featvis, lesion, pvalues
 from lsnb.cluster import Partition
 from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, control_seed, draw_controls,
                            normalise_groups, stable_hash)
@@ -30,7 +30,7 @@ __all__ = ["BUILTIN_MEASURES", "COLUMNS", "FunctionMeasure", "MaskContext", "Mea
            "draw_controls", "group_test", "normalise_groups", "resolve_measures", "stable_hash"]
 
 #: Built-in measure names; the lesion pair and the visualization pair each share one evaluator.
-BUILTIN_MEASURES = (*lesion.MEASURES, *featvis.MEASURES)
+BUILTIN_MEASURES = (*lesion.MEASURES, *featvis.MEASURES, *exemplar.MEASURES)
 
 
 def resolve_measures(measure) -> list[Measure]:
@@ -38,11 +38,13 @@ def resolve_measures(measure) -> list[Measure]:
 
     Built-in names of one family share one memoised evaluator in the call
     (``acc_drop`` and ``class_range`` one lesion pass, ``vis_score`` and
-    ``softmax_entropy`` one visualization with default settings).
+    ``softmax_entropy`` one visualization with default settings;
+    ``exemplar_entropy`` takes :data:`lsnb.exemplar.DEFAULT_K` exemplars).
     """
     items = list(measure) if isinstance(measure, (list, tuple)) else [measure]
     lesions = {m.name: m for m in lesion.lesion_measure_pair()}
     visuals = {m.name: m for m in featvis.vis_measure_pair()}
+    visuals["exemplar_entropy"] = exemplar.exemplar_measure()
     result = []
     for item in items:
         if isinstance(item, str):
@@ -73,7 +75,9 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int | s
     measure : str, Measure, or a list of them
         ``"acc_drop"``, ``"class_range"`` (lesion tests, Section 4.1; need
         ``data=(x_test, y_test)``), ``"vis_score"``, ``"softmax_entropy"``
-        (feature visualization, Section 4.2), or user measures.
+        (feature visualization, Section 4.2), ``"exemplar_entropy"`` (the
+        classes of the top test images, :mod:`lsnb.exemplar`; needs
+        ``data=(x, y)``), or user measures.
     data : optional
         Passed to every measure.
     n_random : int or "adaptive"
