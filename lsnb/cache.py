@@ -67,6 +67,7 @@ VERSIONS: dict[str, int] = {
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
     "featvis": 2,           # feature-visualization tests and their images
     "featvis_backends": 2,  # native engine versus Lucid
+    "exemplar": 2,          # exemplar-entropy tests (lsnb.exemplar), true and random values
 }
 #: Version of a kind missing from :data:`VERSIONS`.
 DEFAULT_VERSION = 1

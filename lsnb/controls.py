@@ -315,12 +315,14 @@ def _evaluate(model, groups: Sequence[Group], batches: Sequence[np.ndarray], off
     return values
 
 
-def _rows(groups: Sequence[Group], measures: Sequence[Measure], true: dict, randoms: dict, ids: dict) -> pd.DataFrame:
+def _rows(groups: Sequence[Group], measures: Sequence[Measure], true: dict, randoms: dict,
+          ids: dict) -> pd.DataFrame:
     """The tidy rows (percentiles and p values not yet filled)."""
     rows = []
     for g in groups:
         for m in measures:
-            value, draws = float(true[(g.layer, g.cluster)][m.name]), np.asarray(randoms[(g.layer, g.cluster)][m.name], float)
+            key = (g.layer, g.cluster)
+            value, draws = float(true[key][m.name]), np.asarray(randoms[key][m.name], dtype=float)
             rows.append(dict(network=ids["network"], replicate=ids["replicate"], partitioning=ids["partitioning"],
                              measure=m.name, layer=g.layer, cluster=g.cluster, size=g.size, true=value,
                              randoms=draws, random_mean=float(np.mean(draws)),
@@ -354,7 +356,8 @@ def _adaptive(model, groups, measures, data, rule: tuple[int, int], ids: dict, p
         table = _rows(active, measures, true, randoms, ids)
         done = [flags is None or pvalues.settled(flags, h, n_max)
                 for flags in pvalues.row_exceedances(table, ids["seed"])]
-        open_groups = set(table.loc[~np.asarray(done, bool), ["layer", "cluster"]].itertuples(index=False, name=None))
+        still = table.loc[~np.asarray(done, dtype=bool), ["layer", "cluster"]]
+        open_groups = set(still.itertuples(index=False, name=None))
         active = [g for g in active if (g.layer, g.cluster) in open_groups]
     return _rows(groups, measures, true, randoms, ids)
 

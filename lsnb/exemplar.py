@@ -171,31 +171,50 @@ def group_exemplars(model: keras.Model, layer: str, units, data, *, k: int = DEF
     return top_exemplars(excitation, mask, k, np.random.default_rng(seed).permutation(len(x)))[0]
 
 
-def evidence_agreement(tidy: pd.DataFrame, first: str = "exemplar_entropy", second: str = "vis_score") -> pd.DataFrame:
-    """Rank agreement of two measures' per-subcluster percentiles, per network and partitioning.
+def evidence_agreement(tidy: pd.DataFrame, first: str = "exemplar_entropy",
+                       others=("vis_score", "softmax_entropy")) -> pd.DataFrame:
+    """Rank agreement of per-subcluster percentiles: ``first`` against each of ``others``.
 
-    Both percentiles are low-is-special, so a positive Spearman correlation
-    means the subclusters that stand out under one kind of evidence stand
-    out under the other.
+    Percentiles are low-is-special for every measure, so a positive Spearman
+    correlation means the subclusters that stand out under one kind of
+    evidence (real images) stand out under the other (synthetic images,
+    Section 4.2).  Subclusters are matched on :data:`SUBCLUSTER_KEYS`.
 
     Returns
     -------
     pandas.DataFrame
-        ``network``, ``partitioning``, ``n`` (subclusters with both),
-        ``spearman`` and its two-sided ``p`` (NaN below 3 subclusters or
-        for a constant column).
+        One row per network, partitioning and other measure: ``n``
+        (subclusters with both), ``spearman`` and its two-sided ``p`` (NaN
+        below 3 subclusters or for a constant column).
     """
     missing = [c for c in (*SUBCLUSTER_KEYS, "measure", "percentile") if c not in tidy.columns]
     if missing:
         raise ValueError(f"evidence_agreement: the table lacks column(s) {missing}")
-    wide = tidy[tidy["measure"].isin([first, second])].pivot_table(
+    others = [others] if isinstance(others, str) else list(others)
+    wide = tidy[tidy["measure"].isin([first, *others])].pivot_table(
         index=list(SUBCLUSTER_KEYS), columns="measure", values="percentile").reset_index()
     rows = []
     for (network, partitioning), part in wide.groupby(["network", "partitioning"], sort=True):
-        both = part.dropna(subset=[c for c in (first, second) if c in part.columns])
-        ok = len(both) >= 3 and first in both and second in both and both[first].nunique() > 1 \
-            and both[second].nunique() > 1
-        rho, p = _sps.spearmanr(both[first], both[second]) if ok else (np.nan, np.nan)
-        rows.append({"network": network, "partitioning": partitioning, "n": int(len(both)),
-                     "spearman": float(rho), "p": float(p)})
-    return pd.DataFrame(rows, columns=["network", "partitioning", "n", "spearman", "p"])
+        for other in others:
+            both = part[[first, other]].dropna() if {first, other} <= set(part.columns) else part.iloc[:0]
+            ok = len(both) >= 3 and both[first].nunique() > 1 and both[other].nunique() > 1
+            rho, p = _sps.spearmanr(both[first], both[other]) if ok else (np.nan, np.nan)
+            rows.append({"network": network, "partitioning": partitioning, "with": other, "n": int(len(both)),
+                         "spearman": float(rho), "p": float(p)})
+    return pd.DataFrame(rows, columns=["network", "partitioning", "with", "n", "spearman", "p"])
+
+
+def evidence_table(summary: pd.DataFrame, measures=("exemplar_entropy", "vis_score", "softmax_entropy"),
+                   values=("fisher", "p", "effect")) -> pd.DataFrame:
+    """The measures side by side: one row per network and partitioning, ``values`` of each measure.
+
+    ``summary`` is a combined table (:func:`lsnb.stats.combine`) holding the
+    measures; effects of the two entropies are coherent *below* 1.
+    """
+    missing = [c for c in ("network", "partitioning", "measure", *values) if c not in summary.columns]
+    if missing:
+        raise ValueError(f"evidence_table: the summary lacks column(s) {missing}")
+    kept = summary[summary["measure"].isin(list(measures))]
+    wide = kept.pivot_table(index=["network", "partitioning"], columns="measure", values=list(values))
+    order = [(v, m) for m in measures for v in values if (v, m) in wide.columns]
+    return wide.reindex(columns=pd.MultiIndex.from_tuples(order)).swaplevel(axis=1)

@@ -33,7 +33,12 @@ Choices (stated once):
   negative-binomial error of ``h / L``), ``sqrt(p (1 - p) / n_max)`` otherwise.
   Defaults ``h = 10`` (a relative error of about 30% where it stops early)
   and ``n_max`` the smallest ``n`` with ``1 / (n + 1) <= alpha / 2``, so a
-  group that no random group beats reaches ``p <= alpha``.
+  group that no random group beats reaches ``p <= alpha``.  Every stop then
+  settles the decision at ``alpha``: stopped at the ``h``-th exceedance,
+  ``p = h / L >= h / n_max > alpha`` (``h >= 3``); stopped at ``n_max``, the
+  p value is final.  (With a larger ``n_max`` than the default, ``h / n_max``
+  may fall below ``alpha`` and the rule is an estimate of ``p`` rather than a
+  decision.)
 * **What adaptation cannot do.**  A valid Monte Carlo p value after ``n``
   draws none of which exceeds is at least ``1 / (n + 1)``: to show
   ``p <= 0.001`` a group needs at least 999 draws, adaptive or not.  The

@@ -90,4 +90,28 @@ def test_evidence_agreement_is_spearman_of_the_percentiles():
     rows = [{**keys, "cluster": c, "measure": "exemplar_entropy", "percentile": p} for c, p in enumerate(pct)]
     rows += [{**keys, "cluster": c, "measure": "vis_score", "percentile": p} for c, p in enumerate(pct[::-1])]
     agreement = exemplar.evidence_agreement(pd.DataFrame(rows))
+    assert list(agreement["with"]) == ["vis_score", "softmax_entropy"]
     assert agreement.iloc[0]["n"] == 5 and agreement.iloc[0]["spearman"] == pytest.approx(-1.0)
+    assert agreement.iloc[1]["n"] == 0 and np.isnan(agreement.iloc[1]["spearman"])
+    summary = pd.DataFrame([{"network": "n", "partitioning": "p", "measure": m, "fisher": f, "p": 0.5, "effect": 1.0}
+                            for m, f in (("vis_score", 1.5), ("exemplar_entropy", 2.0))])
+    table = exemplar.evidence_table(summary)
+    assert list(table.columns) == [("exemplar_entropy", v) for v in ("fisher", "p", "effect")] + \
+        [("vis_score", v) for v in ("fisher", "p", "effect")]
+    assert table.loc[("n", "p"), ("exemplar_entropy", "fisher")] == 2.0
+
+
+def test_cluster_card_shows_exemplars_beside_the_visualization(sorted_data):
+    from lsnb import explore
+
+    x, y = sorted_data
+    images = x.reshape(len(x), 2, 5, 1)
+    panels = explore.exemplar_panels(images, y, [5, 170, 3], n=2)
+    assert list(panels) == ["exemplar 1 (class 0)", "exemplar 2 (class 2)"]
+    assert all(p.min() == 0.0 and p.max() == 1.0 for p in panels.values())
+    row = pd.Series({"network": "n", "replicate": 0, "layer": "detect", "cluster": 0, "measure": "vis_score",
+                     "true": 2.0, "randoms": np.array([1.0, 1.5]), "percentile": 1 / 6, "effect": 1.2})
+    card = explore.cluster_card(row, images={"subcluster": np.zeros((2, 5)), **panels})
+    assert "exemplar 2 (class 2)" in card._repr_html_()
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        explore.exemplar_panels(images, y, [1], n=0)
