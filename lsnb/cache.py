@@ -63,9 +63,10 @@ VERSIONS: dict[str, int] = {
     "partition": 3,         # lsnb.experiments.get_partition; 3: k-means on one thread (sums in another order)
     "grouping": 2,          # the groupings of a net (lsnb.comparison); 2: k-means on one thread, as partition 3
     "clusterability": 2,    # n-cut against shuffled graphs; 2: k-means on one thread, as partition 3
-    "lesion": 2,            # lesion tests (true and random values; percentiles are not cached); sidecar: flops
+    "lesion": 3,            # lesion tests (true and random values; percentiles are not cached); sidecar: flops;
+                            # 3: rows carry group_p, group_p_se, n_drawn
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
-    "featvis": 2,           # feature-visualization tests and their images
+    "featvis": 3,           # feature-visualization tests and their images; 3: rows carry group_p, as lesion 3
     "featvis_backends": 2,  # native engine versus Lucid
     "exemplar": 2,          # exemplar-entropy tests (lsnb.exemplar), true and random values
 }
