@@ -71,7 +71,8 @@ def top_exemplars(excitation: np.ndarray, masks: np.ndarray, k: int, order: np.n
 def class_entropy(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Entropy (nats) of each row's class histogram; ``labels`` is ``(m, k)`` integer classes."""
     labels = np.asarray(labels, dtype=np.int64)
-    counts = np.stack([np.bincount(row, minlength=n_classes) for row in labels]).astype(float)
+    counts = np.zeros((len(labels), n_classes))
+    np.add.at(counts, (np.repeat(np.arange(len(labels)), labels.shape[1]), labels.ravel()), 1.0)
     share = counts / counts.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 0.0 - np.sum(np.where(share > 0, share * np.log(share), 0.0), axis=1)
