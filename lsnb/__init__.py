@@ -20,9 +20,9 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "book", "cache", "cluster", "controls", "correlation", "data", "departures", "experiments", "explore", "featvis",
-    "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks", "neurons", "profiles", "report",
-    "stats", "study", "train", "usermodel",
+    "book", "cache", "cluster", "controls", "correlation", "data", "departures", "exemplar", "exemplar_runs",
+    "experiments", "explore", "featvis", "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks",
+    "neurons", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
 )
 _SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "group_test": "grouptest",
               "Study": "study"}

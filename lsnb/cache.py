@@ -65,11 +65,13 @@ VERSIONS: dict[str, int] = {
     "grouping": 2,          # the groupings of a net (lsnb.comparison); 2: k-means on one thread, as partition 3
     "clusterability": 2,    # n-cut against shuffled graphs; 2: k-means on one thread, as partition 3
     "lesion": 3,            # lesion tests (true and random values; percentiles not cached); sidecar: flops;
-                            # 3: stratified test images, controls drawn per k, the authors' class range as ptp
+                            # 3: stratified test images, controls drawn per k, the authors' class range as ptp,
+                            # rows carry group_p, group_p_se, n_drawn
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
-    "featvis": 3,           # feature-visualization tests and their images; 3: controls drawn per k
+    "featvis": 3,           # feature-visualization tests and their images; 3: controls drawn per k, group_p
     "featvis_backends": 2,  # native engine versus Lucid
     "featvis_convergence": 1,  # visualization scores at a test's steps and at 4x the steps
+    "exemplar": 2,          # exemplar-entropy tests (lsnb.exemplar), true and random values
 }
 #: Version of a kind missing from :data:`VERSIONS`.
 DEFAULT_VERSION = 1

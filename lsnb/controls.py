@@ -27,6 +27,13 @@ Choices (stated once):
   a row whose values contain NaN gets a NaN percentile and effect term.  The
   summaries recompute percentiles from ``true`` and ``randoms``, so the stored
   ones are a convenience.
+* One group's p value: every row carries ``group_p`` (exact under
+  exchangeability, ``(1 + E) / (n_random + 1)`` with ``E`` the random groups
+  that exceed it, ties broken at random), its Monte Carlo error
+  ``group_p_se`` and ``n_drawn`` (:mod:`lsnb.pvalues`).  ``n_random="adaptive"``
+  draws controls in batches (19, then doubling the total) from the same
+  per-group generator, so its first 19 are a fixed 19-run's, until every
+  measure of the group has stopped by Besag and Clifford's rule.
 """
 from __future__ import annotations
 
@@ -38,12 +45,16 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lsnb import neurons, stats, terms
+from lsnb import neurons, pvalues, stats, terms
 from lsnb.cluster import Partition, Subcluster
 
 #: Columns of the tidy group-test table, in order.
 COLUMNS = ("network", "replicate", "partitioning", "measure", "layer", "cluster", "size", "true", "randoms",
-           "random_mean", "higher_is_special", "tie", "percentile", "effect")
+           "random_mean", "higher_is_special", "tie", "percentile", "effect", "group_p", "group_p_se", "n_drawn")
+#: The per-group p value columns (:mod:`lsnb.pvalues`).
+P_COLUMNS = ("group_p", "group_p_se", "n_drawn")
+#: Random groups of the adaptive rule's first batch (the paper's 19); later batches double the total.
+ADAPTIVE_FIRST = 19
 POOLS = ("live", "all")
 TIES = stats.TIE_RULES
 
@@ -240,18 +251,27 @@ def normalise_groups(model: keras.Model, groups, pool: str = "live") -> list[Gro
 
 # ---------------------------------------------------------------------------- effect terms
 # ---------------------------------------------------------------------------- the procedure
+def group_rng(group: Group, seed: int, network: str, replicate: int, partitioning: str) -> np.random.Generator:
+    """The generator of a group's random controls (the one seeding rule of the module docstring)."""
+    return np.random.default_rng(control_seed(seed, network, replicate, partitioning, group.layer, group.cluster))
+
+
 def controls_for(groups: Sequence[Group], n_random: int, seed: int, network: str, replicate: int,
                  partitioning: str) -> list[np.ndarray]:
     """Each group's ``(n_random, size)`` random controls (the rule of the module docstring)."""
-    return [draw_controls(g.pool, g.size, n_random, np.random.default_rng(
-        control_seed(seed, network, replicate, partitioning, g.layer, g.cluster))) for g in groups]
+    return [draw_controls(g.pool, g.size, n_random, group_rng(g, seed, network, replicate, partitioning))
+            for g in groups]
 
 
 def mask_seeds(group: Group, n_masks: int, seed: int, network: str, replicate: int,
-               partitioning: str) -> list[tuple]:
-    """One seed per mask of a group (its true group first): the group's control seed plus the index."""
+               partitioning: str, members: Sequence[int] | None = None) -> list[tuple]:
+    """One seed per mask of a group (its true group first): the group's control seed plus the index.
+
+    ``members`` (default ``0, ..., n_masks - 1``) are the indices: 0 for the
+    true group, ``j`` for its ``j``-th random group.
+    """
     key = control_seed(seed, network, replicate, partitioning, group.layer, group.cluster)
-    return [tuple(key + [j]) for j in range(n_masks)]
+    return [tuple(key + [int(j)]) for j in (range(n_masks) if members is None else members)]
 
 
 def _layer_values(model, layer: str, members: list, measures: Sequence[Measure], data, n_units: int,
@@ -269,49 +289,116 @@ def _layer_values(model, layer: str, members: list, measures: Sequence[Measure],
     return values
 
 
+def _evaluate(model, groups: Sequence[Group], batches: Sequence[np.ndarray], offset: int,
+              measures: Sequence[Measure], data, ids: dict, progress: bool) -> dict[tuple, dict]:
+    """Values of each group's true group and random ``offset + 1, ...`` (rows of ``batches``), layer by layer.
+
+    ``ids`` holds ``seed``, ``network``, ``replicate`` and ``partitioning``.
+    Returns ``(layer, cluster) -> {measure: (1 + len(batch),) values}``.
+    """
+    hidden, _ = _layer_sizes(model)
+    values: dict[tuple, dict] = {}
+    for layer in dict.fromkeys(g.layer for g in groups):
+        members = [(g, [g.units, *c]) for g, c in zip(groups, batches) if g.layer == layer]
+        index = [np.r_[0, offset + 1:offset + 1 + len(units) - 1] for _, units in members]
+        context = MaskContext(
+            clusters=np.concatenate([[g.cluster] * len(units) for g, units in members]),
+            members=np.concatenate(index),
+            seeds=[s for (g, _), js in zip(members, index) for s in mask_seeds(g, len(js), members=js, **ids)],
+            progress=progress)
+        per_mask = _layer_values(model, layer, members, measures, data, hidden[layer], context)
+        start = 0
+        for g, units in members:
+            values[(g.layer, g.cluster)] = {name: v[start:start + len(units)] for name, v in per_mask.items()}
+            start += len(units)
+    return values
+
+
+def _rows(groups: Sequence[Group], measures: Sequence[Measure], true: dict, randoms: dict,
+          ids: dict) -> pd.DataFrame:
+    """The tidy rows (percentiles and p values not yet filled)."""
+    rows = []
+    for g in groups:
+        for m in measures:
+            key = (g.layer, g.cluster)
+            value, draws = float(true[key][m.name]), np.asarray(randoms[key][m.name], dtype=float)
+            rows.append(dict(network=ids["network"], replicate=ids["replicate"], partitioning=ids["partitioning"],
+                             measure=m.name, layer=g.layer, cluster=g.cluster, size=g.size, true=value,
+                             randoms=draws, random_mean=float(np.mean(terms.nan_as_zero(draws))),
+                             higher_is_special=bool(m.higher_is_special), tie=bool(np.any(draws == value)),
+                             percentile=np.nan))
+    return pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in P_COLUMNS])
+
+
+def _fixed(model, groups, measures, data, n_random: int, ids: dict, progress: bool) -> pd.DataFrame:
+    batches = controls_for(groups, n_random, **ids)
+    values = _evaluate(model, groups, batches, 0, measures, data, ids, progress)
+    true = {key: {name: v[0] for name, v in per.items()} for key, per in values.items()}
+    randoms = {key: {name: v[1:] for name, v in per.items()} for key, per in values.items()}
+    return _rows(groups, measures, true, randoms, ids)
+
+
+def _adaptive(model, groups, measures, data, rule: tuple[int, int], ids: dict, progress: bool) -> pd.DataFrame:
+    """Draw controls in batches (19, then doubling) until every row of a group has stopped (Besag-Clifford)."""
+    h, n_max = rule
+    rngs = {(g.layer, g.cluster): group_rng(g, **ids) for g in groups}
+    true, randoms = {}, {(g.layer, g.cluster): {m.name: np.zeros(0) for m in measures} for g in groups}
+    active, drawn = list(groups), 0
+    while active:
+        size = min(max(ADAPTIVE_FIRST, drawn), n_max - drawn)
+        batches = [draw_controls(g.pool, g.size, size, rngs[(g.layer, g.cluster)]) for g in active]
+        values = _evaluate(model, active, batches, drawn, measures, data, ids, progress)
+        for key, per in values.items():
+            true.setdefault(key, {name: v[0] for name, v in per.items()})
+            randoms[key] = {name: np.r_[randoms[key][name], v[1:]] for name, v in per.items()}
+        drawn += size
+        table = _rows(active, measures, true, randoms, ids)
+        done = [flags is None or pvalues.settled(flags, h, n_max)
+                for flags in pvalues.row_exceedances(table, ids["seed"])]
+        still = table.loc[~np.asarray(done, dtype=bool), ["layer", "cluster"]]
+        open_groups = set(still.itertuples(index=False, name=None))
+        active = [g for g in active if (g.layer, g.cluster) in open_groups]
+    return _rows(groups, measures, true, randoms, ids)
+
+
+def _check_n_random(n_random, alpha: float, h: int, n_max: int | None) -> tuple[int, int] | None:
+    """``None`` for a fixed ``n_random``, else the adaptive rule ``(h, n_max)``; errors name the argument."""
+    if isinstance(n_random, str):
+        if n_random != "adaptive":
+            raise ValueError(f"n_random must be a positive integer or 'adaptive', got {n_random!r}")
+        n_max = pvalues.default_n_max(alpha) if n_max is None else n_max
+        pvalues.check_adaptive(h, n_max)
+        return int(h), int(n_max)
+    if isinstance(n_random, bool) or int(n_random) != n_random or n_random < 1:
+        raise ValueError(f"n_random must be at least 1 (an integer) or 'adaptive', got {n_random}")
+    return None
+
+
 def run_groups(model: keras.Model, groups: Sequence[Group], measures: Sequence[Measure], data=None,
-               n_random: int = 19, ties: str = "random", seed: int = 0, *, network: str = "model",
-               replicate: int = 0, partitioning: str = "groups", progress: bool = False) -> pd.DataFrame:
+               n_random: int | str = 19, ties: str = "random", seed: int = 0, *, network: str = "model",
+               replicate: int = 0, partitioning: str = "groups", progress: bool = False, alpha: float = 0.05,
+               h: int = pvalues.DEFAULT_H, n_max: int | None = None) -> pd.DataFrame:
     """Evaluate every group and its random controls under every measure; the tidy table.
 
     See :func:`lsnb.grouptest.group_test` for the parameters; ``groups`` are
     already normalised.
     """
-    if n_random < 1:
-        raise ValueError(f"n_random must be at least 1, got {n_random}")
+    pvalues.check_alpha(alpha)
+    rule = _check_n_random(n_random, alpha, h, n_max)
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     names = [m.name for m in measures]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"measures must be a non-empty list with distinct names, got {names}")
-    controls = controls_for(groups, n_random, seed, network, replicate, partitioning)
-    hidden, _ = _layer_sizes(model)
-    values: dict[tuple, dict] = {}
-    for layer in dict.fromkeys(g.layer for g in groups):
-        members = [(g, [g.units, *c]) for g, c in zip(groups, controls) if g.layer == layer]
-        context = MaskContext(
-            clusters=np.repeat([g.cluster for g, _ in members], n_random + 1),
-            members=np.tile(np.arange(n_random + 1), len(members)),
-            seeds=[s for g, _ in members
-                   for s in mask_seeds(g, n_random + 1, seed, network, replicate, partitioning)],
-            progress=progress)
-        per_mask = _layer_values(model, layer, members, measures, data, hidden[layer], context)
-        for i, (g, _) in enumerate(members):
-            block = slice(i * (n_random + 1), (i + 1) * (n_random + 1))
-            values[(g.layer, g.cluster)] = {name: v[block] for name, v in per_mask.items()}
-    rows = []
-    for g in groups:
-        for m in measures:
-            vals = values[(g.layer, g.cluster)][m.name]
-            true, randoms = float(vals[0]), np.asarray(vals[1:], dtype=float)
-            rows.append(dict(network=network, replicate=replicate, partitioning=partitioning, measure=m.name,
-                             layer=g.layer, cluster=g.cluster, size=g.size, true=true, randoms=randoms,
-                             random_mean=float(np.mean(terms.nan_as_zero(randoms))),
-                             higher_is_special=bool(m.higher_is_special),
-                             tie=bool(np.any(randoms == true)), percentile=np.nan))
-    table = stats.add_percentiles(pd.DataFrame(rows, columns=list(COLUMNS)), ties=ties, seed=seed)
+    ids = dict(seed=seed, network=network, replicate=replicate, partitioning=partitioning)
+    rows = (_fixed(model, groups, measures, data, int(n_random), ids, progress) if rule is None
+            else _adaptive(model, groups, measures, data, rule, ids, progress))
+    table = stats.add_percentiles(rows, ties=ties, seed=seed)
     table["effect"] = stats.effect_terms(table["true"].to_numpy(float), table["random_mean"].to_numpy(float))
+    table = pvalues.add_group_p(table, seed=seed, adaptive=rule)[list(COLUMNS)]
     table.attrs.update(n_random=n_random, seed=seed, ties=ties)
+    if rule is not None:
+        table.attrs.update(alpha=alpha, h=rule[0], n_max=rule[1])
     for m in measures:
         table.attrs.update(getattr(m, "attrs", None) or {})
     return table

@@ -239,6 +239,9 @@ def _run(test: str, nets, profile, partitionings, k, seed, imagenet_dir, imagene
                     if test == "lesion":
                         table = lesion_one(tnet, part, net, replicate, prof, seed, dict(test_options or {}),
                                             progress)
+                    elif test == "exemplar":
+                        from lsnb.exemplar_runs import exemplar_one
+                        table = exemplar_one(tnet, part, net, replicate, prof, seed, dict(test_options or {}))
                     else:
                         table, pics = featvis_one(tnet, part, net, replicate, prof, seed,
                                                    dict(test_options or {}), progress)

@@ -245,6 +245,23 @@ def cluster_card(row: pd.Series, class_drops=None, images=None, correlation=None
     return Figure(figure, caption)
 
 
+def exemplar_panels(x: np.ndarray, y: np.ndarray, indices, n: int = 3) -> dict[str, np.ndarray]:
+    """``{"exemplar j (class c)": image}`` of a group's first ``n`` exemplars, for :func:`cluster_card`.
+
+    ``indices`` are the group's exemplars, most excited first
+    (:func:`lsnb.exemplar.group_exemplars`); each image is rescaled to
+    [0, 1] by its own minimum and maximum, so normalised inputs show too.
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n}")
+    panels = {}
+    for j, index in enumerate(np.asarray(indices, dtype=np.int64)[:n]):
+        image = np.asarray(x[index], dtype=float)
+        span = float(image.max() - image.min()) or 1.0
+        panels[f"exemplar {j + 1} (class {int(y[index])})"] = (image - image.min()) / span
+    return panels
+
+
 def _href(link, network: str, partitioning: str, measure: str) -> str:
     if callable(link):
         return link(network=network, partitioning=partitioning, measure=measure)

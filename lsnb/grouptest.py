@@ -6,9 +6,10 @@ from the same layer by one seeding rule, evaluates a measure on the true and
 random groups together, and returns the tidy table that
 :func:`lsnb.stats.summarize` reads.  The machinery (controls, masks, table)
 lives in :mod:`lsnb.controls`; the built-in measures in :mod:`lsnb.lesion`
-(``acc_drop``, ``class_range``) and :mod:`lsnb.featvis` (``vis_score``,
-``softmax_entropy``) are :class:`~lsnb.controls.Measure` objects written the
-way a user writes one.
+(``acc_drop``, ``class_range``), :mod:`lsnb.featvis` (``vis_score``,
+``softmax_entropy``) and :mod:`lsnb.exemplar` (``exemplar_entropy``) are
+:class:`~lsnb.controls.Measure` objects written the way a user writes one.
+Each row also carries the group's own p value (:mod:`lsnb.pvalues`).
 
 A user measure is any object with ``name``, ``higher_is_special`` and
 ``evaluate(model, layer, masks, data, context)`` returning one value per row
@@ -21,7 +22,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lsnb import controls, featvis, lesion, neurons
+from lsnb import controls, exemplar, featvis, lesion, neurons, pvalues
 from lsnb.cluster import Partition
 from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, control_seed, draw_controls,
                            normalise_groups, stable_hash)
@@ -30,7 +31,7 @@ __all__ = ["BUILTIN_MEASURES", "COLUMNS", "FunctionMeasure", "MaskContext", "Mea
            "draw_controls", "group_test", "normalise_groups", "resolve_measures", "stable_hash"]
 
 #: Built-in measure names; the lesion pair and the visualization pair each share one evaluator.
-BUILTIN_MEASURES = (*lesion.MEASURES, *featvis.MEASURES)
+BUILTIN_MEASURES = (*lesion.MEASURES, *featvis.MEASURES, *exemplar.MEASURES)
 
 
 def resolve_measures(measure) -> list[Measure]:
@@ -38,11 +39,13 @@ def resolve_measures(measure) -> list[Measure]:
 
     Built-in names of one family share one memoised evaluator in the call
     (``acc_drop`` and ``class_range`` one lesion pass, ``vis_score`` and
-    ``softmax_entropy`` one visualization with default settings).
+    ``softmax_entropy`` one visualization with default settings;
+    ``exemplar_entropy`` takes :data:`lsnb.exemplar.DEFAULT_K` exemplars).
     """
     items = list(measure) if isinstance(measure, (list, tuple)) else [measure]
     lesions = {m.name: m for m in lesion.lesion_measure_pair()}
     visuals = {m.name: m for m in featvis.vis_measure_pair()}
+    visuals["exemplar_entropy"] = exemplar.exemplar_measure()
     result = []
     for item in items:
         if isinstance(item, str):
@@ -69,9 +72,10 @@ def check_data(data) -> None:
             neurons.check_finite(item, f"data[{i}]" if isinstance(data, (tuple, list)) else "data")
 
 
-def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 19, ties: str = "random",
+def group_test(model: keras.Model, groups, measure, data=None, n_random: int | str = 19, ties: str = "random",
                seed: int = 0, pool: str = "live", *, network: str = "model", replicate: int = 0,
-               partitioning: str | None = None, progress: bool = False) -> pd.DataFrame:
+               partitioning: str | None = None, progress: bool = False, alpha: float = 0.05,
+               h: int = pvalues.DEFAULT_H, n_max: int | None = None) -> pd.DataFrame:
     """Compare each group of units with random groups of the same size and layer.
 
     Parameters
@@ -84,11 +88,17 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 1
     measure : str, Measure, or a list of them
         ``"acc_drop"``, ``"class_range"`` (lesion tests, Section 4.1; need
         ``data=(x_test, y_test)``), ``"vis_score"``, ``"softmax_entropy"``
-        (feature visualization, Section 4.2), or user measures.
+        (feature visualization, Section 4.2), ``"exemplar_entropy"`` (the
+        classes of the top test images, :mod:`lsnb.exemplar`; needs
+        ``data=(x, y)``), or user measures.
     data : optional
         Passed to every measure.
-    n_random : int
-        Random groups per group (19 in the paper).
+    n_random : int or "adaptive"
+        Random groups per group: 19 in the paper, whose tables combine many
+        groups; 99 or 999 for one group's own ``group_p`` (its smallest value
+        is ``1 / (n_random + 1)``).  ``"adaptive"``: Besag and Clifford's
+        sequential rule (:mod:`lsnb.pvalues`): batches of 19, then doubling,
+        until ``h`` random groups exceed the group or ``n_max`` were drawn.
     ties : {"random", "conservative", "original"}
         Tie rule of the stored percentiles.
     seed : int
@@ -101,11 +111,26 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 1
         Label of the grouping (default: the partition's name, else ``"groups"``).
     progress : bool
         Progress bars of the engines.
+    alpha : float
+        The decision level of the adaptive rule: ``n_max`` defaults to the
+        smallest ``n`` with ``1 / (n + 1) <= alpha / 2`` (39 for 0.05, 999 for
+        0.002), so a group no random group beats is settled below ``alpha``.
+    h : int
+        Exceedances after which the adaptive rule stops (10).
+    n_max : int, optional
+        Most random groups the adaptive rule draws.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (group, measure) with the columns of :data:`COLUMNS`.
+        One row per (group, measure) with the columns of :data:`COLUMNS`:
+        ``percentile`` and ``effect`` (Section 3.2), and the group's own
+        permutation p value ``group_p``, exact under exchangeability: with
+        ``E`` of the ``n`` random groups more special (ties broken by a
+        uniform draw), ``group_p = (1 + E) / (n + 1)``, Monte Carlo standard
+        error ``group_p_se = sqrt(group_p (1 - group_p) / n)``; adaptive rows
+        carry Besag and Clifford's p value and error instead, and ``n_drawn``
+        says how many random groups each row drew.
     """
     check_data(data)
     normalised = normalise_groups(model, groups, pool)
@@ -113,5 +138,5 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int = 1
         partitioning = groups.name if isinstance(groups, Partition) else "groups"
     return controls.run_groups(model, normalised, resolve_measures(measure), data, n_random, ties, seed,
                                network=network, replicate=replicate, partitioning=partitioning,
-                               progress=progress)
+                               progress=progress, alpha=alpha, h=h, n_max=n_max)
 

@@ -121,6 +121,15 @@ class Study:
                                        partition_options=partition_options, featvis_options=featvis_options,
                                        timer=self.timer, progress=progress)
 
+    def exemplars(self, nets: Sequence[str], partitionings: Sequence[str] = PARTITIONINGS, k: int | None = None,
+                  exemplar_options: dict | None = None) -> pd.DataFrame:
+        """Exemplar-entropy tests (:func:`lsnb.exemplar_runs.run_exemplars`): tidy rows."""
+        from lsnb.exemplar_runs import run_exemplars
+
+        return run_exemplars(self.available(nets), self.profile, partitionings, k, self.seed,
+                                         imagenet_dir=self.imagenet_dir, imagenet_weights=self.imagenet_weights,
+                                         exemplar_options=exemplar_options, timer=self.timer)
+
     @staticmethod
     def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, **options) -> pd.DataFrame:
         """Replicates combined and BH-corrected (:func:`lsnb.experiments.combined`)."""
@@ -173,6 +182,23 @@ class Study:
     def arch_of(net: str) -> str:
         """The architecture of a network name (:func:`lsnb.networks.arch_of`)."""
         return networks.arch_of(net)
+
+    def exemplar_panels(self, row: pd.Series, k: int | None = None, n: int = 3) -> dict:
+        """The ``n`` test images that excite the subcluster of a tidy ``row`` most, for a cluster card.
+
+        ``k`` is the exemplars per group (:mod:`lsnb.exemplar`); the card shows
+        the first ``n`` with their classes (:func:`lsnb.explore.exemplar_panels`).
+        """
+        from lsnb import exemplar, explore
+
+        tnet = self.network(row["network"], int(row["replicate"]))
+        part = self.partition(row["network"], int(row["replicate"]), row["partitioning"],
+                              k=int(row["k"]) if "k" in row else None)
+        units = np.flatnonzero(part.labels[row["layer"]] == int(row["cluster"]))
+        data = (tnet.data.x_test, tnet.data.y_test)
+        top = exemplar.group_exemplars(tnet.model, row["layer"], units, data,
+                                       k=exemplar.DEFAULT_K if k is None else k, seed=self.seed)
+        return explore.exemplar_panels(*data, top, n=n)
 
     @staticmethod
     def most_special(tidy: pd.DataFrame, measure: str) -> pd.Series:

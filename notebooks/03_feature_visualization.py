@@ -39,6 +39,7 @@ seed = 0
 alpha = 0.05
 ties = "random"                          # tie rule of the percentiles: "random" (exact), "conservative", "original"
 grid_rows = 4                            # subclusters shown per Figure 6 panel
+exemplar_k = 50                          # test images per group for the exemplar entropy
 compare_lucid = True                     # also run Lucid (the authors' library) on one network
 lucid_subclusters = 8                    # subclusters compared (None: all; Lucid renders one graph each)
 
@@ -47,7 +48,7 @@ import pandas as pd
 from IPython.display import display
 
 import lsnb
-from lsnb import book, cache, experiments, explore, featvis, figures, report, stats
+from lsnb import book, cache, exemplar, experiments, explore, featvis, figures, report, stats
 from lsnb.featvis import plot_featvis_grid
 from lsnb.record import show as show_record
 from lsnb.study import Study
@@ -159,22 +160,46 @@ for net in tidy["network"].unique():
                                   grayscale=net != "vgg", title=f"{net}, {partitioning}, replicate 0"))
 
 # %% [markdown]
+# ## Real images: the exemplar entropy
+#
+# Synthetic images can mislead: they are processed differently from natural
+# images and can be manipulated.  The same question asked of real images: the
+# `exemplar_k` test images that excite a group most (the same L1 objective,
+# summed over positions for a channel), and the entropy of their classes
+# (low: the group answers to one class).  Each subcluster is compared with the
+# very same random groups as its visualization; it costs one forward pass
+# over each network's whole test set.  The first table sets the three
+# measures side by side (the two entropies are coherent when their effect is
+# *below* 1); the second says whether the subclusters that stand out under the
+# real images are those that stand out under the synthetic ones: the Spearman
+# correlation of their percentiles over the subclusters of each network and
+# partitioning (positive: the two kinds of evidence agree).
+
+# %%
+exemplars = study.exemplars(all_nets, partitionings, k=k, exemplar_options={"k": exemplar_k})
+evidence = study.combined(pd.concat([tidy, exemplars], ignore_index=True), alpha=alpha, ties=ties)
+display(exemplar.evidence_table(evidence))
+display(exemplar.evidence_agreement(pd.concat([tidy, exemplars], ignore_index=True)))
+
+# %% [markdown]
 # ## Explore the subclusters
 #
 # Every subcluster of every run, sortable and searchable; then the card of the
 # subcluster whose visualization score stands out most: its score (red) among
-# its random groups' (grey), its image beside two of its random controls'.
+# its random groups' (grey), its image beside two of its random controls', and
+# the three test images that excite it most.
 
 # %%
 explore.new_page()
-display(explore.subcluster_table(tidy, caption=note))
+display(explore.subcluster_table(pd.concat([tidy, exemplars], ignore_index=True), caption=note))
 top = study.most_special(tidy, "vis_score")
 pictures = images.get((top["network"], int(top["replicate"]), top["partitioning"]), {}).get(
     (top["layer"], int(top["cluster"])))
-display(explore.cluster_card(top, images=None if pictures is None else
-                             {"subcluster": pictures[0], "random 1": pictures[1], "random 2": pictures[2]}))
+display(explore.cluster_card(top, images={
+    **({} if pictures is None else {"subcluster": pictures[0], "random 1": pictures[1], "random 2": pictures[2]}),
+    **study.exemplar_panels(top, k=exemplar_k)}))
 display(explore.fisher_overview(summary, published=report.published(8)))
-explore.save_results("03_feature_visualization", tidy=tidy, summary=summary)
+explore.save_results("03_feature_visualization", tidy=tidy, summary=summary, exemplars=exemplars)
 
 # %% [markdown]
 # ## The native engine versus Lucid
