@@ -358,8 +358,26 @@ def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: i
     names = notebook_names(notebooks)
     graph = _Graph(get_profile(profile), seed, exclude)
     _paper_jobs(graph, names)
+    recorded = {net for name in names if name not in CHAPTERS for net in NOTEBOOK_NETS.get(name, ())}
     for name in names:
         if name in CHAPTERS:
             defaults = notebook_parameters(name)
-            CHAPTERS[name](graph, {**defaults, **{k: v for k, v in (parameters or {}).items() if k in defaults}})
+            params = {**defaults, **{k: v for k, v in (parameters or {}).items() if k in defaults}}
+            CHAPTERS[name](graph, params)
+            recorded |= set(params.get("nets", ()))
+    _convergence_jobs(graph, sorted(recorded))
     return list(graph.jobs.values())
+
+
+def _convergence(study: Study, net: str):
+    """The visualization convergence check of the experiment record (:meth:`Study.featvis_convergence`)."""
+    return study.featvis_convergence(net)
+
+
+def _convergence_jobs(graph: _Graph, nets: Iterable[str]) -> None:
+    """The convergence check every page's experiment record reads, once per network."""
+    for net in [net for net in nets if graph.usable([net])]:
+        costs = graph.costs(net)
+        steps = graph.prof.featvis_steps_for(train.NETS[net]["arch"])
+        graph.chapter(f"convergence/{net}/{graph.prof.name}", "featvis_convergence", _convergence, (net,),
+                      graph.models([net])[:1], costs.partition() + 8 * 5 * steps * 3 * costs.forward)

@@ -59,7 +59,7 @@ CACHE_FORMAT = 2
 #: a change to lsnb changes what that computation returns.  All start at 2 so
 #: entries written before kinds had versions are never read.
 VERSIONS: dict[str, int] = {
-    "augmented": 1,         # affine copies that bring a small training split to the paper's size (lsnb.augment)
+    "augmented": 2,         # affine copies that bring a small training split to the paper's size (lsnb.augment)
     "model": 3,             # lsnb.train.trained (the training job); 3: seeded layers, per-epoch permutations
     "partition": 3,         # lsnb.experiments.get_partition; 3: k-means on one thread (sums in another order)
     "grouping": 2,          # the groupings of a net (lsnb.comparison); 2: k-means on one thread, as partition 3
@@ -70,7 +70,7 @@ VERSIONS: dict[str, int] = {
     "lesion_counts": 2,     # lesioned per-class counts of one layer's masks (shared by lesion tests)
     "featvis": 3,           # feature-visualization tests and their images; 3: controls drawn per k, group_p
     "featvis_backends": 2,  # native engine versus Lucid
-    "featvis_convergence": 1,  # visualization scores at a test's steps and at 4x the steps
+    "featvis_convergence": 2,  # visualization scores at a test's steps and at 4x the steps
     "exemplar": 2,          # exemplar-entropy tests (lsnb.exemplar), true and random values
 }
 #: Version of a kind missing from :data:`VERSIONS`.

@@ -27,31 +27,37 @@ from lsnb.cluster import Partition
 from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, control_seed, draw_controls,
                            normalise_groups, stable_hash)
 
-__all__ = ["BUILTIN_MEASURES", "COLUMNS", "FunctionMeasure", "MaskContext", "Measure", "check_data", "control_seed",
+__all__ = ["BUILTIN_MEASURES", "COLUMNS", "builtin_measures", "FunctionMeasure", "MaskContext", "Measure", "check_data", "control_seed",
            "draw_controls", "group_test", "normalise_groups", "resolve_measures", "stable_hash"]
 
 #: Built-in measure names; the lesion pair and the visualization pair each share one evaluator.
 BUILTIN_MEASURES = (*lesion.MEASURES, *featvis.MEASURES, *exemplar.MEASURES)
 
 
-def resolve_measures(measure) -> list[Measure]:
+def builtin_measures() -> dict[str, Measure]:
+    """The built-in measures of a Keras model by name, each family sharing one evaluator."""
+    families = (*lesion.lesion_measure_pair(), *featvis.vis_measure_pair(), exemplar.exemplar_measure())
+    return {m.name: m for m in families}
+
+
+def resolve_measures(measure, builtins: dict[str, Measure] | None = None) -> list[Measure]:
     """Measure objects from a name, a Measure, or a list of them.
 
     Built-in names of one family share one memoised evaluator in the call
     (``acc_drop`` and ``class_range`` one lesion pass, ``vis_score`` and
     ``softmax_entropy`` one visualization with default settings;
     ``exemplar_entropy`` takes :data:`lsnb.exemplar.DEFAULT_K` exemplars).
+    ``builtins`` names the measures a name may stand for (default:
+    :func:`builtin_measures`; the torch adapter passes its own).
     """
+    builtins = builtin_measures() if builtins is None else builtins
     items = list(measure) if isinstance(measure, (list, tuple)) else [measure]
-    lesions = {m.name: m for m in lesion.lesion_measure_pair()}
-    visuals = {m.name: m for m in featvis.vis_measure_pair()}
-    visuals["exemplar_entropy"] = exemplar.exemplar_measure()
     result = []
     for item in items:
         if isinstance(item, str):
-            if item not in BUILTIN_MEASURES:
-                raise ValueError(f"unknown measure {item!r}; built-in measures are {BUILTIN_MEASURES}")
-            result.append(lesions.get(item) or visuals[item])
+            if item not in builtins:
+                raise ValueError(f"unknown measure {item!r}; built-in measures are {tuple(builtins)}")
+            result.append(builtins[item])
         elif isinstance(item, Measure):
             result.append(item)
         else:

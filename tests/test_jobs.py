@@ -127,7 +127,7 @@ def test_smoke_partitions_identical_serially_and_on_two_workers(tmp_path, monkey
     from lsnb import bookjobs
 
     graph = bookjobs.jobs_for(["02"], "smoke", exclude={"cnn_mnist", "vgg"})
-    assert [j.kind for j in graph] == ["model"] + ["partition", "lesion"] * 4
+    assert [j.kind for j in graph] == ["model"] + ["partition", "lesion"] * 4 + ["featvis_convergence"]
     weights, labels, tables = {}, {}, {}
     for name, workers in (("serial", None), ("dask", 2)):
         monkeypatch.setenv("LSNB_CACHE", str(tmp_path / name))
@@ -206,7 +206,7 @@ def test_after_the_chapter_jobs_the_departures_and_grouping_notebooks_read_only_
     monkeypatch.setenv("MPLBACKEND", "Agg")
     parameters = {"profile": "smoke", **CHAPTER_PARAMETERS}
     graph = bookjobs.jobs_for(["06", "07"], "smoke", parameters=parameters)
-    assert {job.key.split("/")[0] for job in graph} == {"model", "departures", "grouping"}
+    assert {job.key.split("/")[0] for job in graph} == {"model", "departures", "grouping", "convergence"}
     assert not any("cnn_mnist" in job.key or job.key.startswith("model/vgg") for job in graph)
     monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "jobs.jsonl"))
     jobs.run_jobs(graph, progress=False)

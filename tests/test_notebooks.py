@@ -106,8 +106,7 @@ def test_papermill_override_reaches_the_notebook(book_env, tmp_path):
     notebook = _execute(build, kernel, source, tmp_path, profile="smoke", k=4, featvis=False)
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "k = 4" in injected[0].source
-    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    printed = _printed(notebook)
     assert "k values run: [4]" in printed
 
 
@@ -121,11 +120,9 @@ def test_your_model_notebook_runs_on_a_model_the_project_did_not_train(book_env,
     source = ROOT / "notebooks" / "08_your_model.py"
     notebook = _execute(build, kernel, source, tmp_path, profile="smoke", model_path=str(model_path),
                         data=str(data_path), k=2, partitionings=["weights/network", "weights/layer"])
-    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    printed = _printed(notebook)
     assert "user: " in printed and "40 test images; k = 2" in printed
-    tables = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "execute_result" and "fisher" in o.get("data", {}).get("text/plain", "")]
+    tables = _results_showing(notebook, "fisher")
     assert tables, "the summary table is missing"
 
 
@@ -143,6 +140,18 @@ def test_your_model_notebook_stops_on_bad_labels_with_a_message(book_env, tmp_pa
 
 
 
+def _printed(notebook) -> str:
+    """Everything the notebook's code cells printed."""
+    return "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def _results_showing(notebook, text: str) -> list:
+    """The cells' displayed results whose plain text holds ``text``."""
+    return [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.get("output_type") == "execute_result" and text in o.get("data", {}).get("text/plain", "")]
+
+
 TORCH_NOTEBOOK = ROOT / "notebooks" / "10_your_torch_model.py"
 
 
@@ -156,11 +165,9 @@ def test_your_torch_model_notebook_runs_on_a_saved_state_dict(book_env, tmp_path
     model_path, architecture, data_path = lt.example_files(tmp_path / "files", n_train=120, n_test=60)
     notebook = _execute(build, kernel, TORCH_NOTEBOOK, tmp_path, profile="smoke", model_path=str(model_path),
                         architecture=architecture, data=str(data_path), k=3, n_random=9)
-    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    printed = _printed(notebook)
     assert "example_cnn: 3 neuron layers" in printed and "k = 3" in printed
-    tables = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "execute_result" and "fisher" in o.get("data", {}).get("text/plain", "")]
+    tables = _results_showing(notebook, "fisher")
     assert tables, "the summary table is missing"
 
 

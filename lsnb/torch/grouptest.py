@@ -18,6 +18,7 @@ from torch import nn
 from lsnb import controls
 from lsnb.cluster import Partition
 from lsnb.controls import Measure, normalise_groups
+from lsnb.grouptest import resolve_measures as keras_resolve
 from lsnb.torch import featvis, lesion
 from lsnb.torch.net import TorchNet, wrap
 
@@ -26,20 +27,8 @@ BUILTIN_MEASURES = ("acc_drop", "class_range", "vis_score", "softmax_entropy")
 
 def resolve_measures(measure) -> list[Measure]:
     """Measure objects from a name, a Measure, or a list of them (built-in pairs share one evaluator)."""
-    items = list(measure) if isinstance(measure, (list, tuple)) else [measure]
-    pairs = {m.name: m for m in (*lesion.lesion_measure_pair(), *featvis.vis_measure_pair())}
-    result = []
-    for item in items:
-        if isinstance(item, str):
-            if item not in BUILTIN_MEASURES:
-                raise ValueError(f"unknown measure {item!r}; built-in measures are {BUILTIN_MEASURES}")
-            result.append(pairs[item])
-        elif isinstance(item, Measure):
-            result.append(item)
-        else:
-            raise ValueError(f"a measure must be a name or have name, higher_is_special and evaluate(); "
-                             f"got {type(item).__name__}")
-    return result
+    builtins = {m.name: m for m in (*lesion.lesion_measure_pair(), *featvis.vis_measure_pair())}
+    return keras_resolve(measure, builtins)
 
 
 def group_test(net: TorchNet, groups, measure, data=None, n_random: int = 19, ties: str = "random",
