@@ -364,7 +364,7 @@ def write_record(downloads: Path) -> list[dict]:
     """Merge the pages' ``*_record.csv`` into ``downloads/record.csv``; its rows (empty without any)."""
     from lsnb.record import merge_records
 
-    paths = sorted(Path(downloads).glob("*_record.csv"))
+    paths = sorted(Path(downloads).rglob("*_record.csv"))   # each page saves into its own folder
     if not paths:
         return []
     merged = merge_records(paths)

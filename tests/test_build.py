@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from minibook import render_minibook
@@ -204,3 +205,19 @@ def test_longest_first_uses_the_times_of_the_same_cache_state(tmp_path):
     assert [s.stem for s in cold] == ["01_a", "03_c", "02_b", "04_d"]
     build_book.record_times({"02_b": 1.0}, warm=True, record=record)      # a new time replaces the old one
     assert [s.stem for s in build_book.longest_first(sources, warm=True, record=record)][1:] == ["03_c", "01_a", "02_b"]
+
+
+def test_the_pages_records_become_record_csv_and_a_section_of_the_built_page(logs):
+    from lsnb import record
+
+    downloads = logs.parent / "downloads" / "02_lesions"          # each page saves into its own folder
+    downloads.mkdir(parents=True, exist_ok=True)
+    row = {c: "x" for c in record.COLUMNS} | {"network": "cnn_mnist", "replicate": 0, "vis_convergence": 0.7,
+                                              "warnings": "visualizations not converged"}
+    pd.DataFrame([row]).to_csv(downloads / "02_lesions_record.csv", index=False)
+    manifest = book_manifest.build_manifest(ROOT, logs, ["02_lesions"], {"profile": "smoke"}, {"02_lesions": 14.0})
+    assert (logs.parent / "downloads" / "record.csv").exists() and "record.csv" in manifest["downloads"]
+    assert [(r["network"], r["pages"]) for r in manifest["record"]] == [("cnn_mnist", "02_lesions")]
+    page = book_manifest.built_page(manifest)
+    assert "## Experiment record" in page
+    assert "- **cnn_mnist, replicate 0**: 02_lesions: visualizations not converged" in page
