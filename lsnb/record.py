@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lsnb import neurons
+from lsnb import cache, neurons
+from lsnb.networks import net_key
 from lsnb.paper_values import ACCURACY_BANDS
 
 #: The floor a network should pass on a stand-in dataset (not the paper's band, which is on CIFAR-10):
@@ -67,6 +68,12 @@ def dead_unit_shares(model, x: np.ndarray, batch_size: int = 250) -> dict[str, f
             fired = (out.reshape(-1, out.shape[-1]) > 0).any(axis=0)
             alive[name] = fired if alive[name] is None else alive[name] | fired
     return {name: float(1.0 - fired.mean()) for name, fired in alive.items()}
+
+
+def cached_dead_unit_shares(tnet, x: np.ndarray) -> dict[str, float]:
+    """:func:`dead_unit_shares` of a trained network on ``x``, cached on disk (kind ``"dead_units"``)."""
+    config = {"weights": net_key(tnet), "x": np.asarray(x)}
+    return cache.cached("dead_units", config, lambda: dead_unit_shares(tnet.model, x))
 
 
 def size_rule_counts(partitions: Sequence) -> tuple[int, int]:
@@ -146,7 +153,7 @@ def record_row(study, net: str, replicate: int, tables: Sequence[pd.DataFrame] =
            "paper_accuracy_band": "not reported" if band is None else
            (f"≥ {band[0]:.3f} (stand-in)" if band[1] == 1.0 else f"{band[0]:.3f}-{band[1]:.3f}"),
            "test_images": int(len(y)), "test_per_class": _per_class_text(per_class),
-           "dead_units": ", ".join(f"{k} {v:.2f}" for k, v in dead_unit_shares(tnet.model, x).items()),
+           "dead_units": ", ".join(f"{k} {v:.2f}" for k, v in cached_dead_unit_shares(tnet, x).items()),
            "subclusters_tested": tested, "subclusters_skipped": skipped,
            "tie_share": _tie_shares(tables, net, replicate),
            "vis_steps": study.profile.featvis_steps_for(study.arch_of(net)),

@@ -71,6 +71,10 @@ NETS = {
 #: The paper trained its VGG 200 epochs on CIFAR-10, which no CPU budget buys.
 LEARNING_RATE = {"vgg": 3e-3}
 
+#: Models this process already has, by cache entry: a chapter asks for the same
+#: network many times, and reading a Keras file takes about a second.
+_LOADED: dict[Path, tuple[keras.Model, float, float]] = {}
+
 
 @dataclass
 class TrainedNet:
@@ -303,16 +307,20 @@ def train(arch: str, data: data_mod.Dataset, *, epochs: int, batch_size: int | N
               "augment": bool(augment), "lr": float(lr), "keras": keras.__version__}
     used = resolve_precision(precision)
     key_config = {**config, "data": _data_fingerprint(data), **({} if used == "float32" else {"precision": used})}
-    config.update(precision=used, precision_asked=precision)
     path = cache.entry_path("model", key_config, ext="keras")
+    # ``entry`` names the cached weights, and with them the data they learned from: every result
+    # keyed by the network's configuration (:func:`lsnb.networks.net_key`) changes with its data
+    config.update(precision=used, precision_asked=precision, entry=path.stem)
     meta_path = path.with_suffix(".meta.json")
     asked = time.perf_counter()
 
     def load() -> TrainedNet:
-        model = keras.models.load_model(path, compile=False)
-        meta = json.loads(meta_path.read_text())
+        if path not in _LOADED:
+            meta = json.loads(meta_path.read_text())
+            _LOADED[path] = (keras.models.load_model(path, compile=False), meta["test_accuracy"], meta["seconds"])
+        model, acc, seconds = _LOADED[path]
         cache.log_call("model", path.stem, "hit", time.perf_counter() - asked)
-        return TrainedNet(model, data, meta["test_accuracy"], config, meta["seconds"], True)
+        return TrainedNet(model, data, acc, config, seconds, True)
 
     if path.exists() and meta_path.exists() and not refresh:
         return load()
@@ -331,7 +339,13 @@ def train(arch: str, data: data_mod.Dataset, *, epochs: int, batch_size: int | N
             tmp.write_text(json.dumps({"test_accuracy": acc, "seconds": seconds,
                                        "config": config, "data": data.describe()}, indent=1))
     cache.log_call("model", path.stem, "computed", time.perf_counter() - asked)
+    _LOADED[path] = (model, acc, seconds)
     return TrainedNet(model, data, acc, config, seconds, False)
+
+
+def clear_loaded() -> None:
+    """Forget the models this process has loaded: the next request reads the cache again."""
+    _LOADED.clear()
 
 
 def dataset(name: str, profile: str | Profile = "quick", seed: int = 0,

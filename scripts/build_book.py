@@ -198,6 +198,71 @@ def _execute_one(source: Path, parameters: dict, kernel: str) -> tuple[str, floa
     return source.stem, seconds, ""
 
 
+#: The pseudo-notebook under which the build's training phase is logged and costed.
+TRAINING = "00_training"
+
+
+def _train_all(names: list[str], parameters: dict) -> list[str]:
+    """Train every network the notebooks ``names`` use (in a worker process; see :func:`pretrain`).
+
+    The profile is the build's with the ``-p`` overrides that name its fields,
+    as each notebook's :class:`lsnb.Study` makes it; the networks are those of
+    :data:`lsnb.bookjobs.NOTEBOOK_NETS` (a notebook given other nets by ``-p``
+    trains them itself).
+    """
+    from lsnb import book, bookjobs, networks
+    from lsnb.profiles import get_profile
+
+    profile = get_profile(parameters["profile"])
+    fields = profile.to_dict()
+    profile = profile.with_(**{k: v for k, v in parameters.items()
+                               if k in fields and k not in ("profile", "name") and v is not None})
+    seed = int(parameters.get("seed", 0))
+    nets = dict.fromkeys(net for name in names for net in bookjobs.NOTEBOOK_NETS.get(name, ()))
+    timer = book.StageTimer()
+    done = []
+    for net in nets:
+        for replicate in networks.replicates(net, profile):
+            with timer.stage("train"):
+                networks.network(net, profile, replicate, seed)
+            done.append(f"{net}/r{replicate}")
+    return done
+
+
+def pretrain(names: list[str], parameters: dict) -> float:
+    """Train the book's networks before any notebook runs; return the seconds it took.
+
+    One process with all the cores trains the networks one after another
+    (TensorFlow scales over both cores; two one-core trainers are about three
+    times slower on the small CNN) and then exits, so the notebooks start with
+    every network in the cache: none waits on another's training, and the
+    memory of augmentation and training is returned before two notebooks run
+    at once.  Logged as the pseudo-notebook :data:`TRAINING`.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    env = notebook_environment(TRAINING)
+    for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
+        Path(env[key]).write_text("")
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    start = time.perf_counter()
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1,
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            trained = pool.submit(_train_all, names, parameters).result()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    seconds = time.perf_counter() - start
+    print(f"[build_book] training phase: {len(trained)} network(s) in {seconds:.1f} s", flush=True)
+    return seconds
+
+
 class MemoryMonitor:
     """The peak resident memory of this process and all its descendants together (sampled every second).
 
@@ -384,10 +449,11 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     with MemoryMonitor() as memory:
-        times = run_all(sources, parameters, kernel, args.jobs, warm=entries > 0)
+        training = pretrain([s.stem for s in sources], parameters)
+        times = {TRAINING: training, **run_all(sources, parameters, kernel, args.jobs, warm=entries > 0)}
     execution = time.perf_counter() - start
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
-    names = [s.stem for s in sources]
+    names = [TRAINING] + [s.stem for s in sources]
     rate, shares = measured_floors(names)
     print("\n" + cost_table(LOGS, names, shares), flush=True)
     ledger = design_ledger_of(args.profile, parameters)

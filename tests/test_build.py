@@ -221,3 +221,21 @@ def test_the_pages_records_become_record_csv_and_a_section_of_the_built_page(log
     page = book_manifest.built_page(manifest)
     assert "## Experiment record" in page
     assert "- **cnn_mnist, replicate 0**: 02_lesions: visualizations not converged" in page
+
+
+def test_the_training_phase_trains_each_notebook_network_once_under_the_overridden_profile(monkeypatch, tmp_path):
+    from lsnb import bookjobs, networks
+
+    calls = []
+    monkeypatch.setattr(networks, "network", lambda net, profile, replicate, seed: calls.append(
+        (net, replicate, seed, profile.n_replicates, profile.k)))
+    monkeypatch.setenv("LSNB_STAGE_LOG", str(tmp_path / "stages.jsonl"))
+    names = ["02_lesions", "05_regularization", "08_your_model"]
+    done = build_book._train_all(names, {"profile": "smoke", "n_replicates": 2, "k": 5, "seed": 3, "nets": ["x"]})
+    expected = [(net, r) for net in dict.fromkeys(n for name in names[:2] for n in bookjobs.NOTEBOOK_NETS[name])
+                for r in range(2 if net in ("mlp_mnist", "cnn_mnist") else 1)]
+    assert [(net, r) for net, r, *_ in calls] == expected          # each once; the VGGs keep one replicate
+    assert {(seed, n, k) for *_, seed, n, k in calls} == {(3, 2, 5)}
+    assert done == [f"{net}/r{r}" for net, r in expected]
+    stages = [json.loads(line)["stage"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
+    assert stages == ["train"] * len(expected)

@@ -10,6 +10,7 @@ def test_quick_mlp_reaches_90_percent_and_cache_returns_identical_weights(caplog
     net = train.trained("mlp_mnist", "quick", progress=False)
     assert net.data.source == "embedded" and net.test_accuracy >= 0.90
     assert not net.from_cache
+    train.clear_loaded()                                                # read it back from disk
     again = train.trained("mlp_mnist", "quick", progress=False)
     assert again.from_cache and again.test_accuracy == net.test_accuracy
     for a, b in zip(net.model.get_weights(), again.model.get_weights()):
@@ -30,6 +31,23 @@ def test_replicates_differ_and_config_is_in_the_key():
                        progress=False).from_cache
     with pytest.raises(ValueError, match="epochs"):
         train.train("mlp", data, epochs=0)
+
+
+def test_a_process_loads_each_model_once_and_the_key_of_a_net_names_its_data(monkeypatch):
+    from lsnb.networks import net_key
+
+    data = lsnb.data.load_mnist("embedded", verbose=False).subset(300, 100)
+    other = lsnb.data.load_mnist("embedded", verbose=False).subset(300, 100, seed=1)
+    settings = dict(epochs=1, model_kwargs={"hidden": (8,)}, progress=False)
+    first = train.train("mlp", data, **settings)
+    train.clear_loaded()
+    loaded = train.train("mlp", data, **settings)
+    monkeypatch.setattr(train.keras.models, "load_model", lambda *a, **k: pytest.fail("read from disk twice"))
+    again = train.train("mlp", data, **settings)
+    assert again.model is loaded.model and again.from_cache
+    assert net_key(first) == net_key(again)
+    monkeypatch.undo()
+    assert net_key(train.train("mlp", other, **settings)) != net_key(first)   # same settings, other data
 
 
 def test_profiles_and_unknown_names():
@@ -58,6 +76,7 @@ def test_a_second_trainer_waits_for_the_one_holding_the_key_and_loads_its_model(
     saved = {p: p.read_bytes() for p in (path, path.with_suffix(".meta.json"))}
     for p in saved:
         p.unlink()
+    train.clear_loaded()                                                # as in another process
     results = []
     with cache.key_lock(path):                                          # the other worker is still training
         waiter = threading.Thread(target=lambda: results.append(train.train("mlp", data, **settings)))
@@ -151,9 +170,10 @@ def test_bfloat16_training_returns_a_float32_model_in_float32s_accuracy_band(tmp
     assert again.from_cache and again.config["precision"] == "bfloat16"
     assert all(np.array_equal(a, b) for a, b in zip(again.model.get_weights(), bf16.model.get_weights()))
     # float32 models keep the key they had before precision was a setting
-    old_key = {key: value for key, value in f32.config.items() if not key.startswith("precision")}
+    old_key = {key: value for key, value in f32.config.items() if not key.startswith("precision") and key != "entry"}
     old_key["data"] = train._data_fingerprint(data)
     assert cache.entry_path("model", old_key, ext="keras").exists()
+    assert cache.entry_path("model", old_key, ext="keras").stem == f32.config["entry"]
 
 
 def test_a_cpu_without_bfloat16_trains_in_float32_and_says_so(tmp_path, monkeypatch, caplog):
