@@ -139,7 +139,8 @@ def test_visualization_scores_agree_within_tolerance(transforms, rtol):
     model, net, _, _ = _keras_and_torch("cnn")
     config = featvis.VisConfig(steps=20, transforms=featvis.get_transforms(transforms))
     groups = {"conv2": [[0, 1], [3]]}
-    expected = grouptest.group_test(model, groups, featvis.vis_measure_pair(featvis.Visualizer(config)), n_random=2)
+    expected = grouptest.group_test(model, groups, featvis.vis_measure_pair(steps=20, transforms=transforms),
+                                    n_random=2)
     got = lt.group_test(net, groups, torch_featvis.vis_measure_pair(config), n_random=2)
     assert list(got["measure"]) == list(expected["measure"])
     assert list(got["higher_is_special"]) == list(expected["higher_is_special"])
