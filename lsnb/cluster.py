@@ -15,12 +15,13 @@
 Layer scope clusters each tested layer ``l`` on
 :func:`~lsnb.grouping.spectral.layer_subgraph` with ``layer_graph=``
 ``"touching"`` (the default, the paper's words: only the edges between ``l``
-and its adjacent layers), ``"neighbours"`` (the behaviour before this option:
-also the edges inside the neighbouring layers and between ``l-1`` and
-``l+1``) or ``"own"`` (the authors' code: ``l``'s own activation graph).  The
-default changed from ``"neighbours"`` to ``"touching"``: it changes layer-scope
-activation partitions (and weight ones only with skip connections); no
-network-scope number changes.
+and its adjacent layers), ``"neighbours"`` (also the edges inside the
+neighbouring layers and between ``l-1`` and ``l+1``) or ``"own"`` (the
+authors' code: ``l``'s own activation graph).  Network-scope partitions do
+not depend on it.
+
+Each method reads only some of :func:`partition`'s keywords (:data:`READS`);
+a keyword it does not read is refused rather than ignored.
 
 :class:`Partition`, :class:`Subcluster` and the graph algorithms live in
 :mod:`lsnb.grouping` and are re-exported here.

@@ -30,7 +30,7 @@ from lsnb.lesion.evaluate import METHODS, lesioned_accuracy, lesioned_counts
 from lsnb.lesion.measures import MEASURES, VARIANTS, LesionMeasure, Lesioner, lesion_measure_pair, lesion_measures
 from lsnb.lesion.naive import NaiveLesioner, naive_lesioned_counts, naive_lesioned_model
 from lsnb.lesion.plan import ChainPlan, chain_plan, lesion_point
-# names that lsnb.lesion re-exported from lsnb.neurons before it became a package
+# the layer types a lesion passes through, and the FLOPs of a layer (defined in lsnb.neurons)
 from lsnb.neurons import GLOBAL_POOLING_LAYERS, PER_CHANNEL_LAYERS, layer_flops
 
 __all__ = [
