@@ -50,8 +50,9 @@ def run(nets: list[str], profile: str, untrained: bool, seed: int) -> list[dict]
         for method in ("weights", "activations"):
             for scope in ("network", "layer"):
                 start = time.perf_counter()
-                part = lsnb.partition(model, method=method, scope=scope, k=prof.k, x=x, seed=seed,
-                                      n_samples=prof.n_activation_samples, n_init=prof.n_init)
+                inputs = {"x": x, "n_samples": prof.n_activation_samples} if method == "activations" else {}
+                part = lsnb.partition(model, method=method, scope=scope, k=prof.k, seed=seed, n_init=prof.n_init,
+                                      **inputs)
                 seconds = time.perf_counter() - start
                 rows.append({
                     "net": net, "method": method, "scope": scope, "nodes": part.info["n_nodes"],
@@ -75,8 +76,9 @@ def _timed_partitions(net: str, profile: str, untrained: bool, seed: int, thread
     labels = []
     for method in ("weights", "activations"):
         for scope in ("network", "layer"):
-            part = lsnb.partition(model, method=method, scope=scope, k=prof.k, x=x, seed=seed,
-                                  n_samples=prof.n_activation_samples, n_init="authors")
+            inputs = {"x": x, "n_samples": prof.n_activation_samples} if method == "activations" else {}
+            part = lsnb.partition(model, method=method, scope=scope, k=prof.k, seed=seed, n_init="authors",
+                                  **inputs)
             labels.append({layer: values.tolist() for layer, values in part.labels.items()})
     return time.perf_counter() - began, labels
 

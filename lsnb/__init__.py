@@ -1,42 +1,36 @@
 """lsnb: quantifying local specialization in deep neural networks.
 
-Each step of the pipeline lives in its own submodule, imported on first use
-(``data``, ``models``, ``train``, ``graph``, ``cluster``/``grouping``,
-``grouptest``/``controls``, ``lesion``, ``featvis``, ``stats``, ``report``,
-...; see ``_SUBMODULES``).  The few calls most users need are available at the
-top level: :func:`partition` (any grouping method), :func:`group_test` (any
-grouping, any measure, against random groups of the same size and layer),
-:func:`lesion_test`, :func:`featvis_test` and :class:`Study` (one profile and
-seed for a notebook).
+Each step of the pipeline lives in its own submodule (``data``, ``models``,
+``train``, ``graph``, ``cluster``/``grouping``, ``grouptest``/``controls``,
+``lesion``, ``featvis``, ``exemplar``, ``stats``, ``pvalues``, ``report``,
+``explore``, ``cache``, ``study``, ``usermodel``).  The few calls most users
+need are available at the top level: :func:`partition` (any grouping method),
+:func:`group_test` (any grouping, any measure, against random groups of the
+same size and layer), :func:`lesion_test` and :func:`featvis_test` (the group
+test with the lesion or feature-visualization measures, Section 4 of the
+paper) and :class:`Study` (one profile and seed for a notebook).  The torch
+adapter, :mod:`lsnb.torch`, is imported on its own (it needs PyTorch).
 """
 from __future__ import annotations
 
-import importlib
 import os as _os
 
+# before TensorFlow is first imported (by the submodules below): quiet C++ logs, oneDNN kernels on
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
-    "book", "cache", "cluster", "controls", "correlation", "data", "departures", "exemplar", "exemplar_runs",
-    "experiments", "explore", "featvis", "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks",
-    "neurons", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
-)
-_SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "group_test": "grouptest",
-              "Study": "study"}
+from lsnb import (cache, cluster, controls, data, exemplar, explore, featvis, graph, grouping,  # noqa: E402
+                  grouptest, lesion, models, networks, profiles, pvalues, report, stats, study, train, usermodel)
+from lsnb.cluster import partition  # noqa: E402
+from lsnb.featvis import featvis_test  # noqa: E402
+from lsnb.grouptest import group_test  # noqa: E402
+from lsnb.lesion import lesion_test  # noqa: E402
+from lsnb.study import Study  # noqa: E402
 
-__all__ = [*_SUBMODULES, *_SHORTCUTS, "__version__"]
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _SHORTCUTS:
-        return getattr(importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}"), name)
-    raise AttributeError(f"module 'lsnb' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__all__ = [
+    "Study", "__version__", "cache", "cluster", "controls", "data", "exemplar", "explore", "featvis",
+    "featvis_test", "graph", "group_test", "grouping", "grouptest", "lesion", "lesion_test", "models", "networks",
+    "partition", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
+]

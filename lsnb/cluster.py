@@ -15,24 +15,26 @@
 Layer scope clusters each tested layer ``l`` on
 :func:`~lsnb.grouping.spectral.layer_subgraph` with ``layer_graph=``
 ``"touching"`` (the default, the paper's words: only the edges between ``l``
-and its adjacent layers), ``"neighbours"`` (the behaviour before this option:
-also the edges inside the neighbouring layers and between ``l-1`` and
-``l+1``) or ``"own"`` (the authors' code: ``l``'s own activation graph).  The
-default changed from ``"neighbours"`` to ``"touching"``: it changes layer-scope
-activation partitions (and weight ones only with skip connections); no
-network-scope number changes.
+and its adjacent layers), ``"neighbours"`` (also the edges inside the
+neighbouring layers and between ``l-1`` and ``l+1``) or ``"own"`` (the
+authors' code: ``l``'s own activation graph).  Network-scope partitions do
+not depend on it.
+
+Each method reads only some of :func:`partition`'s keywords (:data:`READS`);
+a keyword it does not read is refused rather than ignored.
 
 :class:`Partition`, :class:`Subcluster` and the graph algorithms live in
 :mod:`lsnb.grouping` and are re-exported here.
 """
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Sequence
 
 import numpy as np
 
-from lsnb import graph as graphs
+from lsnb import graph as graphs, neurons
 from lsnb.grouping import methods
 from lsnb.grouping.partition import Partition, Subcluster
 from lsnb.grouping.spectral import (
@@ -41,14 +43,73 @@ from lsnb.grouping.spectral import (
 )
 
 __all__ = [
-    "EIGEN_SOLVERS", "GRAPH_METHODS", "LAYER_GRAPHS", "METHODS", "SCOPES", "Partition", "Subcluster",
-    "build_graph", "canonical", "check_adjacency", "layer_k", "layer_subgraph", "layerwise_labels",
+    "EIGEN_SOLVERS", "GRAPH_METHODS", "LAYER_GRAPHS", "METHODS", "READS", "SCOPES", "Partition", "Subcluster",
+    "build_graph", "canonical", "check_k", "check_adjacency", "layer_k", "layer_subgraph", "layerwise_labels",
     "modularity", "normalized_cut", "partition", "restarts", "spectral_labels",
 ]
 
 METHODS = ("weights", "activations", "leiden", "gradients", "class_preference", "random")
 GRAPH_METHODS = ("weights", "activations")
 SCOPES = ("network", "layer")
+
+_SPECTRAL = ("k", "eigen_solver", "n_init", "progress", "graph", "layers")
+#: The keywords of :func:`partition` each method reads (besides ``model``, ``method``, ``scope``, ``seed``);
+#: ``layer_graph`` is read at layer scope only, and Leiden reads those of the graph it clusters (``on``).
+READS: dict[str, tuple[str, ...]] = {
+    "weights": (*_SPECTRAL, "fold_batchnorm", "layer_graph"),
+    "activations": (*_SPECTRAL, "x", "n_samples", "layer_graph"),
+    "leiden": ("on", "resolution", "graph", "layers", "layer_graph"),
+    "gradients": (*_SPECTRAL, "x", "y", "n_samples", "similarity", "layer_graph"),
+    "class_preference": ("x", "y", "layers", "n_samples"),
+    "random": ("like",),
+}
+
+
+def _refuse_unread(method: str, scope: str, given: dict) -> None:
+    """A ``ValueError`` naming the keywords ``method`` would ignore (those given a value other than the default)."""
+    reads = set(READS[method])
+    if method == "leiden":
+        reads |= set(READS[given.get("on", "weights")] if given.get("on", "weights") in GRAPH_METHODS else ())
+        reads -= set(_SPECTRAL) - {"graph", "layers"}
+    if scope != "layer":
+        reads.discard("layer_graph")
+    defaults = {name: p.default for name, p in inspect.signature(partition).parameters.items()}
+    unread = sorted(name for name, value in given.items()
+                    if name not in reads and not _is_default(value, defaults[name]))
+    if unread:
+        raise ValueError(f"method={method!r} (scope={scope!r}) does not read {unread}; it reads "
+                         f"{sorted(reads)} (see lsnb.cluster.READS)")
+
+
+def _is_default(value, default) -> bool:
+    if value is None or default is None or isinstance(value, np.ndarray):
+        return value is default
+    return type(value) is type(default) and value == default
+
+
+def check_k(model, k: int) -> int:
+    """``k`` if every tested layer of ``model`` can hold ``k`` clusters, else a ``ValueError`` naming the layer.
+
+    Network-wide and layer-wise clustering both ask for up to ``k`` clusters
+    among a layer's units (Section 3.1), so ``k`` may not exceed the width of
+    the narrowest hidden layer.
+    """
+    k = _check_k(k)
+    for layer in neurons.hidden_layers(model):
+        if layer.n_units < k:
+            raise ValueError(f"k = {k} is larger than layer {layer.name!r} can hold: it has {layer.n_units} units")
+    return k
+
+
+def _check_k(k) -> int:
+    """``k`` as an int if it is an integer of at least 2, else a ``ValueError`` naming it.
+
+    A ``k`` above the units of the graph is refused by
+    :func:`~lsnb.grouping.spectral.spectral_labels`.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise ValueError(f"k must be an integer of at least 2, got {k!r}")
+    return int(k)
 
 
 def build_graph(
@@ -70,6 +131,7 @@ def build_graph(
 
 def _spectral(graph, scope: str, k: int, seed: int, eigen_solver: str, n_init, progress: bool, layer_graph: str):
     """Labels and info of the spectral clustering of ``graph`` at ``scope``."""
+    _check_k(k)
     node_labels = spectral_labels(graph.adjacency, k, seed, eigen_solver, n_init)
     info: dict = {"n_nodes": graph.n_nodes, "dead": dict(graph.dead)}
     if scope == "network":
@@ -136,8 +198,8 @@ def partition(
         :func:`~lsnb.grouping.spectral.layer_subgraph` with as many clusters
         as the layer received network-wide (Leiden: found per layer).
     k : int
-        Clusters of the network-wide spectral clustering (16 in the paper);
-        unused by Leiden, class preference and random.
+        Clusters of the network-wide spectral clustering (16 in the paper):
+        an integer from 2 to the number of units clustered.
     x, y : numpy.ndarray, optional
         Inputs (activations, Leiden on activations, gradients, class
         preference) and integer labels (gradients, class preference).
@@ -171,6 +233,13 @@ def partition(
     similarity : {"squared", "absolute"}
         Edge of the gradient graph.
 
+    Raises
+    ------
+    ValueError
+        For a keyword the method does not read (:data:`READS`; e.g. ``x``
+        with ``method="weights"``, ``k`` with ``"leiden"``), an invalid
+        ``k``, or a layer the neuron graph does not support (named).
+
     Returns
     -------
     Partition
@@ -183,6 +252,12 @@ def partition(
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     if layer_graph not in LAYER_GRAPHS:
         raise ValueError(f"layer_graph must be one of {LAYER_GRAPHS}, got {layer_graph!r}")
+    _refuse_unread(method, scope, dict(
+        k=k, x=x, y=y, layers=layers, fold_batchnorm=fold_batchnorm, n_samples=n_samples, eigen_solver=eigen_solver,
+        n_init=n_init, graph=graph, progress=progress, layer_graph=layer_graph, on=on, resolution=resolution,
+        like=like, similarity=similarity))
+    if model is not None and graph is None:
+        graphs.check_supported(model)
     start = time.perf_counter()
     name = method
     if method in GRAPH_METHODS:

@@ -32,9 +32,9 @@ GROUPINGS = (*PARTITIONINGS, "leiden-weights/network", "leiden-activations/netwo
              "gradients/network", "class_preference/layer", "random-weights/network")
 
 
-def _other_methods(tnet, k: int, n_samples: int, seed: int) -> list[tuple[str, dict]]:
+def _other_methods(tnet, k: int, n_samples: int) -> list[tuple[str, dict]]:
     x, y = tnet.data.x_train, tnet.data.y_train
-    return [("leiden", {"on": "weights", "x": x, "n_samples": n_samples}),
+    return [("leiden", {"on": "weights"}),
             ("leiden", {"on": "activations", "x": x, "n_samples": n_samples}),
             ("gradients", {"k": k, "x": x, "y": y, "n_samples": n_samples}),
             ("class_preference", {"x": x, "y": y, "n_samples": n_samples})]
@@ -56,7 +56,7 @@ def groupings(study: Study, net: str, replicate: int = 0, n_samples: int | None 
     tnet = study.network(net, replicate)
     parts = {name: study.partition(net, replicate, name) for name in PARTITIONINGS}
     k = k_for(net, study.profile)
-    for method, options in _other_methods(tnet, k, n_samples, study.seed):
+    for method, options in _other_methods(tnet, k, n_samples):
         config = {"net": net, "weights": net_key(tnet), "method": method, "seed": study.seed,
                   "options": {key: value for key, value in options.items() if key not in ("x", "y")}}
         with study.timer.stage("partition"):

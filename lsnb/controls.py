@@ -215,16 +215,20 @@ def _is_label_array(value) -> bool:
     return arr.ndim == 1 and all(np.ndim(v) == 0 for v in arr)
 
 
-def normalise_groups(model: keras.Model, groups, pool: str = "live") -> list[Group]:
-    """Groups from a Partition, ``{layer: [unit lists]}`` or ``{layer: label array}``.
+def normalise_groups(model: keras.Model, groups, pool: str = "live", min_size: int = 2) -> list[Group]:
+    """Groups from a Partition, ``{layer: [unit lists]}``, ``{layer: label array}`` or a list of :class:`Group`.
 
-    A label array has one entry per unit: labels ``>= 0`` form groups (the
-    label is the cluster id), ``-1`` leaves a unit out (and out of the
-    ``"live"`` pool).  Unit lists are numbered ``0, 1, ...`` and their live
-    pool is the whole layer.
+    A partition gives its subclusters of at least ``min_size`` units.  A label
+    array has one entry per unit: labels ``>= 0`` form groups (the label is
+    the cluster id), ``-1`` leaves a unit out (and out of the ``"live"``
+    pool).  Unit lists are numbered ``0, 1, ...`` and their live pool is the
+    whole layer.  :class:`Group` objects (e.g. from :func:`partition_groups`)
+    are taken as they are.
     """
     if isinstance(groups, Partition):
-        return partition_groups(model, groups, pool)
+        return partition_groups(model, groups, pool, min_size)
+    if isinstance(groups, (list, tuple)) and groups and all(isinstance(g, Group) for g in groups):
+        return list(groups)
     if not isinstance(groups, Mapping) or not groups:
         raise ValueError("groups must be a Partition or a non-empty mapping {layer: unit lists or labels}, "
                          f"got {type(groups).__name__}")
@@ -402,3 +406,29 @@ def run_groups(model: keras.Model, groups: Sequence[Group], measures: Sequence[M
     for m in measures:
         table.attrs.update(getattr(m, "attrs", None) or {})
     return table
+
+
+def check_data(data) -> None:
+    """Refuse NaN or infinite values in the data given to the measures, naming the array.
+
+    ``data`` may be an array, a tuple or list of arrays (``(x_test, y_test)``:
+    ``data[0]``, ``data[1]``) or anything else, which is passed on unchecked.
+    """
+    items = data if isinstance(data, (tuple, list)) else [data]
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            neurons.check_finite(item, f"data[{i}]" if isinstance(data, (tuple, list)) else "data")
+
+
+def compare_groups(model, groups, measures: Sequence[Measure], data=None, *, n_random: int | str = 19, seed: int = 0,
+                ties: str = "random", pool: str = "live", progress: bool = False, min_size: int = 2,
+                network: str = "model", replicate: int = 0, partitioning: str | None = None,
+                alpha: float = 0.05, h: int = pvalues.DEFAULT_H, n_max: int | None = None) -> pd.DataFrame:
+    """The group test with measure objects: :func:`lsnb.grouptest.group_test` after its names are resolved."""
+    check_data(data)
+    normalised = normalise_groups(model, groups, pool, min_size)
+    if partitioning is None:
+        partitioning = groups.name if isinstance(groups, Partition) else "groups"
+    return run_groups(model, normalised, measures, data, n_random, ties, seed, network=network,
+                      replicate=replicate, partitioning=partitioning, progress=progress, alpha=alpha, h=h,
+                      n_max=n_max)

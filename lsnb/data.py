@@ -1,4 +1,4 @@
-"""Datasets: MNIST (full or embedded), CIFAR-10, stand-ins, halves/stacked MNIST, ImageNet.
+"""Datasets: MNIST (full or embedded), CIFAR-10, stand-ins, halves MNIST, ImageNet.
 
 Every loader returns a :class:`Dataset` of float32 NHWC images in ``[0, 1]``
 (ImageNet: already preprocessed for its network) and int64 labels, with the
@@ -353,16 +353,6 @@ def halves_mnist(base: Dataset | None = None, n_train: int | None = None,
     base = base if base is not None else load_mnist(verbose=verbose)
     data = _paired(base, "halves_mnist",
                    lambda a, b: np.concatenate([half_width(a), half_width(b)], axis=2),
-                   n_train, n_test, seed)
-    _say(data.describe(), verbose)
-    return data
-
-
-def stacked_mnist(base: Dataset | None = None, n_train: int | None = None,
-                  n_test: int | None = None, seed: int = 0, verbose: bool = True) -> Dataset:
-    """Two full digits stacked as two channels; label = (first + second) mod 10."""
-    base = base if base is not None else load_mnist(verbose=verbose)
-    data = _paired(base, "stacked_mnist", lambda a, b: np.concatenate([a, b], axis=-1),
                    n_train, n_test, seed)
     _say(data.describe(), verbose)
     return data

@@ -47,7 +47,7 @@ def exemplar_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int,
             _EXEMPLARS.clear()
             _EXEMPLARS[key] = exemplar.exemplar_measure(k=k, seed=seed)
         paper = VARIANTS["paper"]
-        groups = controls.partition_groups(tnet.model, part, pool=paper["randoms_from"],
+        groups = controls.partition_groups(tnet.model, part, pool=paper["pool"],
                                            min_size=paper["min_size"])
         if not groups:
             return pd.DataFrame(columns=list(controls.COLUMNS))

@@ -31,7 +31,7 @@ from lsnb import cache, correlation
 from lsnb.controls import stable_hash
 from lsnb.data import stratified_indices
 from lsnb.cluster import partition
-from lsnb.featvis import compare_backends, featvis_test
+from lsnb.featvis import RENDER_SETTINGS, compare_backends, featvis_test, vis_measure_pair
 from lsnb.lesion import lesion_test
 from lsnb.models import imagenet_unit_preprocess
 from lsnb.fdr import with_bh
@@ -60,7 +60,7 @@ def _check_partitionings(partitionings: Sequence[str]) -> list[str]:
 #: Arguments that are not settings of a computation (data, labels, seeds and sizes keyed on their own).
 _NOT_SETTINGS = frozenset({"model", "partition", "x", "y", "x_test", "y_test", "seed", "n_random", "steps", "k",
                            "method", "scope", "n_samples", "n_init", "graph", "like", "network", "replicate",
-                           "progress", "return_images", "preprocess", "subclusters", "counts_store"})
+                           "progress", "measures", "preprocess", "counts_store"})
 
 
 def settings(function, options: dict) -> dict:
@@ -155,7 +155,7 @@ def lesion_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, o
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
               "n_test": len(x), "test_labels": y, "options": settings(lesion_test, options)}
     return cache.cached("lesion", config, lambda: lesion_test(
-        tnet.model, part, x, y, n_random=n_random, seed=controls_seed(seed, part.k), network=net, replicate=replicate,
+        tnet.model, part, (x, y), n_random=n_random, seed=controls_seed(seed, part.k), network=net, replicate=replicate,
         progress=progress, counts_store=counts_store(tnet, net, replicate, x, y), **options))
 
 
@@ -192,10 +192,12 @@ def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, 
               "preprocess": f"image-classifiers {net} on 255 * image" if preprocess else None}
 
     def compute() -> tuple[pd.DataFrame, dict]:
-        table, images = featvis_test(tnet.model, part, n_random=n_random, steps=steps, seed=controls_seed(seed, part.k),
-                                     network=net, replicate=replicate, return_images=True,
-                                     progress=progress, preprocess=preprocess, **options)
-        return table, {key: np.round(np.asarray(v) * 255).astype(np.uint8) for key, v in images.items()}
+        render = {key: options[key] for key in RENDER_SETTINGS if key in options}
+        measures = vis_measure_pair(options.get("variant", "paper"), steps=steps, preprocess=preprocess, **render)
+        table = featvis_test(tnet.model, part, n_random=n_random, seed=controls_seed(seed, part.k), network=net,
+                             replicate=replicate, progress=progress, measures=measures,
+                             **{key: value for key, value in options.items() if key not in render})
+        return table, {key: np.round(np.asarray(v) * 255).astype(np.uint8) for key, v in measures[0].images.items()}
 
     table, images = cache.cached("featvis", config, compute)
     return table, {key: v.astype(np.float32) / 255 for key, v in images.items()}
@@ -350,7 +352,8 @@ def compare_featvis_backends(net: str = "cnn_mnist", profile: str | Profile = "q
               "max_subclusters": max_subclusters}
     with timer.stage("featvis (native and Lucid)"):
         side, summary = cache.cached("featvis_backends", config, lambda: compare_backends(
-            tnet.model, part, prof.n_random, prof.featvis_steps_for(arch_of(net)), seed, network=net,
+            tnet.model, part, n_random=prof.n_random, steps=prof.featvis_steps_for(arch_of(net)), seed=seed,
+            network=net,
             replicate=replicate,
             max_subclusters=max_subclusters, progress=False)[:2])
     agreement = {measure: {"true-value correlation": float(np.corrcoef(rows["true_native"], rows["true_lucid"])[0, 1])

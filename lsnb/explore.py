@@ -7,7 +7,7 @@ library's JavaScript is emitted once per page (one notebook = one kernel = one
 page); :func:`new_page` forgets what was emitted, for code that writes several
 pages from one process.
 
-Inputs are interface 1's tidy group-test table (one row per group and
+Inputs are the tidy table of :func:`lsnb.group_test` (one row per group and
 measure: ``network, replicate, partitioning, measure, layer, cluster, size,
 true, randoms, random_mean, higher_is_special, tie, percentile, effect``) and
 the summaries of ``stats.summarize`` (``network, replicate, partitioning,
@@ -188,7 +188,7 @@ def cluster_card(row: pd.Series, class_drops=None, images=None, correlation=None
     Parameters
     ----------
     row : Series
-        One row of the tidy table (interface 1).
+        One row of the tidy table of :func:`lsnb.group_test`.
     class_drops : sequence of float, optional
     images : dict of str -> ndarray, optional
     correlation : ndarray, optional

@@ -19,12 +19,10 @@ function wrapped by :class:`~lsnb.controls.FunctionMeasure`.
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pandas as pd
 
-from lsnb import controls, exemplar, featvis, lesion, neurons, pvalues
-from lsnb.cluster import Partition
-from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, control_seed, draw_controls,
+from lsnb import controls, exemplar, featvis, lesion, pvalues
+from lsnb.controls import (COLUMNS, FunctionMeasure, MaskContext, Measure, check_data, control_seed, draw_controls,
                            normalise_groups, stable_hash)
 
 __all__ = ["BUILTIN_MEASURES", "COLUMNS", "builtin_measures", "FunctionMeasure", "MaskContext", "Measure", "check_data", "control_seed",
@@ -66,37 +64,28 @@ def resolve_measures(measure, builtins: dict[str, Measure] | None = None) -> lis
     return result
 
 
-def check_data(data) -> None:
-    """Refuse NaN or infinite values in the data given to the measures, naming the array.
-
-    ``data`` may be an array, a tuple or list of arrays (``(x_test, y_test)``:
-    ``data[0]``, ``data[1]``) or anything else, which is passed on unchecked.
-    """
-    items = data if isinstance(data, (tuple, list)) else [data]
-    for i, item in enumerate(items):
-        if isinstance(item, np.ndarray):
-            neurons.check_finite(item, f"data[{i}]" if isinstance(data, (tuple, list)) else "data")
-
-
-def group_test(model: keras.Model, groups, measure, data=None, n_random: int | str = 19, ties: str = "random",
-               seed: int = 0, pool: str = "live", *, network: str = "model", replicate: int = 0,
-               partitioning: str | None = None, progress: bool = False, alpha: float = 0.05,
-               h: int = pvalues.DEFAULT_H, n_max: int | None = None) -> pd.DataFrame:
+def group_test(model: keras.Model, groups, measures, data=None, *, n_random: int | str = 19, seed: int = 0,
+               ties: str = "random", pool: str = "live", progress: bool = False, min_size: int = 2,
+               network: str = "model", replicate: int = 0, partitioning: str | None = None,
+               alpha: float = 0.05, h: int = pvalues.DEFAULT_H, n_max: int | None = None) -> pd.DataFrame:
     """Compare each group of units with random groups of the same size and layer.
 
     Parameters
     ----------
     model : keras.Model
-    groups : Partition or mapping
-        A :class:`~lsnb.cluster.Partition` (its ``subclusters()``),
-        ``{layer: [unit index lists]}`` or ``{layer: label array}`` (labels
-        ``>= 0`` form groups, ``-1`` leaves a unit out).
-    measure : str, Measure, or a list of them
+    groups : Partition, mapping or list of Group
+        A :class:`~lsnb.cluster.Partition` (its subclusters of at least
+        ``min_size`` units), ``{layer: [unit index lists]}``,
+        ``{layer: label array}`` (labels ``>= 0`` form groups, ``-1`` leaves a
+        unit out) or :class:`~lsnb.controls.Group` objects.
+    measures : str, Measure, or a list of them
         ``"acc_drop"``, ``"class_range"`` (lesion tests, Section 4.1; need
         ``data=(x_test, y_test)``), ``"vis_score"``, ``"softmax_entropy"``
         (feature visualization, Section 4.2), ``"exemplar_entropy"`` (the
         classes of the top test images, :mod:`lsnb.exemplar`; needs
-        ``data=(x, y)``), or user measures.
+        ``data=(x, y)``), configured measures such as
+        ``lsnb.lesion.measures(variant="original")`` or
+        ``lsnb.featvis.measures(steps=50)``, or user measures.
     data : optional
         Passed to every measure.
     n_random : int or "adaptive"
@@ -105,18 +94,21 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int | s
         is ``1 / (n_random + 1)``).  ``"adaptive"``: Besag and Clifford's
         sequential rule (:mod:`lsnb.pvalues`): batches of 19, then doubling,
         until ``h`` random groups exceed the group or ``n_max`` were drawn.
-    ties : {"random", "conservative", "original"}
-        Tie rule of the stored percentiles.
     seed : int
         Seed of the random controls (the rule of :mod:`lsnb.controls`).
+    ties : {"random", "conservative", "original"}
+        Tie rule of the stored percentiles.
     pool : {"live", "all"}
         Draw random groups from the layer's live units or from all of them.
+    progress : bool
+        Progress bars of the measures.
+    min_size : int
+        Smallest subcluster of a partition that is tested (explicit groups
+        are tested as given).
     network, replicate : str, int
         Labels copied into the table; they enter the controls' seeds.
     partitioning : str, optional
         Label of the grouping (default: the partition's name, else ``"groups"``).
-    progress : bool
-        Progress bars of the engines.
     alpha : float
         The decision level of the adaptive rule: ``n_max`` defaults to the
         smallest ``n`` with ``1 / (n + 1) <= alpha / 2`` (39 for 0.05, 999 for
@@ -138,11 +130,6 @@ def group_test(model: keras.Model, groups, measure, data=None, n_random: int | s
         carry Besag and Clifford's p value and error instead, and ``n_drawn``
         says how many random groups each row drew.
     """
-    check_data(data)
-    normalised = normalise_groups(model, groups, pool)
-    if partitioning is None:
-        partitioning = groups.name if isinstance(groups, Partition) else "groups"
-    return controls.run_groups(model, normalised, resolve_measures(measure), data, n_random, ties, seed,
-                               network=network, replicate=replicate, partitioning=partitioning,
-                               progress=progress, alpha=alpha, h=h, n_max=n_max)
-
+    return controls.compare_groups(model, groups, resolve_measures(measures), data, n_random=n_random, seed=seed,
+                                   ties=ties, pool=pool, progress=progress, min_size=min_size, network=network,
+                                   replicate=replicate, partitioning=partitioning, alpha=alpha, h=h, n_max=n_max)

@@ -180,27 +180,6 @@ def preactivation_model(model: keras.Model, layer_names: Sequence[str]) -> keras
     return keras.Model(inputs, outputs, name=f"{model.name}_preactivations")
 
 
-def preactivations(
-    model: keras.Model, x: np.ndarray, layer_names: Sequence[str], batch_size: int = 512
-) -> dict[str, np.ndarray]:
-    """Compute pre-activations of ``layer_names`` on inputs ``x`` (inference mode).
-
-    Returns
-    -------
-    dict
-        Layer name to an array of shape ``(n, units)`` (dense) or
-        ``(n, h, w, channels)`` (conv).
-    """
-    check_input_shape(model, x)
-    sub = preactivation_model(model, layer_names)
-    outs = {name: [] for name in layer_names}
-    for start in range(0, len(x), batch_size):
-        batch = as_list(sub(x[start : start + batch_size], training=False))
-        for name, value in zip(layer_names, batch):
-            outs[name].append(np.asarray(value))
-    return {name: np.concatenate(parts) for name, parts in outs.items()}
-
-
 def as_list(outputs) -> list:
     """The outputs of a (pre-activation) model call as a list, also for one output."""
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]

@@ -53,7 +53,7 @@ class Profile:
         Batch-norm momentum of the VGG (0.99 in the paper; 0.9 for short
         trainings, whose moving statistics would otherwise lag).
     halves_pairs : tuple of int
-        Train and test examples of halves/stacked MNIST (pairs of digits drawn
+        Train and test examples of halves MNIST (pairs of digits drawn
         from the MNIST splits; more pairs than digits is fine).
     arch_sizes : dict
         Per-architecture exceptions to the sizes above,

@@ -25,9 +25,10 @@ turns every positive ``x`` with ``mu <= 0`` into the maximal term 2; see
 :mod:`lsnb.terms`).
 
 :func:`summarize` and :func:`combine` apply all of this to the tidy tables of
-interface 1.  They always recompute percentiles from ``true`` and ``randoms``
-(a stored ``percentile`` column is ignored; only a table without ``randoms``,
-such as a hand-built one, falls back to it) and report beside each Fisher
+:func:`lsnb.group_test` (columns :data:`lsnb.controls.COLUMNS`).  They always
+recompute percentiles from ``true`` and ``randoms`` (a stored ``percentile``
+column is ignored; only a table without ``randoms``, such as a hand-built one,
+falls back to it) and report beside each Fisher
 statistic and effect measure: ``tie_share``, the share of subclusters whose
 true value ties with a random one, and ``null_fisher`` / ``null_effect``, the
 leave-one-out null reference of the same data (each random group as the true

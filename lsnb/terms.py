@@ -77,7 +77,7 @@ import pandas as pd
 TIE_RULES = ("random", "conservative", "original")
 EFFECT_RULES = ("paper", "original", "clip")
 
-#: Columns that identify one row of a tidy table (interface 1).
+#: Columns that identify one row of a tidy group-test table (:data:`lsnb.controls.COLUMNS`).
 ROW_KEYS = ("network", "replicate", "partitioning", "layer", "cluster", "measure")
 #: Measures where a low value is special; every other measure is high-is-special.
 LOW_IS_SPECIAL = frozenset({"softmax_entropy"})

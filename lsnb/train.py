@@ -352,8 +352,8 @@ def dataset(name: str, profile: str | Profile = "quick", seed: int = 0,
             train_examples: int | None = None) -> data_mod.Dataset:
     """The dataset ``name`` at the sizes of ``profile`` (memoised per process).
 
-    ``name`` is ``"mnist"``, ``"halves_mnist"``, ``"stacked_mnist"``,
-    ``"mnist_rgb32"``, ``"cifar10"`` or ``"vgg_data"`` (the profile's VGG data).
+    ``name`` is ``"mnist"``, ``"halves_mnist"``, ``"mnist_rgb32"``,
+    ``"cifar10"`` or ``"vgg_data"`` (the profile's VGG data).
     ``train_examples`` brings a training split made from the embedded digits
     up to that many examples by seeded affine copies (:func:`lsnb.augment.extend`,
     cached on disk); real datasets are used as they are.
@@ -384,12 +384,11 @@ def _dataset(name: str, source: str, n_train: int | None, n_test: int | None,
         return _counted(base)
     mnist = data_mod.load_mnist(source)
     builders = {"mnist": lambda m: m, "mnist_rgb32": data_mod.mnist_rgb32,
-                "halves_mnist": lambda m: data_mod.halves_mnist(m, *pairs, seed=seed),
-                "stacked_mnist": lambda m: data_mod.stacked_mnist(m, *pairs, seed=seed)}
+                "halves_mnist": lambda m: data_mod.halves_mnist(m, *pairs, seed=seed)}
     if name not in builders:
         raise ValueError(f"unknown dataset {name!r}; choose one of "
                          f"{sorted(builders) + ['cifar10', 'vgg_data']}")
-    if name in ("halves_mnist", "stacked_mnist"):
+    if name == "halves_mnist":
         return _counted(builders[name](mnist))  # sized by the profile's halves_pairs
     sub = mnist.subset(n_train, n_test, seed=seed)
     if (len(sub.x_train), len(sub.x_test)) != (len(mnist.x_train), len(mnist.x_test)):

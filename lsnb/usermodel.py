@@ -4,9 +4,11 @@
 neuron graph cannot represent, naming the first unsupported layer and its
 type; :func:`load_data` reads ``"mnist"`` or an ``.npz`` file with
 ``x_train, y_train, x_test, y_test`` and checks it against the model's input
-and output; :func:`check_k` refuses a number of clusters larger than a tested
-layer can hold.  Every check raises ``ValueError`` with the offending name and
-shape, so the first failing cell of a notebook says what to fix.
+and output; :func:`check_k` (from :mod:`lsnb.cluster`) refuses a number of
+clusters larger than a tested layer can hold.  Every check raises
+``ValueError`` with the offending name and shape, so the first failing cell of
+a notebook says what to fix.  :func:`lsnb.partition` runs the same layer and
+``k`` checks itself; these say so before any work starts.
 """
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ import keras
 import numpy as np
 
 from lsnb import data as data_mod, graph, neurons
+from lsnb.cluster import check_k
 
-#: Layers besides Dense and Conv2D that both the neuron graph and the lesions handle.
-SUPPORTED_OTHERS = (*graph.PASS_THROUGH, keras.layers.BatchNormalization, keras.layers.Add)
+__all__ = ["check_k", "load_data", "load_model"]
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -41,10 +43,7 @@ def load_model(path: str | Path) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}")
     model = keras.models.load_model(path, compile=False)
-    for layer in model.layers:
-        if not (neurons.is_neuron_layer(layer) or isinstance(layer, SUPPORTED_OTHERS)):
-            raise ValueError(f"layer {layer.name!r} of type {type(layer).__name__} is not supported; supported are "
-                             f"Dense, Conv2D and {sorted({t.__name__ for t in SUPPORTED_OTHERS})}")
+    graph.check_supported(model)
     if not neurons.hidden_layers(model):
         raise ValueError(f"model {model.name!r} has no hidden Dense or Conv2D layer whose units could be grouped")
     return model
@@ -94,19 +93,3 @@ def load_data(spec: str | Path, model: keras.Model) -> data_mod.Dataset:
             raise ValueError(f"labels of y_{split} lie in [{y.min()}, {y.max()}], but model {model.name!r} "
                              f"has {n_outputs} outputs: labels must lie in [0, {n_outputs})")
     return dataset
-
-
-def check_k(model: keras.Model, k: int) -> int:
-    """``k`` if every tested layer can hold ``k`` clusters, else a ``ValueError`` naming the layer.
-
-    Network-wide and layer-wise clustering both ask for up to ``k`` clusters
-    among a layer's units (Section 3.1), so ``k`` may not exceed the width of
-    the narrowest hidden layer.
-    """
-    k = int(k)
-    if k < 2:
-        raise ValueError(f"k must be at least 2, got {k}")
-    for layer in neurons.hidden_layers(model):
-        if layer.n_units < k:
-            raise ValueError(f"k = {k} is larger than layer {layer.name!r} can hold: it has {layer.n_units} units")
-    return k

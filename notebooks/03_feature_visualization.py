@@ -73,7 +73,7 @@ mlp = study.network("mlp_mnist", 0)
 with timer.stage("by hand"):   # cache.memo(kind, call, *arguments): the call, its result kept on disk
     part = cache.memo("partition", lsnb.partition, mlp.model, method="weights", scope="network",
                       k=study.profile.k, seed=seed, n_init=study.profile.n_init)
-    measures = featvis.vis_measure_pair(featvis.Visualizer(featvis.VisConfig(steps=study.profile.featvis_steps_for("mlp"))))
+    measures = featvis.vis_measure_pair(steps=study.profile.featvis_steps_for("mlp"))
     by_hand = cache.memo("featvis", lsnb.group_test, mlp.model, part, measures, n_random=study.profile.n_random,
                          seed=seed, network="mlp_mnist", partitioning=part.name)
 explore.format_summary(stats.summarize(by_hand, seed=seed))

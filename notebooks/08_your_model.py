@@ -75,8 +75,8 @@ print(f"{name}: {len(model.layers)} layers; data {dataset.describe()}; {len(x_te
 tables = []
 for spec in partitionings:
     method, scope = spec.split("/")
-    part = lsnb.partition(model, method=method, scope=scope, k=k, x=dataset.x_train, y=dataset.y_train,
-                          seed=seed, n_samples=n_samples)
+    inputs = {"x": dataset.x_train, "n_samples": n_samples} if method == "activations" else {}
+    part = lsnb.partition(model, method=method, scope=scope, k=k, seed=seed, **inputs)
     if part.subclusters():
         tables.append(lsnb.group_test(model, part, measures, data=(x_test, y_test), n_random=n_random,
                                       seed=seed, network=name, partitioning=spec))

@@ -76,7 +76,8 @@ print(f"{net.name}: {len(net.neuron_layers())} neuron layers; data {dataset.desc
 tables = []
 for spec in partitionings:
     method, scope = spec.split("/")
-    part = lt.partition(net, method, scope, k=k, x=dataset.x_train, seed=seed, n_samples=n_samples)
+    inputs = {"x": dataset.x_train, "n_samples": n_samples} if method == "activations" else {}
+    part = lt.partition(net, method, scope, k=k, seed=seed, **inputs)
     if part.subclusters():
         tables.append(lt.group_test(net, part, measures, data=(dataset.x_test, dataset.y_test),
                                     n_random=n_random, seed=seed, network=net.name, partitioning=spec))

@@ -199,9 +199,9 @@ def test_layer_k_rule_and_labels_on_the_right_layer():
 def test_same_seed_same_labels_and_errors():
     model = lsnb.models.mlp(input_shape=(6, 6, 1), hidden=(20, 20), n_classes=4)
     x = np.random.default_rng(0).random((120, 6, 6, 1)).astype("float32")
-    for method in ("weights", "activations"):
-        a = lsnb.partition(model, method=method, scope="network", k=5, x=x, seed=3)
-        b = lsnb.partition(model, method=method, scope="network", k=5, x=x, seed=3)
+    for method, inputs in (("weights", {}), ("activations", {"x": x})):
+        a = lsnb.partition(model, method=method, scope="network", k=5, seed=3, **inputs)
+        b = lsnb.partition(model, method=method, scope="network", k=5, seed=3, **inputs)
         for name in a.labels:
             np.testing.assert_array_equal(a.labels[name], b.labels[name])
     with pytest.raises(ValueError, match="cannot make k=100"):
@@ -214,8 +214,40 @@ def test_same_seed_same_labels_and_errors():
         lsnb.partition(model, method="magic")
     with pytest.raises(ValueError, match="scope"):
         lsnb.partition(model, scope="block")
+    for k in (1, 2.5, True):
+        with pytest.raises(ValueError, match="k must be an integer of at least 2"):
+            lsnb.partition(model, k=k)
     part = pickle.loads(pickle.dumps(lsnb.partition(model, k=3, seed=1)))
     assert part.k == 3 and part.seed == 1 and part.name == "weights/network"
+
+
+def test_each_method_refuses_the_keywords_it_does_not_read():
+    model = lsnb.models.mlp(input_shape=(6, 6, 1), hidden=(20, 20), n_classes=4)
+    x = np.zeros((30, 6, 6, 1), "float32")
+    with pytest.raises(ValueError, match=r"method='weights' \(scope='network'\) does not read \['n_samples', 'x'\]"):
+        lsnb.partition(model, "weights", "network", k=4, x=x, n_samples=10)
+    with pytest.raises(ValueError, match=r"does not read \['fold_batchnorm'\]"):
+        lsnb.partition(model, "activations", k=4, x=x, fold_batchnorm=False)
+    with pytest.raises(ValueError, match=r"does not read \['layer_graph'\]"):   # network scope has no layer graph
+        lsnb.partition(model, "weights", "network", k=4, layer_graph="own")
+    with pytest.raises(ValueError, match=r"method='leiden' .* does not read \['k'\]"):
+        lsnb.partition(model, "leiden", k=4)
+    with pytest.raises(ValueError, match=r"does not read \['n_samples', 'x'\]"):   # Leiden on weights needs no inputs
+        lsnb.partition(model, "leiden", x=x, n_samples=10)
+    with pytest.raises(ValueError, match=r"method='random' .* does not read \['k'\]"):
+        lsnb.partition(None, "random", k=3, like=lsnb.partition(model, k=4))
+    # the defaults, spelled out, are not refused; nor are the keywords a method reads
+    assert lsnb.partition(model, "weights", "network", k=16, x=None, fold_batchnorm=True).k == 16
+    assert lsnb.partition(model, "weights", "layer", k=4, layer_graph="neighbours").scope == "layer"
+
+
+def test_partition_names_an_unsupported_layer():
+    inputs = keras.Input((6, 4))
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(keras.layers.LSTM(5, name="memory",
+                                                                                         return_sequences=True)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(hidden)))
+    with pytest.raises(ValueError, match="layer 'memory' of type LSTM is not supported"):
+        lsnb.partition(model, "weights", "network", k=2)
 
 
 def test_amg_solver_recovers_the_same_planted_blocks_as_arpack():

@@ -73,16 +73,6 @@ def test_halves_mnist_construction(mnist):
     assert np.array_equal(again.x_train, ds.x_train)
 
 
-def test_stacked_mnist_channels_and_labels(mnist):
-    base = mnist.subset(100, 50)
-    ds = data.stacked_mnist(base, n_train=40, n_test=10, seed=1, verbose=False)
-    i, j = ds.meta["pairs"][0][5]
-    assert ds.x_train.shape == (40, 28, 28, 2)
-    assert np.array_equal(ds.x_train[5, ..., 0], base.x_train[i, ..., 0])
-    assert np.array_equal(ds.x_train[5, ..., 1], base.x_train[j, ..., 0])
-    assert ds.y_train[5] == (base.y_train[i] + base.y_train[j]) % 10
-
-
 def test_subset_is_stratified_and_seeded(mnist):
     sub = mnist.subset(1000, 300, seed=1)
     assert len(sub.x_train) == 1000 and np.bincount(sub.y_train).tolist() == [100] * 10

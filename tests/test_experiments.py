@@ -219,7 +219,7 @@ def test_measure_variants_share_one_lesion_pass(toy):
     assert sorted((cache / "lesion_counts").glob("*.pkl")) == counts   # no new lesion pass
     assert len(list((cache / "lesion").glob("*.pkl"))) == 4
     part = ex.get_partition(net, "toy", profile, 0, "weights/layer")
-    again = lesion_test(net.model, part, *ex.test_data(net, profile), n_random=profile.n_random, network="mlp_mnist",
+    again = lesion_test(net.model, part, ex.test_data(net, profile), n_random=profile.n_random, network="mlp_mnist",
                         seed=ex.controls_seed(0, part.k), progress=False, variant="original")
     mine = original[original["partitioning"] == "weights/layer"].reset_index(drop=True)
     np.testing.assert_array_equal(np.stack(mine["randoms"]), np.stack(again["randoms"]))

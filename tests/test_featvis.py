@@ -16,6 +16,16 @@ from lsnb.featvis import lucid as lucid_backend
 from lsnb.cluster import Partition
 from nets import TOP_LEFT, planted_featvis_mlp, tiny_cnn
 
+
+def _lucid_loads() -> bool:
+    """Whether Lucid imports through the compatibility layer (else its tests are skipped)."""
+    try:
+        lucid_backend.load_lucid()
+    except lucid_backend.LucidUnavailableError:
+        return False
+    return True
+
+
 def test_group_objective_by_hand():
     conv = np.zeros((1, 2, 2, 3), np.float32)
     conv[0, :, :, 0] = [[1, -2], [3, -4]]      # L1 10, |mean| 0.5
@@ -92,9 +102,12 @@ def test_featvis_test_table_and_planted_percentile():
     model = planted_featvis_mlp()
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
     part = Partition({"hidden": labels}, method="weights", scope="network", k=3)
-    table, images = featvis.featvis_test(model, part, n_random=9, steps=40, network="planted",
-                                         replicate=1, transforms="none", return_images=True,
-                                         progress=False, ties="conservative")
+    measures = featvis.vis_measure_pair(steps=40, transforms="none")
+    table = featvis.featvis_test(model, part, n_random=9, network="planted", replicate=1, measures=measures,
+                                 ties="conservative")
+    images = measures[0].images
+    assert table.equals(featvis.featvis_test(model, part, n_random=9, network="planted", replicate=1, steps=40,
+                                             transforms="none", ties="conservative"))
     assert list(table.columns) == list(controls.COLUMNS)
     assert len(table) == 2 * 3 and set(table.measure) == {"vis_score", "softmax_entropy"}
     assert set(table.partitioning) == {"weights/network"} and set(table.replicate) == {1}
@@ -124,6 +137,8 @@ def test_featvis_test_cnn_and_original_variant():
     assert set(original["size"]) == {3} and len(original) == 4
     with pytest.raises(ValueError):
         featvis.featvis_test(model, part, variant="nope")
+    with pytest.raises(ValueError, match="steps"):
+        featvis.featvis_test(model, part, steps=3, measures=featvis.vis_measure_pair(steps=3))
 
 
 def test_bad_inputs_raise():
@@ -156,7 +171,7 @@ def test_rotate_shim_turns_a_quarter():
     assert out[2, 0] == pytest.approx(1.0) and out.sum() == pytest.approx(1.0)  # to the left middle
 
 
-@pytest.mark.skipif(not lucid_backend.is_available(), reason="Lucid is not installed")
+@pytest.mark.skipif(not _lucid_loads(), reason="Lucid is not installed")
 def test_lucid_backend_agrees_with_native_engine():
     model = planted_featvis_mlp()
     part = Partition({"hidden": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])})
@@ -173,7 +188,7 @@ def test_lucid_backend_agrees_with_native_engine():
     np.testing.assert_allclose(scores["true"].to_numpy(), native_scores, rtol=0.25)
 
 
-@pytest.mark.skipif(not lucid_backend.is_available(), reason="Lucid is not installed")
+@pytest.mark.skipif(not _lucid_loads(), reason="Lucid is not installed")
 def test_compare_backends_side_by_side():
     part = Partition({"hidden": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])})
     side, summary, images = featvis.compare_backends(planted_featvis_mlp(), part, n_random=3, steps=5,

@@ -161,14 +161,13 @@ def test_visualization_measures_share_one_run_and_find_the_planted_group():
     from nets import planted_featvis_mlp
 
     model = planted_featvis_mlp()
-    visualizer = featvis.Visualizer(featvis.VisConfig(steps=30, transforms=featvis.get_transforms("none")))
-    measures = featvis.vis_measure_pair(visualizer)
+    measures = featvis.vis_measure_pair(steps=30, transforms="none")
     table = lsnb.group_test(model, {"hidden": [[0, 1, 2, 3], [4, 5, 6, 7]]}, measures, n_random=9)
     assert list(table.measure) == ["vis_score", "softmax_entropy"] * 2
     planted = table.iloc[0]
     assert planted["true"] > planted["randoms"].max() and planted["percentile"] == pytest.approx(0.05)
-    assert visualizer.images[("hidden", 0)].shape == (10, 8, 8, 1)
+    assert measures[0].images[("hidden", 0)].shape == (10, 8, 8, 1)
     # the entropies come from the same images as the scores (one run, memoised)
-    logits = np.asarray(featvis.FeatvisEngine(model).scorer("hidden")(visualizer.images[("hidden", 1)])[1])
+    logits = np.asarray(featvis.FeatvisEngine(model).scorer("hidden")(measures[1].images[("hidden", 1)])[1])
     np.testing.assert_allclose([table.iloc[3]["true"], *table.iloc[3]["randoms"]],
                                featvis.softmax_entropy(logits), rtol=1e-5)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 
+import lsnb
 from lsnb import controls, lesion, neurons, stats
 from lsnb.cluster import Partition
 from nets import HAND_X, HAND_Y, data_for, hand_mlp, planted_lesion_mlp, randomize_batch_norm, tiny_net
@@ -224,7 +226,7 @@ def test_lesion_test_table_and_planted_important_cluster():
     labels = {"dense1": np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, -1]),
               "dense2": np.array([0, 0, 0, 1, 1, 1, 2, 2])}
     part = Partition(labels=labels, method="weights", scope="layer", k=3, seed=0)
-    table = lesion.lesion_test(model, part, x, y, n_random=19, seed=0, network="mlp", replicate=2,
+    table = lesion.lesion_test(model, part, (x, y), n_random=19, seed=0, network="mlp", replicate=2,
                                progress=False, ties="conservative")
     assert list(table.columns) == list(controls.COLUMNS)
     assert table["higher_is_special"].all()
@@ -249,7 +251,7 @@ def test_lesion_test_table_and_planted_important_cluster():
     for _, r in table.iterrows():
         assert r["percentile"] == pytest.approx(stats.centered_percentile(r["true"], r["randoms"], ties="conservative"))
     # reproducible, and the engine agrees with the naive reference on the whole table
-    again = lesion.lesion_test(model, part, x, y, seed=0, network="mlp", replicate=2, progress=False,
+    again = lesion.lesion_test(model, part, (x, y), seed=0, network="mlp", replicate=2, progress=False,
                                method="naive")
     np.testing.assert_allclose(again["true"], table["true"], atol=1.5 / 300)
     np.testing.assert_allclose(np.stack(again["randoms"]), np.stack(table["randoms"]), atol=1.5 / 300)
@@ -263,7 +265,7 @@ def test_lesion_test_random_controls_follow_the_derived_seed():
     x = rng.normal(size=(100, 5)).astype("float32")
     y = rng.integers(0, 2, 100)
     part = Partition(labels={"dense1": np.repeat([0, 1, 2], 4)})
-    table = lesion.lesion_test(model, part, x, y, n_random=5, seed=11, network="net", replicate=3,
+    table = lesion.lesion_test(model, part, (x, y), n_random=5, seed=11, network="net", replicate=3,
                                progress=False)
     acc = table[table.measure == "acc_drop"]
     base, _ = lesion.lesioned_accuracy(model, x, y, {})
@@ -272,6 +274,23 @@ def test_lesion_test_random_controls_follow_the_derived_seed():
         ctrl = controls.draw_controls(part.live_units("dense1"), sub.size, 5, gen)
         expected = [base - lesion.lesioned_accuracy(model, x, y, {"dense1": c})[0] for c in ctrl]
         np.testing.assert_allclose(row["randoms"], expected, atol=1e-12)
+
+
+def test_lesion_test_is_group_test_with_the_configured_lesion_measures():
+    model = planted_lesion_mlp()
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(80, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    part = Partition(labels={"dense1": np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])}, method="weights")
+    table = lesion.lesion_test(model, part, (x, y), n_random=5, seed=3, variant="original", pool="all")
+    same = lsnb.group_test(model, part, lesion.lesion_measure_pair("original"), (x, y), n_random=5, seed=3,
+                           pool="all")
+    pd.testing.assert_frame_equal(table, same)
+    assert table.attrs["variant"] == "original" and set(table.partitioning) == {"weights/network"}
+    with pytest.raises(TypeError):   # everything after the data is keyword-only
+        lesion.lesion_test(model, part, (x, y), 5)
+    with pytest.raises(ValueError, match="data=\\(x_test, y_test\\)"):
+        lesion.lesion_test(model, part, x, n_random=2)
 
 
 def test_counts_store_sees_unique_masks_and_changes_no_result():
@@ -292,8 +311,8 @@ def test_counts_store_sees_unique_masks_and_changes_no_result():
             held[key] = compute()
         return held[key]
 
-    plain = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all")
-    stored = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all",
+    plain = lesion.lesion_test(model, part, (x, y), n_random=9, seed=4, progress=False, pool="all")
+    stored = lesion.lesion_test(model, part, (x, y), n_random=9, seed=4, progress=False, pool="all",
                                 counts_store=store)
     np.testing.assert_array_equal(stored["true"], plain["true"])
     np.testing.assert_array_equal(np.stack(stored["randoms"]), np.stack(plain["randoms"]))
@@ -302,10 +321,10 @@ def test_counts_store_sees_unique_masks_and_changes_no_result():
         assert len(np.unique(masks, axis=0)) == len(masks)
     # the authors' measure variant lesions the same units: every count comes from the store
     n_held = len(held)
-    original = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all",
+    original = lesion.lesion_test(model, part, (x, y), n_random=9, seed=4, progress=False, pool="all",
                                   counts_store=store, variant="original")
     assert len(held) == n_held and len(calls) == 4
-    naive = lesion.lesion_test(model, part, x, y, n_random=9, seed=4, progress=False, pool="all",
+    naive = lesion.lesion_test(model, part, (x, y), n_random=9, seed=4, progress=False, pool="all",
                                variant="original", method="naive")
     np.testing.assert_allclose(np.stack(original["randoms"]), np.stack(naive["randoms"]), atol=1e-12)
 
@@ -324,7 +343,7 @@ def test_lesion_test_records_its_flop_floor_and_a_store_hit_costs_nothing():
         held[key] = compute() if held[key] is None else held[key]
         return held[key]
 
-    table = lesion.lesion_test(model, part, x, y, n_random=4, progress=False, counts_store=store)
+    table = lesion.lesion_test(model, part, (x, y), n_random=4, progress=False, counts_store=store)
     sizes = [3, 3, 2]                                      # the subclusters' sizes, 1 + 4 lesions each
     per_lesion = {s: lesion.engine_flops(model, "dense2", s) for s in set(sizes)}
     expected = 50 * sum(5 * per_lesion[s] for s in sizes)
@@ -332,7 +351,7 @@ def test_lesion_test_records_its_flop_floor_and_a_store_hit_costs_nothing():
     unique = np.frombuffer(masks, dtype=bool).reshape(-1, 8)
     assert table.attrs["flops"] == 50 * sum(per_lesion[int(row.sum())] for row in unique) <= expected
     assert table.attrs["flops"] > 0
-    again = lesion.lesion_test(model, part, x, y, n_random=4, progress=False, counts_store=store)
+    again = lesion.lesion_test(model, part, (x, y), n_random=4, progress=False, counts_store=store)
     assert again.attrs["flops"] == 0.0
 
 

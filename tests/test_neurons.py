@@ -6,10 +6,16 @@ from scipy.special import softmax
 from lsnb import models, neurons
 
 
+def _preactivations(model, x, names):
+    """The pre-activations of ``names`` on ``x``, through :func:`lsnb.neurons.preactivation_model`."""
+    outputs = neurons.as_list(neurons.preactivation_model(model, names)(x, training=False))
+    return {name: np.asarray(value) for name, value in zip(names, outputs)}
+
+
 def test_preactivation_of_fused_relu_dense_is_the_linear_part(rng):
     m = models.mlp(hidden=(5, 4))
     x = rng.random((7, 28, 28, 1), dtype=np.float32)
-    pre = neurons.preactivations(m, x, ["dense1", "dense2", "logits"])
+    pre = _preactivations(m, x, ["dense1", "dense2", "logits"])
     w, b = m.get_layer("dense1").get_weights()
     assert np.allclose(pre["dense1"], x.reshape(7, -1) @ w + b, atol=1e-5)
     w2, b2 = m.get_layer("dense2").get_weights()
@@ -25,18 +31,18 @@ def test_preactivation_with_separate_activation_layer(rng):
     m = keras.Model(inp, out)
     x = rng.random((4, 6), dtype=np.float32)
     w, b = m.get_layer("lin").get_weights()
-    assert np.allclose(neurons.preactivations(m, x, ["lin"])["lin"], x @ w + b, atol=1e-6)
+    assert np.allclose(_preactivations(m, x, ["lin"])["lin"], x @ w + b, atol=1e-6)
 
 
 def test_conv_preactivation_shape_and_errors(rng):
     m = models.small_cnn(channels=4, dense=8)
     x = rng.random((2, 28, 28, 1), dtype=np.float32)
-    pre = neurons.preactivations(m, x, ["conv3"])
+    pre = _preactivations(m, x, ["conv3"])
     assert pre["conv3"].shape == (2, 14, 14, 4)
     with pytest.raises(ValueError, match="not a neuron layer"):
         neurons.preactivation_model(m, ["pool2"])
     with pytest.raises(ValueError, match=r"x of shape \(2, 32, 32, 3\) does not fit"):
-        neurons.preactivations(m, rng.random((2, 32, 32, 3)), ["conv1"])
+        neurons.check_input_shape(m, rng.random((2, 32, 32, 3)))
     assert [l.name for l in neurons.hidden_layers(m)] == ["conv1", "conv2", "conv3", "dense1"]
 
 

@@ -34,7 +34,7 @@ def plot_featvis_grid(
     ----------
     images : dict
         ``(layer, cluster) -> (1 + n, h, w, c)`` images as returned by
-        ``featvis_test(..., return_images=True)``; row 0 is the true group.
+        the ``images`` of :func:`~lsnb.featvis.vis_measure_pair` after a test; row 0 is the true group.
     keys : sequence of (layer, cluster), optional
         Which subclusters to show, in order (default: all).
     n_random : int

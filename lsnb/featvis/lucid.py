@@ -146,15 +146,6 @@ def load_lucid() -> types.SimpleNamespace:
     return _loaded
 
 
-def is_available() -> bool:
-    """True when Lucid imports through the compatibility layer."""
-    try:
-        load_lucid()
-    except LucidUnavailableError:
-        return False
-    return True
-
-
 @contextmanager
 def quiet_tf_logging() -> Iterator[None]:
     """Silence TensorFlow's Python logger below ERROR (retracing warnings) while active."""

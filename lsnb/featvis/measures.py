@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lsnb import controls, neurons, stats
-from lsnb.cluster import Partition, Subcluster
+from lsnb.cluster import Partition
 from lsnb.featvis import lucid
 from lsnb.featvis.engine import FeatvisEngine, Visualizations
 from lsnb.featvis.param import Transforms, VisConfig, get_transforms, group_objective
@@ -28,9 +28,9 @@ MEASURES = ("vis_score", "softmax_entropy")
 #: Settings of the paper (default) and of the authors' original code.
 VARIANTS: dict[str, dict] = {
     "paper": dict(steps=100, lr=0.05, param="pixel", decorrelate=False, transforms="small",
-                  objective="l1", min_size=2, randoms_from="live"),
+                  objective="l1", min_size=2, pool="live"),
     "original": dict(steps=65, lr=0.05, param="fft", decorrelate=True, transforms="none",
-                     objective="mean_abs", min_size=3, randoms_from="all"),
+                     objective="mean_abs", min_size=3, pool="all"),
 }
 
 
@@ -142,14 +142,18 @@ class VisMeasure:
     def higher_is_special(self) -> bool:
         return self.name == "vis_score"
 
+    @property
+    def images(self) -> dict:
+        """``(layer, cluster) -> (1 + n_random, h, w, c)`` images of the last run, the true group's first."""
+        return self.visualizer.images
+
     def evaluate(self, model, layer, masks, data, context: controls.MaskContext) -> np.ndarray:
         return self.visualizer.values(model, layer, masks, context)[self.name]
 
 
-def vis_measure_pair(visualizer: Visualizer | None = None) -> list[VisMeasure]:
-    """The two visualization measures sharing one :class:`Visualizer` (default settings if omitted)."""
-    visualizer = visualizer if visualizer is not None else Visualizer()
-    return [VisMeasure(name, visualizer) for name in MEASURES]
+#: The settings of :func:`vis_measure_pair` that shape the images (the rest of a variant chooses the groups).
+RENDER_SETTINGS = ("steps", "lr", "param", "decorrelate", "transforms", "objective", "batch_size", "backend",
+                   "preprocess")
 
 
 def _resolve(variant: str, **given) -> dict:
@@ -158,123 +162,108 @@ def _resolve(variant: str, **given) -> dict:
     return {k: (given[k] if given.get(k) is not None else v) for k, v in VARIANTS[variant].items()}
 
 
-def featvis_test(
-    model: keras.Model,
-    partition: Partition,
-    n_random: int = 19,
-    steps: int | None = None,
-    lr: float | None = None,
-    seed: int = 0,
-    *,
-    network: str = "model",
-    replicate: int = 0,
-    batch_size: int = 40,
-    backend: str = "native",
-    variant: str = "paper",
-    param: str | None = None,
-    decorrelate: bool | None = None,
-    transforms: str | Transforms | None = None,
-    objective: str | None = None,
-    min_size: int | None = None,
-    randoms_from: str | None = None,
-    subclusters: Sequence[Subcluster] | None = None,
-    preprocess: Callable | None = None,
-    return_images: bool = False,
-    progress: bool = True,
-    ties: str = "random",
-):
-    """Feature-visualization test of a partition: true subclusters versus random groups.
+def vis_measure_pair(variant: str = "paper", *, steps: int | None = None, lr: float | None = None,
+                     param: str | None = None, decorrelate: bool | None = None,
+                     transforms: str | Transforms | None = None, objective: str | None = None,
+                     batch_size: int = 40, backend: str = "native",
+                     preprocess: Callable | None = None) -> list[VisMeasure]:
+    """``vis_score`` and ``softmax_entropy`` as configured measures sharing one :class:`Visualizer`.
 
-    For each subcluster, the true group and ``n_random`` random groups of the
-    same size and layer are visualized together (one batch per
-    ``batch_size`` images), and two measures are recorded: the visualization
-    score (higher is coherent) and the softmax entropy (lower is coherent).
+    Pass the list (or one of its items) to :func:`lsnb.group_test`; after the
+    call, ``measures[0].images`` holds the images of every tested group.
 
     Parameters
     ----------
-    model : keras.Model
-    partition : Partition
-    n_random : int
-        Random groups per subcluster (19 in the paper).
-    steps, lr : optional
-        Optimisation steps and Adam learning rate (default: the variant's,
-        100 and 0.05 for the paper).
-    seed : int
-        Seed of the random groups, the image initialisations and transforms;
-        image ``j`` of a subcluster uses the subcluster's control seed
-        (:func:`lsnb.controls.mask_seeds`) followed by ``j``.
-    network, replicate : str, int
-        Copied into the table.
+    variant : {"paper", "original"}
+        Defaults of every setting below: the paper's (100 steps, pixel
+        parameterization, small transforms, the L1 objective), or the original
+        code's (65 steps, FFT + decorrelated parameterization, no transforms,
+        the ``|mean|`` objective).
+    steps, lr, param, decorrelate, transforms, objective : optional
+        See :class:`VisConfig`; ``None`` takes the variant's value.
     batch_size : int
         Images optimised together (the native engine).
     backend : {"native", "lucid"}
         ``"lucid"`` renders with Lucid through :mod:`lsnb.featvis.lucid`
         (slow; one graph per subcluster); scores and entropies are then
         measured by the native scorer on Lucid's images.
-    variant : {"paper", "original"}
-        Defaults of every setting below: the paper's, or the original code's
-        (65 steps, FFT + decorrelated parameterization, no transforms, the
-        ``|mean|`` objective, size-2 subclusters skipped, random groups drawn
-        from all units including dead ones).
-    param, decorrelate, transforms, objective : optional
-        See :class:`VisConfig`; ``None`` takes the variant's value.
-    min_size : int, optional
-        Smallest subcluster tested.
-    randoms_from : {"live", "all"}, optional
-        Draw random groups from the layer's live units or from all units
-        (the ``pool`` of :func:`lsnb.controls.run_groups`).
-    subclusters : sequence of Subcluster, optional
-        Test only these (default: all of ``partition.subclusters(min_size)``).
     preprocess : callable, optional
         Input preprocessing applied inside the graph (see :class:`FeatvisEngine`).
-    return_images : bool
-        Also return the images.
-    progress : bool
-        Progress bars.
-    ties : {"random", "conservative", "original"}
-        Tie rule of the stored percentiles.
+    """
+    opts = _resolve(variant, steps=steps, lr=lr, param=param, decorrelate=decorrelate, transforms=transforms,
+                    objective=objective)
+    if backend == "lucid":
+        lucid.load_lucid()  # a clear LucidUnavailableError before any work
+    config = VisConfig(steps=opts["steps"], lr=opts["lr"], param=opts["param"], decorrelate=opts["decorrelate"],
+                       transforms=get_transforms(opts["transforms"]), objective=opts["objective"])
+    visualizer = Visualizer(config, batch_size, backend, preprocess)
+    return [VisMeasure(name, visualizer) for name in MEASURES]
+
+
+def featvis_test(model: keras.Model, groups, *, n_random: int | str = 19, seed: int = 0, ties: str = "random",
+                 pool: str | None = None, progress: bool = False, min_size: int | None = None,
+                 network: str = "model", replicate: int = 0, partitioning: str | None = None,
+                 variant: str = "paper", steps: int | None = None,
+                 lr: float | None = None, param: str | None = None, decorrelate: bool | None = None,
+                 transforms: str | Transforms | None = None, objective: str | None = None,
+                 batch_size: int | None = None, backend: str | None = None, preprocess: Callable | None = None,
+                 measures: Sequence[VisMeasure] | None = None) -> pd.DataFrame:
+    """The feature-visualization test (Section 4.2): :func:`lsnb.group_test` with the two visualization measures.
+
+    For each group, the true group and ``n_random`` random groups of the same
+    size and layer are visualized together, and two measures are recorded:
+    the visualization score (higher is coherent) and the softmax entropy
+    (lower is coherent).  Image ``j`` of a group uses the group's control
+    seed (:func:`lsnb.controls.mask_seeds`) followed by ``j``.
+
+    Parameters
+    ----------
+    model : keras.Model
+    groups : Partition, mapping or list of Group
+        See :func:`lsnb.grouptest.group_test`.
+    n_random, seed, ties, progress, network, replicate, partitioning
+        As in :func:`lsnb.grouptest.group_test`.
+    pool : {"live", "all"}, optional
+        Units the random groups are drawn from (default: the variant's,
+        ``"live"`` for the paper, ``"all"`` for the original code).
+    min_size : int, optional
+        Smallest subcluster of a partition tested (default: the variant's, 2
+        or 3).
+    variant : {"paper", "original"}
+        Defaults of ``pool``, ``min_size`` and the rendering settings.
+    steps, lr, param, decorrelate, transforms, objective, batch_size, backend, preprocess
+        The rendering settings of :func:`vis_measure_pair` (``None``: its default).
+    measures : list of VisMeasure, optional
+        Measures from :func:`vis_measure_pair` to run instead of building them
+        from the rendering settings, which must then be left unset; their
+        ``images`` hold the images after the call.
 
     Returns
     -------
     pandas.DataFrame
         The tidy table (:data:`lsnb.controls.COLUMNS`), one row per
-        (subcluster, measure) (``effect`` is the subcluster's ``2x / (x + mu)``
-        term).
-    dict, only with ``return_images``
-        ``(layer, cluster) -> (1 + n_random, h, w, c)`` images, the true
-        subcluster's first.
+        (group, measure) (``effect`` is the group's ``2x / (x + mu)`` term);
+        ``attrs`` holds the variant, the configuration and the FLOP floor.
     """
-    opts = _resolve(variant, steps=steps, lr=lr, param=param, decorrelate=decorrelate,
-                    transforms=transforms, objective=objective, min_size=min_size,
-                    randoms_from=randoms_from)
-    if backend == "lucid":
-        lucid.load_lucid()  # a clear LucidUnavailableError before any work
-    config = VisConfig(steps=opts["steps"], lr=opts["lr"], param=opts["param"],
-                       decorrelate=opts["decorrelate"], transforms=get_transforms(opts["transforms"]),
-                       objective=opts["objective"])
-    visualizer = Visualizer(config, batch_size, backend, preprocess)
-    groups = controls.partition_groups(model, partition, pool=opts["randoms_from"], min_size=opts["min_size"],
-                                       subclusters=subclusters)
-    table = controls.run_groups(model, groups, vis_measure_pair(visualizer), None, n_random, ties, seed,
-                                network=network, replicate=replicate, partitioning=partition.name,
-                                progress=progress)
-    table.attrs.update(variant=variant, config=repr(config), flops=visualizer.flops)
-    return (table, visualizer.images) if return_images else table
+    render = {key: value for key, value in dict(
+        steps=steps, lr=lr, param=param, decorrelate=decorrelate, transforms=transforms, objective=objective,
+        batch_size=batch_size, backend=backend, preprocess=preprocess).items() if value is not None}
+    if measures is not None and render:
+        raise ValueError(f"featvis_test takes measures= or the rendering settings, not both; got {sorted(render)}")
+    measures = list(measures) if measures is not None else vis_measure_pair(variant, **render)
+    opts = _resolve(variant, pool=pool, min_size=min_size)
+    visualizer = measures[0].visualizer
+    table = controls.compare_groups(model, groups, measures, None, n_random=n_random, seed=seed, ties=ties,
+                                    pool=opts["pool"], progress=progress, min_size=opts["min_size"],
+                                    network=network, replicate=replicate, partitioning=partitioning)
+    table.attrs.update(variant=variant, config=repr(visualizer.config), flops=visualizer.flops)
+    return table
 
 
-def compare_backends(
-    model: keras.Model,
-    partition: Partition,
-    n_random: int = 19,
-    steps: int | None = None,
-    seed: int = 0,
-    *,
-    network: str = "model",
-    replicate: int = 0,
-    max_subclusters: int | None = None,
-    progress: bool = True,
-    **options,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def compare_backends(model: keras.Model, partition: Partition, *, n_random: int = 19, seed: int = 0,
+                     steps: int | None = None, network: str = "model", replicate: int = 0,
+                     max_subclusters: int | None = None, progress: bool = False,
+                     **options) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Run :func:`featvis_test` with the native engine and with Lucid on the same groups.
 
     Both backends get the same subclusters, random groups and settings
@@ -296,16 +285,17 @@ def compare_backends(
     images : dict
         ``backend -> {(layer, cluster) -> images}``.
     """
-    subs = options.pop("subclusters", None)
-    if subs is None:
-        min_size = options.get("min_size") or VARIANTS[options.get("variant", "paper")]["min_size"]
-        subs = partition.subclusters(min_size)
-    subs = list(subs)[:max_subclusters]
+    variant = options.pop("variant", "paper")
+    opts = _resolve(variant, pool=options.pop("pool", None), min_size=options.pop("min_size", None))
+    groups = controls.partition_groups(model, partition, opts["pool"], opts["min_size"])[:max_subclusters]
+    render = {key: options.pop(key) for key in RENDER_SETTINGS if key in options}
     tables, images = [], {}
     for backend in ("native", "lucid"):
-        table, images[backend] = featvis_test(model, partition, n_random, steps, seed=seed, network=network,
-                                              replicate=replicate, backend=backend, subclusters=subs,
-                                              return_images=True, progress=progress, **options)
+        measures = vis_measure_pair(variant, steps=steps, backend=backend, **render)
+        table = featvis_test(model, groups, measures=measures, n_random=n_random, seed=seed, network=network,
+                             replicate=replicate, partitioning=partition.name, variant=variant, progress=progress,
+                             **options)
+        images[backend] = measures[0].images
         tables.append(table.assign(backend=backend))
     keys = ["network", "replicate", "partitioning", "measure", "layer", "cluster", "size"]
     cols = keys + ["true", "random_mean", "percentile"]

@@ -43,12 +43,12 @@ from __future__ import annotations
 from lsnb.graph.activations import activation_graph, spearman_squared, unit_activations
 from lsnb.graph.base import NeuronGraph, NodeLayer, is_cnn, node_layers
 from lsnb.graph.weights import (
-    FOLD_BATCHNORM, PASS_THROUGH, fold_mode, layer_connections, layer_neighbors, output_scales, producers,
-    weight_graph,
+    FOLD_BATCHNORM, PASS_THROUGH, check_supported, fold_mode, layer_connections, layer_neighbors, output_scales,
+    producers, weight_graph,
 )
 
 __all__ = [
-    "FOLD_BATCHNORM", "PASS_THROUGH", "NeuronGraph", "NodeLayer", "activation_graph", "fold_mode", "is_cnn",
-    "layer_connections", "layer_neighbors", "node_layers", "output_scales", "producers", "spearman_squared",
+    "FOLD_BATCHNORM", "PASS_THROUGH", "NeuronGraph", "NodeLayer", "activation_graph", "check_supported", "fold_mode",
+    "is_cnn", "layer_connections", "layer_neighbors", "node_layers", "output_scales", "producers", "spearman_squared",
     "unit_activations", "weight_graph",
 ]

@@ -10,12 +10,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from lsnb.graph.base import NeuronGraph, NodeLayer, node_blocks, input_layer, node_layers
-from lsnb.neurons import GLOBAL_POOLING_LAYERS, PER_CHANNEL_LAYERS, neuron_layers
+from lsnb.neurons import GLOBAL_POOLING_LAYERS, PER_CHANNEL_LAYERS, is_neuron_layer, neuron_layers
 
 
 #: Layer types the graph walk passes through unchanged (besides batch norm and Add).
 PASS_THROUGH = (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Identity, *PER_CHANNEL_LAYERS,
                 *GLOBAL_POOLING_LAYERS)
+
+def check_supported(model: keras.Model) -> None:
+    """Refuse a model with a layer the neuron graph cannot represent, naming the layer and its type.
+
+    Supported are Dense and Conv2D (the neuron layers), batch norm, ``Add``
+    and the pass-through layers of :data:`PASS_THROUGH`.
+    """
+    for layer in model.layers:
+        if not (is_neuron_layer(layer) or isinstance(layer, (*PASS_THROUGH, keras.layers.Add))):
+            raise ValueError(f"layer {layer.name!r} of type {type(layer).__name__} is not supported; supported are "
+                             f"Dense, Conv2D, Add and {sorted({t.__name__ for t in PASS_THROUGH})}")
+
 
 #: Pass-through layers after which a position in the flattened tensor no
 #: longer identifies a position in the flattened model input.

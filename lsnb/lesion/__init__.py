@@ -20,18 +20,17 @@ module re-exports their public names and runs the test of a partition,
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pandas as pd
 
 from lsnb import controls
-from lsnb.lesion.counts import _validate, accuracies, baseline_counts, class_counts
+from lsnb.lesion.counts import accuracies, baseline_counts, class_counts
 from lsnb.lesion.engines import (BatchedChannelMask, LesionEngine, MaskedModel, engine_flops, forward_flops,
                                  masked_lesioned_counts)
 from lsnb.lesion.evaluate import METHODS, lesioned_accuracy, lesioned_counts
 from lsnb.lesion.measures import MEASURES, VARIANTS, LesionMeasure, Lesioner, lesion_measure_pair, lesion_measures
 from lsnb.lesion.naive import NaiveLesioner, naive_lesioned_counts, naive_lesioned_model
 from lsnb.lesion.plan import ChainPlan, chain_plan, lesion_point
-# names that lsnb.lesion re-exported from lsnb.neurons before it became a package
+# the layer types a lesion passes through, and the FLOPs of a layer (defined in lsnb.neurons)
 from lsnb.neurons import GLOBAL_POOLING_LAYERS, PER_CHANNEL_LAYERS, layer_flops
 
 __all__ = [
@@ -43,41 +42,30 @@ __all__ = [
 ]
 
 
-def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.ndarray,
-                n_random: int = 19, seed: int = 0, *, network: str = "model", replicate: int = 0,
-                variant: str = "paper", method: str = "auto", min_size: int = 2,
-                progress: bool = True, ties: str = "random", pool: str = "live",
+def lesion_test(model: keras.Model, groups, data, *, n_random: int | str = 19, seed: int = 0,
+                ties: str = "random", pool: str = "live", progress: bool = False, min_size: int = 2,
+                network: str = "model", replicate: int = 0, variant: str = "paper", method: str = "auto",
                 counts_store=None) -> pd.DataFrame:
-    """Lesion every subcluster of a partition and ``n_random`` random controls.
+    """The lesion test (Section 4.1): :func:`lsnb.group_test` with the two lesion measures.
 
-    A wrapper of :func:`lsnb.controls.run_groups` with the two lesion
-    measures (see :func:`lsnb.grouptest.group_test`).
+    ``lesion_test(model, groups, (x_test, y_test), ...)`` is
+    ``group_test(model, groups, lesion_measure_pair(variant, method=method,
+    store=counts_store), (x_test, y_test), ...)``.
 
     Parameters
     ----------
     model : keras.Model
-    partition : lsnb.cluster.Partition
-    x_test, y_test : numpy.ndarray
-        Test inputs and integer labels (not used to build the partition).
-    n_random : int
-        Random groups per subcluster (19 in the paper), drawn from the same
-        layer's ``pool`` by the rule of :mod:`lsnb.controls`.
-    seed : int
-        Seed of the random controls.
-    network, replicate : str, int
-        Labels copied into the table (they enter the controls' seeds).
+    groups : Partition, mapping or list of Group
+        See :func:`lsnb.grouptest.group_test`.
+    data : tuple
+        ``(x_test, y_test)``: test inputs and integer labels (not used to
+        build the partition).
+    n_random, seed, ties, pool, progress, min_size, network, replicate
+        As in :func:`lsnb.grouptest.group_test`.
     variant : {"paper", "original"}
         See :func:`lesion_measures`.
     method : {"auto", "engine", "masked", "naive"}
         How lesions are evaluated.
-    min_size : int
-        Smallest subcluster tested.
-    progress : bool
-        Show a progress bar over lesions.
-    ties : {"random", "conservative", "original"}
-        Tie rule of the stored percentiles.
-    pool : {"live", "all"}
-        Units the random groups are drawn from.
     counts_store : callable, optional
         Where lesioned counts are kept between calls (see
         :class:`~lsnb.lesion.measures.Lesioner`); it changes no result.
@@ -86,16 +74,14 @@ def lesion_test(model: keras.Model, partition, x_test: np.ndarray, y_test: np.nd
     -------
     pandas.DataFrame
         The tidy table (:data:`lsnb.controls.COLUMNS`), one row per
-        (subcluster, measure), ``measure`` being ``acc_drop`` or
-        ``class_range`` (high values are special for both).  ``attrs`` holds
-        the intact accuracy and the settings.
+        (group, measure), ``measure`` being ``acc_drop`` or ``class_range``
+        (high values are special for both).  ``attrs`` holds the intact
+        accuracy, the variant and the FLOP floor of the lesions computed.
     """
-    x_test, y_test, _ = _validate(model, x_test, y_test)
-    groups = controls.partition_groups(model, partition, pool=pool, min_size=min_size)
-    measures = lesion_measure_pair(method, variant, counts_store)
-    table = controls.run_groups(model, groups, measures, (x_test, y_test), n_random, ties, seed,
-                                network=network, replicate=replicate, partitioning=partition.name,
-                                progress=progress)
+    measures = lesion_measure_pair(variant, method=method, store=counts_store)
+    table = controls.compare_groups(model, groups, measures, data, n_random=n_random, seed=seed, ties=ties,
+                                    pool=pool, progress=progress, min_size=min_size, network=network,
+                                    replicate=replicate)
     table.attrs.setdefault("variant", variant)
     table.attrs["flops"] = measures[0].lesioner.flops
     return table

@@ -91,11 +91,6 @@ class MaskedModel:
             mask[b, np.asarray(units, dtype=np.int64)] = 0.0
         layer.mask.assign(mask)
 
-    def reset(self) -> None:
-        """Remove every lesion."""
-        for layer in self._by_point.values():
-            layer.mask.assign(np.ones((self.n_masks, layer.n_channels), dtype=np.float32))
-
     def predict_blocks(self, x: np.ndarray) -> np.ndarray:
         """Predicted classes ``(n_masks, len(x))`` on ``x`` repeated once per mask."""
         tiled = np.concatenate([x] * self.n_masks, axis=0)

@@ -164,7 +164,20 @@ class LesionMeasure:
         return self.lesioner.values(model, layer, masks, data, context.progress)[self.name]
 
 
-def lesion_measure_pair(method: str = "auto", variant: str = "paper", store=None) -> list[LesionMeasure]:
-    """The two lesion measures sharing one :class:`Lesioner` (``store``: see there)."""
+def lesion_measure_pair(variant: str = "paper", *, method: str = "auto", store=None) -> list[LesionMeasure]:
+    """``acc_drop`` and ``class_range`` as configured measures sharing one :class:`Lesioner`.
+
+    Pass the list (or one of its items) to :func:`lsnb.group_test` with
+    ``data=(x_test, y_test)``; both measures then come from one lesion pass.
+
+    Parameters
+    ----------
+    variant : {"paper", "original"}
+        The paper's definitions or the authors' code's (:func:`lesion_measures`).
+    method : {"auto", "engine", "masked", "naive"}
+        How lesions are evaluated (the same values either way).
+    store : callable, optional
+        Where lesioned counts are kept between calls (see :class:`Lesioner`).
+    """
     lesioner = Lesioner(method=method, variant=variant, store=store)
     return [LesionMeasure(name, lesioner) for name in MEASURES]

@@ -15,9 +15,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lsnb import controls
-from lsnb.cluster import Partition
-from lsnb.controls import Measure, normalise_groups
+from lsnb import controls, pvalues
+from lsnb.controls import Measure
 from lsnb.grouptest import resolve_measures as keras_resolve
 from lsnb.torch import featvis, lesion
 from lsnb.torch.net import TorchNet, wrap
@@ -31,9 +30,10 @@ def resolve_measures(measure) -> list[Measure]:
     return keras_resolve(measure, builtins)
 
 
-def group_test(net: TorchNet, groups, measure, data=None, n_random: int = 19, ties: str = "random",
-               seed: int = 0, pool: str = "live", *, network: str = "model", replicate: int = 0,
-               partitioning: str | None = None, progress: bool = False) -> pd.DataFrame:
+def group_test(net: TorchNet, groups, measures, data=None, *, n_random: int | str = 19, seed: int = 0,
+               ties: str = "random", pool: str = "live", progress: bool = False, min_size: int = 2,
+               network: str = "model", replicate: int = 0, partitioning: str | None = None,
+               alpha: float = 0.05, h: int = pvalues.DEFAULT_H, n_max: int | None = None) -> pd.DataFrame:
     """Compare each group of units of a torch module with random groups of the same size and layer.
 
     The parameters and the returned table are those of
@@ -43,12 +43,9 @@ def group_test(net: TorchNet, groups, measure, data=None, n_random: int = 19, ti
     """
     if not isinstance(net, TorchNet):
         raise ValueError(f"group_test of lsnb.torch needs a TorchNet from lsnb.torch.wrap, got {type(net).__name__}")
-    normalised = normalise_groups(net, groups, pool)
-    if partitioning is None:
-        partitioning = groups.name if isinstance(groups, Partition) else "groups"
-    return controls.run_groups(net, normalised, resolve_measures(measure), data, n_random, ties, seed,
-                               network=network, replicate=replicate, partitioning=partitioning,
-                               progress=progress)
+    return controls.compare_groups(net, groups, resolve_measures(measures), data, n_random=n_random, seed=seed,
+                                   ties=ties, pool=pool, progress=progress, min_size=min_size, network=network,
+                                   replicate=replicate, partitioning=partitioning, alpha=alpha, h=h, n_max=n_max)
 
 
 def load(path: str | Path, input_shape: Sequence[int], *, architecture: nn.Module | None = None,
