@@ -7,12 +7,17 @@ are visualized
 
 * batched: all groups of the layer in one batch (``--batch`` images),
 * one at a time: the same engine with batch size 1,
+* in bfloat16: the batched path with the optimisation steps in bfloat16
+  (``VisConfig.precision``; the finished images scored in float32),
 
 and the time per visualization is printed beside the *floor*: the forward and
 backward FLOPs the optimisation must do (the prefix of the network up to the
 group's layer, forward once and backward to the input once per step, as
 weight gradients are never needed) over the float32 matmul rate measured in
 the same run.  ``share`` is floor / measured time (100 % = at the floor).
+The bfloat16 lines print its speed-up over the float32 batched path, measured
+side by side, and the agreement of the two: the Spearman rank correlation of
+the final scores of the same groups and seeds, and their median ratio.
 
 Usage: ``python benchmarks/featvis.py [--steps 100] [--batch 40] [--single 6]``
 """
@@ -83,6 +88,28 @@ def bench_layer(engine, model, layer, groups, config, batch, n_single, repeats):
     return per_batched, per_single, floor
 
 
+def bench_precision(engine, layer, groups, steps, batch, repeats):
+    """float32 against bfloat16 optimisation steps on the same groups: time per visualization and agreement."""
+    from scipy.stats import spearmanr
+
+    seeds = [(0, i) for i in range(len(groups))]
+    runs, best = {}, {}
+    for precision in ("float32", "bfloat16"):
+        config = featvis.VisConfig(steps=steps, precision=precision)
+        engine.visualize(layer, groups[:batch], seeds[:batch], config, batch_size=batch)   # trace
+        best[precision] = float("inf")
+    for _ in range(repeats):                     # alternate, so both see the same load
+        for precision in ("float32", "bfloat16"):
+            config = featvis.VisConfig(steps=steps, precision=precision)
+            start = time.perf_counter()
+            runs[precision] = engine.visualize(layer, groups, seeds, config, batch_size=batch)
+            best[precision] = min(best[precision], (time.perf_counter() - start) / len(groups))
+    rho = spearmanr(runs["float32"].scores, runs["bfloat16"].scores)[0]
+    ratio = float(np.median(runs["bfloat16"].scores / runs["float32"].scores))
+    print(f"{layer:>6} {len(groups):>6} {best['float32'] * 1e3:>12.1f} {best['bfloat16'] * 1e3:>12.1f} "
+          f"{best['float32'] / best['bfloat16']:>8.2f}x {rho:>9.3f} {ratio:>12.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=100)
@@ -107,6 +134,12 @@ def main() -> None:
         groups = groups_for(model, info.name, args.groups, rng)
         totals += bench_layer(engine, model, info.name, groups, config, args.batch, args.single,
                               args.repeats)
+    print(f"\n{'layer':>6} {'groups':>6} {'float32 ms':>12} {'bfloat16 ms':>12} {'speedup':>9} "
+          f"{'Spearman':>9} {'score ratio':>12}")
+    for info in neurons.hidden_layers(model):
+        if info.kind == "conv":
+            bench_precision(engine, info.name, groups_for(model, info.name, args.groups, rng), args.steps,
+                            args.batch, args.repeats)
     per_batched, per_single, floor = totals
     print(f"all conv layers (sum of per-visualization times): batched {per_batched * 1e3:.1f} ms, "
           f"one at a time {per_single * 1e3:.1f} ms ({per_single / per_batched:.1f}x), floor {floor * 1e3:.1f} ms; "

@@ -34,6 +34,7 @@ from lsnb.cluster import partition
 from lsnb.featvis import RENDER_SETTINGS, compare_backends, featvis_test, vis_measure_pair
 from lsnb.lesion import lesion_test
 from lsnb.models import imagenet_unit_preprocess
+from lsnb.precision import resolve_precision
 from lsnb.fdr import with_bh
 from lsnb.stats import combine
 from lsnb.book import StageTimer
@@ -177,6 +178,13 @@ def counts_store(tnet, net: str, replicate: int, x: np.ndarray, y: np.ndarray):
     return store
 
 
+def vis_precision(prof: Profile, options: dict | None = None) -> str:
+    """The arithmetic of a profile's visualization steps: its ``precision``, float32 for Lucid or without bfloat16."""
+    if (options or {}).get("backend") == "lucid":
+        return "float32"
+    return resolve_precision(prof.precision)
+
+
 def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, options: dict,
                 progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """The cached feature-visualization test of one partition of one network: tidy rows and images."""
@@ -186,6 +194,7 @@ def featvis_one(tnet, part, net: str, replicate: int, prof: Profile, seed: int, 
     if is_imagenet(net):
         options.setdefault("transforms", "imagenet")
         preprocess = imagenet_unit_preprocess(net)
+    options.setdefault("precision", vis_precision(prof, options))
     config = {"net": net, "weights": net_key(tnet), "replicate": replicate, "partition": part.labels,
               "partitioning": part.name, "k": part.k, "seed": seed, "n_random": n_random,
               "steps": steps, "options": settings(featvis_test, options),
@@ -213,11 +222,12 @@ def featvis_convergence(tnet, part, net: str, prof: Profile, seed: int) -> pd.Da
 
     steps = prof.featvis_steps_for(arch_of(net))
     options = {"transforms": "imagenet", "preprocess": imagenet_unit_preprocess(net)} if is_imagenet(net) else {}
+    precision = vis_precision(prof)
     config = {"net": net, "weights": net_key(tnet), "partition": part.labels, "partitioning": part.name,
-              "steps": steps, "seed": seed, "factor": 4, "n_groups": 8,
+              "steps": steps, "seed": seed, "factor": 4, "n_groups": 8, "precision": precision,
               "preprocess": f"image-classifiers {net} on 255 * image" if options else None}
     return cache.cached("featvis_convergence", config, lambda: convergence(
-        tnet.model, part, steps, factor=4, n_groups=8, seed=seed, **options))
+        tnet.model, part, steps, factor=4, n_groups=8, seed=seed, precision=precision, **options))
 
 
 def _run(test: str, nets, profile, partitionings, k, seed, imagenet_dir, imagenet_weights,

@@ -77,10 +77,13 @@ class Profile:
         architecture or network through ``arch_sizes`` (read through
         :meth:`train_examples_for`).
     precision : {"float32", "bfloat16"}
-        Arithmetic of training (:mod:`lsnb.train`): ``"bfloat16"`` trains
-        under Keras' mixed-bfloat16 policy with float32 master weights; the
-        trained nets are float32 for everything after training.  The paper
-        trained in float32 (Section 3, Appendix A.1).
+        Arithmetic where exactness is not at stake (:mod:`lsnb.precision`):
+        training (:mod:`lsnb.train`: Keras' mixed-bfloat16 policy with
+        float32 master weights; the trained nets are float32 for everything
+        after training) and the optimisation steps of feature visualizations
+        (:mod:`lsnb.featvis.engine`; the finished images are scored in
+        float32).  Lesions and graphs are float32 always.  The paper computed
+        in float32 (Section 3, Appendix A.1).
     """
 
     name: str

@@ -8,7 +8,8 @@ falls short on any of these measures its own setup instead of the paper's
 claim, and nothing in a result table shows it.  :func:`experiment_record`
 therefore lists, for each network and replicate behind a page:
 
-``network``, ``replicate``, ``data``, ``precision``, ``train_examples`` (real +
+``network``, ``replicate``, ``data``, ``precision`` (of training and of the
+visualization steps), ``train_examples`` (real +
 augmented), ``test_accuracy`` and ``paper_accuracy_band``, ``test_images``
 and ``test_per_class`` (the images the lesion tests used), ``dead_units``
 (share per layer), ``subclusters_tested`` and ``subclusters_skipped`` (by
@@ -27,6 +28,7 @@ import pandas as pd
 
 from lsnb import cache, neurons
 from lsnb.networks import net_key
+from lsnb.precision import resolve_precision
 from lsnb.paper_values import ACCURACY_BANDS
 
 #: The floor a network should pass on a stand-in dataset (not the paper's band, which is on CIFAR-10):
@@ -147,7 +149,8 @@ def record_row(study, net: str, replicate: int, tables: Sequence[pd.DataFrame] =
     tested, skipped = size_rule_counts(parts) if parts else (np.nan, np.nan)
     n_reps = len(_replicates(study, net, tables))
     row = {"network": net, "replicate": replicate, "data": f"{tnet.data.name} ({tnet.data.source})",
-           "precision": tnet.config.get("precision", "float32"),
+           "precision": f"training {tnet.config.get('precision', 'float32')}, visualization steps "
+                        f"{resolve_precision(study.profile.precision)}, lesions and scores float32",
            "train_examples": f"{real:,} real + {augmented:,} augmented", "train_real": real,
            "train_augmented": augmented, "test_accuracy": round(float(tnet.test_accuracy), 4),
            "paper_accuracy_band": "not reported" if band is None else

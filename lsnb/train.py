@@ -33,16 +33,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import keras
 import numpy as np
 
 from . import augment, cache, data as data_mod, models
+from .precision import PRECISIONS, cpu_has_bf16, dtype_policy, resolve_precision  # noqa: F401  (re-exported)
 from .profiles import Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -168,57 +167,6 @@ class _EpochBar(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.bar.close()
-
-
-#: Training precisions a profile may name (module docstring).
-PRECISIONS = ("float32", "bfloat16")
-_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-
-
-@lru_cache(maxsize=1)
-def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether the CPU computes in bfloat16 natively (``amx_bf16`` or ``avx512_bf16`` among its flags)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()}
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
-
-
-def resolve_precision(precision: str) -> str:
-    """The precision training will use for the requested one.
-
-    ``"bfloat16"`` on a CPU without bfloat16 instructions (:func:`cpu_has_bf16`)
-    falls back to ``"float32"``, with a warning: emulated bfloat16 is slower
-    than float32.
-
-    Raises
-    ------
-    ValueError
-        For a precision not in :data:`PRECISIONS`.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
-    if precision == "bfloat16" and not cpu_has_bf16():
-        log.warning("this CPU has no bfloat16 instructions (amx_bf16, avx512_bf16): training in float32")
-        return "float32"
-    return precision
-
-
-@contextmanager
-def dtype_policy(precision: str) -> Iterator[None]:
-    """Keras' global dtype policy for ``precision`` inside the block, the previous one restored after.
-
-    Keras keeps the policy per thread, so a net built or trained in another
-    thread meanwhile (a Dask worker's other task) keeps its own.
-    """
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(_POLICY[precision])
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def _seed_for(seed: int, replicate: int) -> int:

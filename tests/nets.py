@@ -125,10 +125,6 @@ def tiny_cnn() -> keras.Model:
     return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=8, n_classes=4)
 
 
-def tiny_cnn() -> keras.Model:
-    return models.small_cnn(input_shape=(12, 12, 1), channels=6, dense=8, n_classes=4)
-
-
 def bn_gap_cnn(name: str = "user_cnn") -> keras.Model:
     """A small conv net with batch norm *before* the ReLU and global average pooling (not one of the book's)."""
     inputs = keras.Input((12, 12, 1))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsnb import book, experiments as ex, networks, stats
+from lsnb import cache, book, experiments as ex, networks, stats
 from lsnb.data import Dataset
 from lsnb.lesion import lesion_test
 from lsnb.profiles import get_profile
@@ -130,6 +130,11 @@ def test_run_featvis_returns_rows_and_images(toy):
     assert len(pics) == len(table) // 2
     first = next(iter(pics.values()))
     assert first.shape == (6, 3, 3, 1) and first.min() >= 0 and first.max() <= 1
+    # the profile's precision reaches the visualization steps and their cache key
+    assert profile.precision == "bfloat16" and len(cache.entries("featvis")) == 1
+    f32, _ = ex.run_featvis(["mlp_mnist"], profile.with_(precision="float32"), ["weights/network"], seed=0)
+    assert len(cache.entries("featvis")) == 2
+    assert not np.array_equal(f32["true"].to_numpy(float), table["true"].to_numpy(float))
 
 
 def test_combined_by_k_combines_each_group_and_corrects_all_together():

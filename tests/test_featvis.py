@@ -196,3 +196,25 @@ def test_compare_backends_side_by_side():
     assert len(side) == 2 * 2 and {"true_native", "true_lucid", "percentile_lucid"} <= set(side.columns)
     assert set(summary.backend) == {"native", "lucid"} and len(summary) == 4
     assert images["lucid"][("hidden", 0)].shape == (4, 8, 8, 1)
+
+
+def test_bfloat16_steps_rank_groups_as_float32_steps_and_finished_images_are_scored_in_float32():
+    from scipy.stats import spearmanr
+
+    model = tiny_cnn()
+    rng = np.random.default_rng(3)
+    groups = [rng.choice(6, size, replace=False) for size in (1, 1, 2, 2, 3, 3, 1, 2, 3, 4, 5, 6)]
+    seeds = [(0, i) for i in range(len(groups))]
+    engine = featvis.FeatvisEngine(model)
+    f32 = engine.visualize("conv2", groups, seeds, featvis.VisConfig(steps=30), batch_size=12)
+    bf16 = engine.visualize("conv2", groups, seeds, featvis.VisConfig(steps=30, precision="bfloat16"), batch_size=12)
+    assert np.abs(bf16.images - f32.images).max() > 1e-4                 # the steps ran in another arithmetic
+    scores, entropies = engine.score("conv2", bf16.images, engine.masks("conv2", groups))
+    np.testing.assert_array_equal(bf16.scores, scores)                  # finished images scored in float32
+    np.testing.assert_array_equal(bf16.entropies, entropies)
+    assert spearmanr(f32.scores, bf16.scores)[0] > 0.9
+    np.testing.assert_allclose(bf16.scores, f32.scores, rtol=0.1)
+    with pytest.raises(ValueError, match="precision"):
+        featvis.VisConfig(precision="float16")
+    with pytest.raises(ValueError, match="Lucid"):
+        featvis.vis_measure_pair(backend="lucid", precision="bfloat16")

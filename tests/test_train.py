@@ -178,7 +178,7 @@ def test_bfloat16_training_returns_a_float32_model_in_float32s_accuracy_band(tmp
 
 def test_a_cpu_without_bfloat16_trains_in_float32_and_says_so(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(lsnb.precision, "cpu_has_bf16", lambda: False)
     caplog.set_level("WARNING", logger="lsnb.train")
     data = _small_digits()
     settings = dict(epochs=1, model_kwargs={"hidden": (16,)}, progress=False)
@@ -205,7 +205,7 @@ def test_the_global_dtype_policy_is_restored_when_training_fails(tmp_path, monke
     import keras
 
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(lsnb.precision, "cpu_has_bf16", lambda: True)
     seen = []
 
     def failing_dataset(*args, **kwargs):

@@ -34,7 +34,7 @@ def sample_subclusters(partition: Partition, n: int, seed: int = 0) -> list:
 
 def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_groups: int = 8, seed: int = 0,
                 variant: str = "paper", preprocess: Callable | None = None,
-                transforms: str | None = None) -> pd.DataFrame:
+                transforms: str | None = None, precision: str = "float32") -> pd.DataFrame:
     """Scores at ``steps`` and at ``factor * steps`` of a sample of subclusters.
 
     Parameters
@@ -49,8 +49,8 @@ def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_g
         Subclusters sampled (:func:`sample_subclusters`).
     seed : int
         Seeds the sample and the images (image ``i`` uses ``(seed, i)`` in both runs).
-    variant, transforms, preprocess
-        As in :func:`lsnb.featvis.featvis_test`.
+    variant, transforms, preprocess, precision
+        As in :func:`lsnb.featvis.featvis_test`: check the optimisation the test runs.
 
     Returns
     -------
@@ -72,7 +72,8 @@ def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_g
         index = [i for i, sub in enumerate(sample) if sub.layer == layer]
         for column, n_steps in enumerate((steps, factor * steps)):
             config = VisConfig(steps=n_steps, lr=opts["lr"], param=opts["param"], decorrelate=opts["decorrelate"],
-                               transforms=get_transforms(opts["transforms"]), objective=opts["objective"])
+                               transforms=get_transforms(opts["transforms"]), objective=opts["objective"],
+                               precision=precision)
             scores[index, column] = engine.visualize(layer, [sample[i].units for i in index],
                                                      [(seed, i) for i in index], config).scores
     rows = [{"layer": sub.layer, "cluster": sub.cluster, "size": sub.size, "score": short, "score_long": long,

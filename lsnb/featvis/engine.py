@@ -11,6 +11,12 @@ Choices (documented here once):
 
 * Optimiser: Adam (TF1 formulation, as Lucid's ``tf.train.AdamOptimizer``),
   learning rate 0.05, no regularization.
+* Precision: the optimisation steps run the network in ``config.precision``.
+  In ``"bfloat16"`` a bfloat16 copy of the network (:func:`lsnb.precision.bfloat16_copy`)
+  gives the pre-activations, cast to float32 before the objective; the image
+  parameters, their gradients and Adam's state stay float32, and the final
+  images are scored by the float32 network.  Random groups are optimised in
+  the same arithmetic as the true ones, so the comparison stays fair.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from lsnb import neurons
+from lsnb.precision import bfloat16_copy
 from lsnb.featvis.lucid import quiet_tf_logging as _quiet_tf_logging
 from lsnb.featvis.param import (Transforms, VisConfig, _apply_transforms, get_transforms, group_objective,
                                 initial_params, param_shape, softmax_entropy, to_image)
@@ -72,7 +79,8 @@ class FeatvisEngine:
         layers = neurons.neuron_layers(model)
         self.units = {l.name: l.n_units for l in layers}
         self.output_layer = [l.name for l in layers if l.is_output][-1]
-        self._prefix: dict[str, keras.Model] = {}
+        self._prefix: dict[tuple[str, str], keras.Model] = {}
+        self._bfloat16: keras.Model | None = None
         self._scorers: dict[str, keras.Model] = {}
         self._functions: dict[tuple, Callable] = {}
 
@@ -83,11 +91,16 @@ class FeatvisEngine:
     def _prep(self, x: tf.Tensor) -> tf.Tensor:
         return self.preprocess(x) if self.preprocess is not None else x
 
-    def prefix(self, layer: str) -> keras.Model:
-        """The model from the input to the pre-activation of ``layer`` (only what it needs)."""
-        if layer not in self._prefix:
-            self._prefix[layer] = neurons.preactivation_model(self.model, [layer])
-        return self._prefix[layer]
+    def prefix(self, layer: str, precision: str = "float32") -> keras.Model:
+        """The model from the input to the pre-activation of ``layer`` (only what it needs), in ``precision``."""
+        if (layer, precision) not in self._prefix:
+            model = self.model
+            if precision == "bfloat16":
+                if self._bfloat16 is None:
+                    self._bfloat16 = bfloat16_copy(self.model)
+                model = self._bfloat16
+            self._prefix[(layer, precision)] = neurons.preactivation_model(model, [layer])
+        return self._prefix[(layer, precision)]
 
     def scorer(self, layer: str) -> keras.Model:
         """The model giving the pre-activations of ``layer`` and of the output layer."""
@@ -102,7 +115,7 @@ class FeatvisEngine:
         return self._functions[key]
 
     def _build_optimizer(self, layer: str, batch: int, config: VisConfig) -> Callable:
-        prefix = self.prefix(layer)
+        prefix = self.prefix(layer, config.precision)
         shape = self.image_shape
         pshape = param_shape(config, shape)
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -110,7 +123,7 @@ class FeatvisEngine:
         def preactivation(params, moves):
             images = _apply_transforms(to_image(params, config, shape), moves, config.transforms)
             preact = prefix(self._prep(images), training=False)
-            return preact[0] if isinstance(preact, (list, tuple)) else preact
+            return tf.cast(preact[0] if isinstance(preact, (list, tuple)) else preact, tf.float32)
 
         signature = [tf.TensorSpec((batch, *pshape), tf.float32),
                      tf.TensorSpec((batch, self.units[layer]), tf.float32),
@@ -236,6 +249,7 @@ def visualize(
     decorrelate: bool = False,
     transforms: str | Transforms = "small",
     objective: str = "l1",
+    precision: str = "float32",
     batch_size: int = 64,
     preprocess: Callable | None = None,
     progress: bool = False,
@@ -247,5 +261,5 @@ def visualize(
     if seeds is None:
         seeds = [(0, i) for i in range(len(groups))]
     config = VisConfig(steps=steps, lr=lr, param=param, decorrelate=decorrelate,
-                       transforms=get_transforms(transforms), objective=objective)
+                       transforms=get_transforms(transforms), objective=objective, precision=precision)
     return FeatvisEngine(model, preprocess).visualize(layer, groups, seeds, config, batch_size, progress)

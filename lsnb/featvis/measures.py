@@ -152,8 +152,8 @@ class VisMeasure:
 
 
 #: The settings of :func:`vis_measure_pair` that shape the images (the rest of a variant chooses the groups).
-RENDER_SETTINGS = ("steps", "lr", "param", "decorrelate", "transforms", "objective", "batch_size", "backend",
-                   "preprocess")
+RENDER_SETTINGS = ("steps", "lr", "param", "decorrelate", "transforms", "objective", "precision", "batch_size",
+                   "backend", "preprocess")
 
 
 def _resolve(variant: str, **given) -> dict:
@@ -165,7 +165,7 @@ def _resolve(variant: str, **given) -> dict:
 def vis_measure_pair(variant: str = "paper", *, steps: int | None = None, lr: float | None = None,
                      param: str | None = None, decorrelate: bool | None = None,
                      transforms: str | Transforms | None = None, objective: str | None = None,
-                     batch_size: int = 40, backend: str = "native",
+                     precision: str = "float32", batch_size: int = 40, backend: str = "native",
                      preprocess: Callable | None = None) -> list[VisMeasure]:
     """``vis_score`` and ``softmax_entropy`` as configured measures sharing one :class:`Visualizer`.
 
@@ -181,6 +181,10 @@ def vis_measure_pair(variant: str = "paper", *, steps: int | None = None, lr: fl
         the ``|mean|`` objective).
     steps, lr, param, decorrelate, transforms, objective : optional
         See :class:`VisConfig`; ``None`` takes the variant's value.
+    precision : {"float32", "bfloat16"}
+        Arithmetic of the network in the optimisation steps (the paper's:
+        float32); the finished images are scored in float32 either way.
+        The Lucid backend optimises in float32 only.
     batch_size : int
         Images optimised together (the native engine).
     backend : {"native", "lucid"}
@@ -193,9 +197,12 @@ def vis_measure_pair(variant: str = "paper", *, steps: int | None = None, lr: fl
     opts = _resolve(variant, steps=steps, lr=lr, param=param, decorrelate=decorrelate, transforms=transforms,
                     objective=objective)
     if backend == "lucid":
+        if precision != "float32":
+            raise ValueError(f"the Lucid backend optimises in float32; got precision={precision!r}")
         lucid.load_lucid()  # a clear LucidUnavailableError before any work
     config = VisConfig(steps=opts["steps"], lr=opts["lr"], param=opts["param"], decorrelate=opts["decorrelate"],
-                       transforms=get_transforms(opts["transforms"]), objective=opts["objective"])
+                       transforms=get_transforms(opts["transforms"]), objective=opts["objective"],
+                       precision=precision)
     visualizer = Visualizer(config, batch_size, backend, preprocess)
     return [VisMeasure(name, visualizer) for name in MEASURES]
 
@@ -206,8 +213,8 @@ def featvis_test(model: keras.Model, groups, *, n_random: int | str = 19, seed: 
                  variant: str = "paper", steps: int | None = None,
                  lr: float | None = None, param: str | None = None, decorrelate: bool | None = None,
                  transforms: str | Transforms | None = None, objective: str | None = None,
-                 batch_size: int | None = None, backend: str | None = None, preprocess: Callable | None = None,
-                 measures: Sequence[VisMeasure] | None = None) -> pd.DataFrame:
+                 precision: str | None = None, batch_size: int | None = None, backend: str | None = None,
+                 preprocess: Callable | None = None, measures: Sequence[VisMeasure] | None = None) -> pd.DataFrame:
     """The feature-visualization test (Section 4.2): :func:`lsnb.group_test` with the two visualization measures.
 
     For each group, the true group and ``n_random`` random groups of the same
@@ -231,7 +238,7 @@ def featvis_test(model: keras.Model, groups, *, n_random: int | str = 19, seed: 
         or 3).
     variant : {"paper", "original"}
         Defaults of ``pool``, ``min_size`` and the rendering settings.
-    steps, lr, param, decorrelate, transforms, objective, batch_size, backend, preprocess
+    steps, lr, param, decorrelate, transforms, objective, precision, batch_size, backend, preprocess
         The rendering settings of :func:`vis_measure_pair` (``None``: its default).
     measures : list of VisMeasure, optional
         Measures from :func:`vis_measure_pair` to run instead of building them
@@ -247,7 +254,8 @@ def featvis_test(model: keras.Model, groups, *, n_random: int | str = 19, seed: 
     """
     render = {key: value for key, value in dict(
         steps=steps, lr=lr, param=param, decorrelate=decorrelate, transforms=transforms, objective=objective,
-        batch_size=batch_size, backend=backend, preprocess=preprocess).items() if value is not None}
+        precision=precision, batch_size=batch_size, backend=backend, preprocess=preprocess).items()
+        if value is not None}
     if measures is not None and render:
         raise ValueError(f"featvis_test takes measures= or the rendering settings, not both; got {sorted(render)}")
     measures = list(measures) if measures is not None else vis_measure_pair(variant, **render)

@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from lsnb.precision import PRECISIONS
+
 #: Lucid's default random scales and rotation angles (``transform.standard_transforms``).
 LUCID_SCALES: tuple = tuple(1 + (i - 5) / 50.0 for i in range(11))
 LUCID_ANGLES: tuple = tuple(float(a) for a in list(range(-10, 11)) + 5 * [0])
@@ -129,6 +131,9 @@ class VisConfig:
         original code: absolute value of the mean over positions).
     init_sd : float
         Standard deviation of the initial parameters.
+    precision : {"float32", "bfloat16"}
+        Arithmetic of the network in the optimisation steps (see
+        :mod:`lsnb.featvis.engine`); final images are scored in float32.
     """
 
     steps: int = 100
@@ -138,8 +143,11 @@ class VisConfig:
     transforms: Transforms = field(default_factory=lambda: TRANSFORM_PRESETS["small"])
     objective: str = "l1"
     init_sd: float = 0.01
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.steps < 0:
             raise ValueError(f"steps must be non-negative, got {self.steps}")
         if self.lr <= 0:

@@ -91,6 +91,8 @@ def visualize(net: TorchNet, layer: str, masks: np.ndarray, seeds, config: VisCo
     """
     if config.param != "pixel":
         raise ValueError(f"the torch path renders param='pixel' only, got param={config.param!r}")
+    if config.precision != "float32":
+        raise ValueError(f"the torch path optimises in float32 only, got precision={config.precision!r}")
     h, w, c = _image_shape(net)
     n_units = next((l.n_units for l in net.neuron_layers() if l.name == layer), None)
     if n_units is None:
