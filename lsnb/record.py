@@ -21,7 +21,7 @@ degrees of freedom of the effect's standard error across replicates), and
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,11 +45,25 @@ COLUMNS = ("network", "replicate", "data", "precision", "train_examples", "train
            "warnings")
 
 
-def accuracy_band(net: str, data_name: str) -> tuple[float, float] | None:
+class Band(NamedTuple):
+    """A test-accuracy band: the paper's (``high`` given) or a stand-in's floor (``high`` None)."""
+
+    low: float
+    high: float | None = None
+
+    @property
+    def source(self) -> str:
+        return "paper" if self.high is not None else "expected"
+
+    def __str__(self) -> str:
+        return f"{self.low:.3f}-{self.high:.3f}" if self.high is not None else f"≥ {self.low:.3f} (stand-in)"
+
+
+def accuracy_band(net: str, data_name: str) -> Band | None:
     """The test-accuracy band a network should reach: the paper's, or a stand-in's floor (None if unknown)."""
     if data_name in STAND_IN_ACCURACY:
-        return STAND_IN_ACCURACY[data_name], 1.0
-    return ACCURACY_BANDS.get(net)
+        return Band(STAND_IN_ACCURACY[data_name])
+    return Band(*ACCURACY_BANDS[net]) if net in ACCURACY_BANDS else None
 
 
 def dead_unit_shares(model, x: np.ndarray, batch_size: int = 250) -> dict[str, float]:
@@ -102,8 +116,9 @@ def flags(row: dict) -> list[str]:
             out.append(f"class(es) {thin} have fewer than {MIN_PER_CLASS} lesion test images")
     band, accuracy = row.get("band"), row.get("test_accuracy")
     if band is not None and accuracy is not None and accuracy < band[0]:
-        out.append(f"test accuracy {accuracy:.3f} is {100 * (band[0] - accuracy):.1f} points below the "
-                   f"{'paper' if band[1] < 1 else 'expected'} band (from {band[0]:.3f})")
+        band = Band(*band)
+        out.append(f"test accuracy {accuracy:.3f} is {100 * (band.low - accuracy):.1f} points below the "
+                   f"{band.source} band (from {band.low:.3f})")
     convergence = row.get("vis_convergence")
     if convergence is not None and not np.isnan(convergence) and convergence < CONVERGED:
         out.append(f"visualizations not converged: the score at {row.get('vis_steps')} steps is "
@@ -153,8 +168,7 @@ def record_row(study, net: str, replicate: int, tables: Sequence[pd.DataFrame] =
                         f"{resolve_precision(study.profile.precision)}, lesions and scores float32",
            "train_examples": f"{real:,} real + {augmented:,} augmented", "train_real": real,
            "train_augmented": augmented, "test_accuracy": round(float(tnet.test_accuracy), 4),
-           "paper_accuracy_band": "not reported" if band is None else
-           (f"≥ {band[0]:.3f} (stand-in)" if band[1] == 1.0 else f"{band[0]:.3f}-{band[1]:.3f}"),
+           "paper_accuracy_band": "not reported" if band is None else str(band),
            "test_images": int(len(y)), "test_per_class": _per_class_text(per_class),
            "dead_units": ", ".join(f"{k} {v:.2f}" for k, v in cached_dead_unit_shares(tnet, x).items()),
            "subclusters_tested": tested, "subclusters_skipped": skipped,

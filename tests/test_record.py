@@ -80,3 +80,12 @@ def test_pages_records_merge_into_one_row_per_network_and_replicate(tmp_path):
     assert first["pages"] == "02_lesions, 03_feature_visualization" and first["vis_convergence"] == 0.5
     assert first["warnings"] == "03_feature_visualization: visualizations not converged"
     assert merged.iloc[1]["warnings"] == "" and merged.iloc[1]["pages"] == "02_lesions"
+
+
+def test_a_stand_in_is_held_to_its_floor_and_the_paper_nets_to_the_papers_band():
+    stand_in, paper = record.accuracy_band("vgg", "mnist_rgb32"), record.accuracy_band("vgg", "cifar10")
+    assert str(stand_in) == "≥ 0.980 (stand-in)" and str(paper) == "0.828-0.866"
+    assert record.accuracy_band("resnet18", "imagenet") is None
+    below = record.flags({"band": stand_in, "test_accuracy": 0.947})
+    assert below == ["test accuracy 0.947 is 3.3 points below the expected band (from 0.980)"]
+    assert record.flags({"band": paper, "test_accuracy": 0.85}) == []
