@@ -136,7 +136,11 @@ def net_key(tnet) -> dict:
 
 
 def data_label(net: str, prof: Profile) -> str:
+    """The data a network learns from and is tested on, in words (augmentation of the embedded digits included)."""
     mnist = "MNIST (embedded 5k digits)" if prof.data_source == "embedded" else "MNIST"
+    extend = prof.train_examples_for(arch_of(net), net) if net in train.NETS else None
+    if prof.data_source == "embedded" and extend:
+        mnist = f"MNIST (embedded 5k digits; {extend:,} training examples: its training digits and seeded affine copies)"
     if is_imagenet(net):
         return "ImageNet validation images"
     if net in ("vgg", "vgg_unreg"):
