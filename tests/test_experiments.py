@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import keras
 import numpy as np
@@ -232,14 +233,16 @@ def test_stage_log_gets_one_json_line_per_stage(tmp_path, monkeypatch):
     log = tmp_path / "stages.jsonl"
     monkeypatch.setenv("LSNB_STAGE_LOG", str(log))
     timer = book.StageTimer()
+    before = time.time()
     with timer.stage("train"):
-        timer.mark(computed=False)
+        time.sleep(0.05)
     with timer.stage("lesion"):
         pass
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [line["stage"] for line in lines] == ["train", "lesion"]
-    assert lines[0]["computed"] is False and lines[1]["computed"] is None
-    assert all(line["seconds"] >= 0 for line in lines)
+    assert lines[0]["seconds"] >= 0.05 and lines[1]["seconds"] >= 0
+    # each line ends at the stage's end time, so a stage's window is [time - seconds, time]
+    assert before <= lines[0]["time"] - lines[0]["seconds"] + 0.01 and lines[0]["time"] <= lines[1]["time"] <= time.time()
 
 
 def test_study_overrides_profile_fields_and_names_unknown_ones():
