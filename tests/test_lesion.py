@@ -380,3 +380,34 @@ def test_group_test_and_partition_refuse_nan_data_and_float_labels():
         lsnb.partition(model, method="activations", k=2, x=bad)
     with pytest.raises(ValueError, match="y must hold integer class labels"):
         lsnb.partition(model, method="class_preference", x=x, y=y + 0.5)
+
+
+# ----------------------------------------------------------------------------- library noise
+_RETRACING_SCRIPT = """
+import sys
+sys.ps1 = "In : "            # what IPython, hence every notebook, sets: TensorFlow then logs to stdout
+import numpy as np
+import lsnb
+from nets import data_for, tiny_net
+for kind in ("mlp", "cnn") * 3:    # networks of two shapes in turn: TensorFlow warns of retracing
+    model = tiny_net(kind)
+    x, y = data_for(model, 40, np.random.default_rng(0))
+    lsnb.lesion_test(model, lsnb.partition(model, "weights", k=3), x, y, n_random=1, progress=False)
+print("lesions done")
+"""
+
+
+def test_tensorflow_warnings_stay_off_stdout_in_an_interactive_session(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")]),
+           "LSNB_CACHE": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", _RETRACING_SCRIPT], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == ["lesions done"]            # nothing of TensorFlow's reaches stdout ...
+    assert "triggered tf.function retracing" in run.stderr       # ... though the case does provoke its warning
