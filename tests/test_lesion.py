@@ -10,7 +10,8 @@ import scipy.stats
 
 from lsnb import controls, lesion, neurons, stats
 from lsnb.cluster import Partition
-from nets import HAND_X, HAND_Y, data_for, hand_mlp, planted_lesion_mlp, randomize_batch_norm, tiny_net
+from nets import (HAND_X, HAND_Y, conv_bn_net, data_for, hand_mlp, planted_lesion_mlp,
+                  randomize_batch_norm, tiny_net)
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -78,26 +79,14 @@ def test_original_class_range_is_the_authors_ptp():
 
 
 # ----------------------------------------------------------------------------- clean lesions
-def _conv_bn_net(channels: int) -> keras.Model:
-    inputs = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="conv1")(inputs)
-    h = keras.layers.MaxPooling2D(2, name="pool1")(h)
-    h = keras.layers.BatchNormalization(name="bn1")(h)
-    h = keras.layers.Conv2D(5, 3, padding="valid", activation="relu", name="conv2")(h)
-    h = keras.layers.BatchNormalization(name="bn2")(h)
-    h = keras.layers.Flatten(name="flatten")(h)
-    out = keras.layers.Dense(10, activation="softmax", name="logits")(h)
-    return keras.Model(inputs, out)
-
-
 def test_lesion_through_batch_norm_removes_the_unit_entirely():
     """Lesioning channel 1 equals a net built without channel 1 (BN(0) does not leak)."""
     keras.utils.set_random_seed(2)
     rng = np.random.default_rng(2)
-    full = _conv_bn_net(4)
+    full = conv_bn_net(4)
     randomize_batch_norm(full, rng)
     keep = [0, 2, 3]
-    small = _conv_bn_net(3)
+    small = conv_bn_net(3)
     k1, b1 = full.get_layer("conv1").get_weights()
     small.get_layer("conv1").set_weights([k1[..., keep], b1[keep]])
     small.get_layer("bn1").set_weights([w[keep] for w in full.get_layer("bn1").get_weights()])
