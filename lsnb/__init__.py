@@ -46,8 +46,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "book", "cache", "cluster", "controls", "correlation", "data", "departures", "exemplar", "exemplar_runs",
-    "experiments", "explore", "featvis", "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks",
-    "neurons", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
+    "experiments", "explore", "featvis", "figures", "graph", "grouping", "grouptest", "imagenet", "lesion", "models",
+    "networks", "neurons", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
 )
 _SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "group_test": "grouptest",
               "Study": "study"}
