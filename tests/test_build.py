@@ -208,6 +208,8 @@ def test_rendered_book_is_offline_with_local_mathjax(tmp_path):
     built = (site / "pages" / "built.html").read_text()
     link = re.search(r'href="([^"]*manifest\.json)"', built).group(1)
     assert json.loads((site / "pages" / link).read_text())["profile"] == "smoke"
+    chart = re.search(r'<img[^>]*src="([^"]*built_stages\.png)"', built).group(1)   # the chart, served locally
+    assert (site / "pages" / chart).is_file()
 
 
 def test_data_arrays_are_logged_with_their_sha256_and_listed_in_the_manifest(logs, monkeypatch):
