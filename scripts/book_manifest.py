@@ -294,6 +294,11 @@ def _markdown_table(header: list[str], rows: list[list]) -> str:
 STAGE_CHART = "built_stages.png"
 
 
+def _stage_totals(manifest: dict) -> dict[str, dict]:
+    """Notebook -> its ``stage_totals`` (:func:`notebook_stages`) as the manifest holds them."""
+    return {name: record.get("stage_totals") or {} for name, record in manifest["notebooks"].items()}
+
+
 def built_page(manifest: dict, chart: str | None = None) -> str:
     """The Markdown of "How this book was built", filled from ``manifest``.
 
@@ -309,10 +314,9 @@ def built_page(manifest: dict, chart: str | None = None) -> str:
              "(also at the site's root).", "",
              "## Time per notebook and stage", "",
              "Seconds each notebook spent in each stage (summed over the stage's runs), with row and column "
-             "totals; *(x s cached)*: the part of those seconds spent reading results stored by an earlier "
-             "build, the rest was computed in this one.", ""]
-    splits = {name: record.get("stage_totals") or {} for name, record in manifest["notebooks"].items()}
-    parts += [_markdown_table(*totals_table(splits)), ""]
+             "totals; *(x s cached)*: the part of those seconds spent reading stored results (cache hits); "
+             "the rest was computed in this build.", ""]
+    parts += [_markdown_table(*totals_table(_stage_totals(manifest))), ""]
     if chart:
         parts += [f"![Seconds per notebook, stacked by stage]({chart})", ""]
     parts += ["## Cost of each notebook", ""]
@@ -422,6 +426,5 @@ def write_built_page(manifest: dict, page: Path, manifest_path: Path) -> None:
     """Write ``manifest.json``, the page built from it and the page's chart of stages (next to it)."""
     Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
     Path(manifest_path).write_text(json.dumps(manifest, indent=2, default=str))
-    splits = {name: record.get("stage_totals") or {} for name, record in manifest["notebooks"].items()}
-    chart = write_stage_chart(splits, Path(page).parent / STAGE_CHART)
+    chart = write_stage_chart(_stage_totals(manifest), Path(page).parent / STAGE_CHART)
     Path(page).write_text(built_page(manifest, chart.name))
