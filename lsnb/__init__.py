@@ -13,11 +13,36 @@ adapter, :mod:`lsnb.torch`, is imported on its own (it needs PyTorch).
 """
 from __future__ import annotations
 
+import logging as _logging
 import os as _os
+import sys as _sys
 
 # before TensorFlow is first imported (by the submodules below): quiet C++ logs, oneDNN kernels on
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+class _TensorFlowLogOnStderr(_logging.Filter):
+    """Keeps TensorFlow's Python log off stdout: its stdout handlers are moved to stderr.
+
+    In an interactive shell (IPython, hence every notebook, sets ``sys.ps1``)
+    TensorFlow's logger writes to stdout, so warnings such as "5 out of the
+    last 5 calls to <function ...> triggered tf.function retracing" (every
+    network gets its own lesion and visualization functions) would print among
+    a page's results.  On stderr the book's build moves them to the notebook's
+    log.  Installed on the ``tensorflow`` logger without importing TensorFlow;
+    it acts on each record, when TensorFlow's handler exists.
+    """
+
+    def filter(self, record: _logging.LogRecord) -> bool:
+        for handler in _logging.getLogger("tensorflow").handlers:
+            if isinstance(handler, _logging.StreamHandler) and handler.stream in (_sys.stdout, _sys.__stdout__):
+                handler.setStream(_sys.stderr)
+        return True
+
+
+if not any(isinstance(f, _TensorFlowLogOnStderr) for f in _logging.getLogger("tensorflow").filters):
+    _logging.getLogger("tensorflow").addFilter(_TensorFlowLogOnStderr())
 
 __version__ = "0.1.0"
 

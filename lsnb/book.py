@@ -29,30 +29,26 @@ class StageTimer:
     """Wall-clock seconds accumulated per named stage.
 
     When ``$LSNB_STAGE_LOG`` names a file, every finished stage appends one
-    JSON line ``{"stage", "seconds", "computed", "peak_mib"}`` to it
-    (``computed`` is what the body reported through :meth:`mark`, else
-    ``null``; ``peak_mib`` the process's peak resident memory so far).
+    JSON line ``{"stage", "seconds", "time", "peak_mib"}`` to it (``time``:
+    the Unix time the stage ended, so that the cached calls of
+    ``$LSNB_CACHE_LOG`` made while it ran can be told apart into computed and
+    read-from-cache seconds; ``peak_mib``: the process's peak resident memory
+    so far).
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self._computed: bool | None = None
-
-    def mark(self, computed: bool) -> None:
-        """Record whether the running stage computed its result (False: read from the cache)."""
-        self._computed = bool(computed) if self._computed is None else (self._computed or bool(computed))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the body of a ``with`` block under ``name`` (accumulating)."""
         start = time.perf_counter()
-        self._computed = None
         try:
             yield
         finally:
             seconds = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-            _log_stage(name, seconds, self._computed)
+            _log_stage(name, seconds)
 
     def __str__(self) -> str:
         return ", ".join(f"{name}: {seconds:.1f} s" for name, seconds in self.seconds.items()) or "nothing timed"
@@ -64,11 +60,11 @@ def peak_memory_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def _log_stage(name: str, seconds: float, computed: bool | None) -> None:
+def _log_stage(name: str, seconds: float) -> None:
     path = os.environ.get("LSNB_STAGE_LOG")
     if path:
         with open(path, "a") as fh:
-            fh.write(json.dumps({"stage": name, "seconds": round(seconds, 3), "computed": computed,
+            fh.write(json.dumps({"stage": name, "seconds": round(seconds, 3), "time": time.time(),
                                  "peak_mib": round(peak_memory_mib(), 1)}) + "\n")
 
 

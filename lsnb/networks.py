@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from lsnb import data as data_mod, models, train
+from lsnb import data as data_mod, imagenet, models, train
 from lsnb.profiles import Profile, get_profile
 
 #: The pretrained ImageNet networks of the paper.
@@ -101,7 +101,7 @@ def _pretrained(net: str, weights: str | None, stamp: tuple, imagenet_dir: str, 
                 seed: int) -> train.TrainedNet:
     """A pretrained ImageNet network with its validation images (``stamp``: see :func:`_file_stamp`)."""
     model = models.imagenet_model(net, weights)
-    data = data_mod.load_imagenet(imagenet_dir, net, seed=seed, verbose=False)
+    data = imagenet.load_imagenet(imagenet_dir, net, seed=seed, verbose=False)
     data_mod.log_arrays(data, f"imagenet for {net} (folder {imagenet_dir}, seed {seed})")
     accuracy = train.accuracy(model, data.x_test, data.y_test, batch_size=64)
     config = {"net": net, "arch": net, "replicate": 0, "weights": weights_given,

@@ -3,11 +3,14 @@
 Used by ``scripts/build_book.py``.  Inputs are the JSON-lines logs every
 notebook writes while it runs (brief, interfaces 4 and 5):
 
-- ``logs/NN.stage.jsonl``: ``{"stage", "seconds", "computed": bool | null,
-  "peak_mib"}`` per finished stage (``computed`` false: read from the cache;
-  null: unknown; ``peak_mib``: the kernel's peak resident memory so far);
+- ``logs/NN.stage.jsonl``: ``{"stage", "seconds", "time", "peak_mib"}`` per
+  finished stage (``time``: when it ended; ``peak_mib``: the kernel's peak
+  resident memory so far);
 - ``logs/NN.cache.jsonl``: ``{"kind", "key", "status": "hit" | "computed",
   "seconds", "time"}`` per cached call.
+
+How much of each stage was read from the cache comes from the two logs
+together (``scripts/stage_costs.py``).
 
 A missing or empty log is read as "no records" so a notebook without stages
 still gets a row.
@@ -23,6 +26,8 @@ import subprocess
 from html.parser import HTMLParser
 from importlib import metadata
 from pathlib import Path
+
+from stage_costs import seconds_cell, stage_split, totals_table, write_stage_chart
 
 PACKAGES = ("lsnb", "tensorflow-cpu", "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "pandas",
             "matplotlib", "jupyter-book", "papermill", "itables", "plotly", "sphinx-mathjax-offline")
@@ -99,12 +104,10 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _stage_cell(records: list[dict]) -> str:
-    seconds = sum(float(r.get("seconds") or 0.0) for r in records)
-    flags = {r.get("computed") for r in records}
-    label = "computed" if flags == {True} else "cached" if flags == {False} else \
-        "mixed" if {True, False} <= flags else ""  # the stage did not say
-    return f"{seconds:.1f} s {label}".rstrip()
+def notebook_stages(logs: Path, name: str) -> dict[str, dict[str, float | None]]:
+    """Stage -> ``{"seconds", "cached_s"}`` of one notebook, from its stage and cache logs."""
+    return stage_split(read_jsonl(Path(logs) / f"{name}.stage.jsonl"),
+                       read_jsonl(Path(logs) / f"{name}.cache.jsonl"))
 
 
 FLOOR_KINDS = ("lesion", "featvis")
@@ -139,17 +142,15 @@ def floor_shares(logs: Path, names: list[str], cache_root: Path, rate: float) ->
 
 
 def cost_rows(logs: Path, names: list[str], shares: dict | None = None) -> dict[str, dict[str, str]]:
-    """Notebook -> stage -> ``"12.3 s computed"`` / ``"0.1 s cached"``, plus cache hit counts.
+    """Notebook -> stage -> ``"12.3 s"`` / ``"12.3 s (0.1 s cached)"``, plus cache hit counts.
 
     With ``shares`` (:func:`floor_shares`) each row also gets the FLOP-floor
     share of its computed lesion and visualization entries.
     """
     rows = {}
     for name in names:
-        stages: dict[str, list[dict]] = {}
-        for record in read_jsonl(Path(logs) / f"{name}.stage.jsonl"):
-            stages.setdefault(str(record.get("stage")), []).append(record)
-        row = {stage: _stage_cell(records) for stage, records in stages.items()}
+        row = {stage: seconds_cell(split["seconds"], split["cached_s"])
+               for stage, split in notebook_stages(logs, name).items()}
         cache = [r for r in read_jsonl(Path(logs) / f"{name}.cache.jsonl") if r.get("kind") != "data"]
         hits = sum(r.get("status") == "hit" for r in cache)
         row["cache"] = f"{hits} hit / {len(cache) - hits} computed"
@@ -259,6 +260,7 @@ def notebook_record(logs: Path, name: str, seconds: float | None) -> dict:
     data = [r for r in records if r.get("kind") == "data"]
     return {"seconds": seconds, "peak_mib": peak_mib(logs, name),
             "stages": read_jsonl(Path(logs) / f"{name}.stage.jsonl"),
+            "stage_totals": notebook_stages(logs, name),
             "cache": [{k: r.get(k) for k in ("kind", "key", "status", "seconds")} for r in cache],
             "computed": sum(r.get("status") == "computed" for r in cache),
             "hits": sum(r.get("status") == "hit" for r in cache),
@@ -289,8 +291,20 @@ def _markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def built_page(manifest: dict) -> str:
-    """The Markdown of "How this book was built", filled from ``manifest``."""
+STAGE_CHART = "built_stages.png"
+
+
+def _stage_totals(manifest: dict) -> dict[str, dict]:
+    """Notebook -> its ``stage_totals`` (:func:`notebook_stages`) as the manifest holds them."""
+    return {name: record.get("stage_totals") or {} for name, record in manifest["notebooks"].items()}
+
+
+def built_page(manifest: dict, chart: str | None = None) -> str:
+    """The Markdown of "How this book was built", filled from ``manifest``.
+
+    ``chart``: the file name (next to the page) of the stacked bar chart of
+    :func:`stage_costs.write_stage_chart`, shown under the table of stages.
+    """
     git = manifest["git"]
     commit = f"`{git['commit']}`" + (" (with uncommitted changes)" if git.get("dirty") else "") \
         if git.get("commit") else "not a git checkout"
@@ -298,21 +312,24 @@ def built_page(manifest: dict) -> str:
              f"Built {manifest['built']} from commit {commit}, profile `{manifest['profile']}`. "
              "The same record, machine-readable: {download}`manifest.json <manifest.json>` "
              "(also at the site's root).", "",
-             "## Cost of each notebook", "",
-             "Seconds per stage, and whether the result was computed in this build or read from the cache.", ""]
+             "## Time per notebook and stage", "",
+             "Seconds each notebook spent in each stage (summed over the stage's runs), with row and column "
+             "totals; *(x s cached)*: the part of those seconds spent reading stored results (cache hits); "
+             "the rest was computed in this build.", ""]
+    parts += [_markdown_table(*totals_table(_stage_totals(manifest))), ""]
+    if chart:
+        parts += [f"![Seconds per notebook, stacked by stage]({chart})", ""]
+    parts += ["## Cost of each notebook", ""]
     rows = []
     for name, record in manifest["notebooks"].items():
-        stages = ", ".join(f"{s.get('stage')}: {float(s.get('seconds') or 0):.1f} s"
-                           + {True: " (computed)", False: " (cached)"}.get(s.get("computed"), "")
-                           for s in record["stages"]) or "-"
         seconds = f"{record['seconds']:.1f}" if record["seconds"] is not None else "-"
         peak = f"{record['peak_mib']:.0f}" if record.get("peak_mib") is not None else "-"
         share = (manifest.get("floor_shares") or {}).get(name, {})
         floor = ", ".join(f"{kind} {100 * v:.0f} %" for kind, v in share.items()) or "-"
-        rows.append([name, seconds, peak, stages, record["computed"], record["hits"], floor])
+        rows.append([name, seconds, peak, record["computed"], record["hits"], floor])
     total = sum(r["seconds"] or 0 for r in manifest["notebooks"].values())
     peaks = [r["peak_mib"] for r in manifest["notebooks"].values() if r.get("peak_mib") is not None]
-    parts += [_markdown_table(["notebook", "seconds", "peak memory (MiB)", "stages", "computed", "cache hits",
+    parts += [_markdown_table(["notebook", "seconds", "peak memory (MiB)", "computed", "cache hits",
                                "FLOP-floor share"], rows), "",
               "*FLOP-floor share*: of the lesion and visualization results computed in this build, the time "
               "their useful FLOPs take at this machine's matmul rate"
@@ -406,7 +423,8 @@ def design_section(ledger: dict | None) -> list[str]:
 
 
 def write_built_page(manifest: dict, page: Path, manifest_path: Path) -> None:
-    """Write ``manifest.json`` and the page built from it."""
+    """Write ``manifest.json``, the page built from it and the page's chart of stages (next to it)."""
     Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
     Path(manifest_path).write_text(json.dumps(manifest, indent=2, default=str))
-    Path(page).write_text(built_page(manifest))
+    chart = write_stage_chart(_stage_totals(manifest), Path(page).parent / STAGE_CHART)
+    Path(page).write_text(built_page(manifest, chart.name))

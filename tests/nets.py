@@ -5,6 +5,9 @@
 * :func:`planted_lesion_mlp`: only units 0-3 of ``dense1`` reach the output.
 * :func:`planted_featvis_mlp`: units 0-3 of ``hidden`` all read the top-left quadrant.
 * :func:`tiny_cnn`: a small CNN on 12 x 12 images.
+* Layouts for one test file each: :func:`dropout_mlp`, :func:`two_conv_cnn`, :func:`residual_cnn`,
+  :func:`three_conv_net`, :func:`conv_bn_net`, :func:`linear_hidden_mlp`, :func:`class_detector_mlp`,
+  :func:`disjoint_output_net`, :func:`dense_4_to_3`, :func:`toy_trained_net`.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import keras
 import numpy as np
 
 from lsnb import models
+from lsnb.data import Dataset
+from lsnb.train import TrainedNet
 
 
 def hand_mlp() -> keras.Model:
@@ -313,3 +318,133 @@ def torch_resnet18(n_classes: int = 10):
             return self.fc(torch.flatten(self.avgpool(x), 1))
 
     return ResNet18().eval()
+
+
+def dropout_mlp() -> keras.Model:
+    """2 x 3 images -> dense1 (4) -> dropout -> dense2 (3) -> 2 classes."""
+    inputs = keras.Input((2, 3, 1), name="image")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = keras.layers.Dense(4, activation="relu", name="dense1")(x)
+    x = keras.layers.Dropout(0.5, name="drop")(x)
+    x = keras.layers.Dense(3, activation="relu", name="dense2")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name="logits")(x)
+    return keras.Model(inputs, outputs)
+
+
+def two_conv_cnn(bn: str | None = None) -> keras.Model:
+    """conv_a (2 channels) -> [bn] -> pool -> conv_b (3 channels) -> dense head."""
+    inputs = keras.Input((6, 6, 1), name="image")
+    act = None if bn == "before_relu" else "relu"
+    x = keras.layers.Conv2D(2, 3, padding="same", activation=act, name="conv_a")(inputs)
+    if bn == "before_relu":
+        x = keras.layers.BatchNormalization(name="bn")(x)
+        x = keras.layers.ReLU(name="relu")(x)
+    elif bn == "after_relu":
+        x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(3, 2, padding="valid", activation="relu", name="conv_b")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name="logits")(x)
+    return keras.Model(inputs, outputs)
+
+
+def residual_cnn() -> keras.Model:
+    """conv_a -> conv_b -> conv_c, added back to conv_a, -> ReLU -> conv_d -> pooled head."""
+    inputs = keras.Input((5, 5, 1), name="image")
+    a = keras.layers.Conv2D(2, 1, activation="relu", name="conv_a")(inputs)
+    b = keras.layers.Conv2D(2, 1, activation="relu", name="conv_b")(a)
+    c = keras.layers.Conv2D(2, 1, name="conv_c")(b)
+    s = keras.layers.Add(name="add")([a, c])
+    s = keras.layers.Activation("relu", name="relu")(s)
+    d = keras.layers.Conv2D(3, 1, activation="relu", name="conv_d")(s)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(d)
+    outputs = keras.layers.Dense(2, activation="softmax", name="logits")(x)
+    return keras.Model(inputs, outputs)
+
+
+def three_conv_net() -> keras.Model:
+    """conv0 -> conv_a -> ReLU -> BN -> conv_b."""
+    inputs = keras.Input((5, 5, 1), name="image")
+    x = keras.layers.Conv2D(2, 1, activation="relu", name="conv0")(inputs)
+    x = keras.layers.Conv2D(2, 1, activation="relu", name="conv_a")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(3, 1, name="conv_b")(x)
+    outputs = keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, outputs)
+
+
+def conv_bn_net(channels: int) -> keras.Model:
+    """conv1 -> pool -> batch norm -> conv2 -> batch norm -> 10 classes, on 8 x 8 images."""
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="conv1")(inputs)
+    h = keras.layers.MaxPooling2D(2, name="pool1")(h)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.Conv2D(5, 3, padding="valid", activation="relu", name="conv2")(h)
+    h = keras.layers.BatchNormalization(name="bn2")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    out = keras.layers.Dense(10, activation="softmax", name="logits")(h)
+    return keras.Model(inputs, out)
+
+
+def linear_hidden_mlp(weights: np.ndarray) -> keras.Model:
+    """2 x 2 images -> ReLU units with the given weights (no bias) -> 2 softmax classes."""
+    inputs = keras.Input((2, 2, 1))
+    x = keras.layers.Flatten()(inputs)
+    out = keras.layers.Dense(weights.shape[1], activation="relu", name="hidden", use_bias=False)(x)
+    out = keras.layers.Dense(2, activation="softmax", name="logits")(out)
+    model = keras.Model(inputs, out)
+    model.get_layer("hidden").set_weights([weights.astype(np.float32)])
+    return model
+
+
+def class_detector_mlp() -> keras.Model:
+    """10 inputs -> 20 ReLU units, each reading one input: units 0-3 read class 0, unit u >= 4 reads class u % 10.
+
+    Units 20-23 of a second layer are dead (zero weights): every image excites them equally.
+    """
+    inputs = keras.Input((10,))
+    h = keras.layers.Dense(20, activation="relu", name="detect")(inputs)
+    d = keras.layers.Dense(24, activation="relu", name="after")(h)
+    out = keras.layers.Dense(10, name="logits")(d)
+    model = keras.Model(inputs, out)
+    reads = np.r_[np.zeros(4, int), np.arange(4, 20) % 10]
+    w = np.zeros((10, 20), np.float32)
+    w[reads, np.arange(20)] = 1.0
+    model.get_layer("detect").set_weights([w, np.zeros(20, np.float32)])
+    w2 = np.random.default_rng(0).normal(size=(20, 24)).astype(np.float32)
+    w2[:, 20:] = 0.0
+    model.get_layer("after").set_weights([w2, np.zeros(24, np.float32)])
+    return model
+
+
+def disjoint_output_net(rng) -> keras.Model:
+    """10 inputs -> 12 ReLU hidden units -> 6 logits; hidden group g (4 units) feeds only outputs 2g, 2g+1."""
+    inputs = keras.Input((10,), name="x")
+    hidden = keras.layers.Dense(12, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(6, activation="softmax", name="out")(hidden))
+    model.get_layer("hidden").set_weights([rng.normal(size=(10, 12)).astype("float32"), np.zeros(12, "float32")])
+    w2 = rng.uniform(0.5, 1.5, (12, 6)) * (planted_groups(12, 3)[:, None] == planted_groups(6, 3)[None, :])
+    model.get_layer("out").set_weights([w2.astype("float32"), np.zeros(6, "float32")])
+    return model
+
+
+def dense_4_to_3() -> keras.Model:
+    """4 inputs -> 3 linear outputs (no hidden layer)."""
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(3)(inputs))
+
+
+def toy_trained_net(seed: int = 0) -> TrainedNet:
+    """A random 9 -> 12 -> 12 -> 3 MLP on random 3 x 3 images labelled by their brightest of 3 pixels."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((3, 3, 1))
+    h = keras.layers.Flatten(name="flatten")(inputs)
+    h = keras.layers.Dense(12, activation="relu", name="dense1")(h)
+    h = keras.layers.Dense(12, activation="relu", name="dense2")(h)
+    outputs = keras.layers.Dense(3, activation="softmax", name="logits")(h)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(seed)
+    x = rng.random((240, 3, 3, 1)).astype(np.float32)
+    y = np.argmax(x.reshape(240, -1)[:, :3], axis=1).astype(np.int64)
+    data = Dataset(x[:150], y[:150], x[150:], y[150:], "toy", "test", n_classes=3)
+    return TrainedNet(model, data, 0.5, {"net": "toy", "arch": "toy", "replicate": 0, "seed": seed}, 0.0, True)

@@ -81,29 +81,83 @@ def test_notebook_environment_names_its_own_logs():
 
 @pytest.fixture
 def logs(tmp_path):
+    # stage windows [time - seconds, time]: train [100, 110] and [117.5, 120], lesion [126, 130],
+    # correlation [138.7, 140]; cache hits [117, 118] (half inside train) and [126, 127] (inside lesion)
     _write_jsonl(tmp_path / "02_lesions.stage.jsonl",
-                 [{"stage": "train", "seconds": 10.0, "computed": True},
-                  {"stage": "train", "seconds": 2.5, "computed": True},
-                  {"stage": "lesion", "seconds": 0.2, "computed": False, "peak_mib": 812.4},
-                  {"stage": "correlation", "seconds": 1.3, "computed": None, "peak_mib": 1500.0}])
+                 [{"stage": "train", "seconds": 10.0, "time": 110.0},
+                  {"stage": "train", "seconds": 2.5, "time": 120.0},
+                  {"stage": "lesion", "seconds": 4.0, "time": 130.0, "peak_mib": 812.4},
+                  {"stage": "correlation", "seconds": 1.3, "time": 140.0, "peak_mib": 1500.0}])
     _write_jsonl(tmp_path / "02_lesions.cache.jsonl",
-                 [{"kind": "model", "key": "ab12", "status": "computed", "seconds": 10.0, "time": 1.0},
-                  {"kind": "lesion", "key": "cd34", "status": "hit", "seconds": 0.1, "time": 2.0},
-                  {"kind": "lesion", "key": "ef56", "status": "hit", "seconds": 0.1, "time": 3.0}])
+                 [{"kind": "model", "key": "ab12", "status": "computed", "seconds": 10.0, "time": 110.0},
+                  {"kind": "lesion", "key": "cd34", "status": "hit", "seconds": 1.0, "time": 127.0},
+                  {"kind": "model", "key": "ef56", "status": "hit", "seconds": 1.0, "time": 118.0}])
     (tmp_path / "01_halves.stage.jsonl").write_text("\n")
     return tmp_path
 
 
 def test_cost_table_by_hand(logs):
     rows = book_manifest.cost_rows(logs, ["01_halves", "02_lesions"])
-    assert rows["02_lesions"] == {"train": "12.5 s computed", "lesion": "0.2 s cached", "correlation": "1.3 s",
+    assert rows["02_lesions"] == {"train": "12.5 s (0.5 s cached)", "lesion": "4.0 s (1.0 s cached)",
+                                  "correlation": "1.3 s",
                                   "cache": "2 hit / 1 computed", "peak memory": "1500 MiB"}
     assert rows["01_halves"] == {"cache": "0 hit / 0 computed", "peak memory": "-"}
     text = book_manifest.cost_table(logs, ["01_halves", "02_lesions"])
     header, first, second = text.splitlines()[1:]
     assert header.split() == ["notebook", "train", "lesion", "correlation", "cache", "peak", "memory"]
     assert first.split()[:4] == ["01_halves", "-", "-", "-"]
-    assert "12.5 s computed" in second and "0.2 s cached" in second
+    assert "12.5 s (0.5 s cached)" in second and "4.0 s (1.0 s cached)" in second
+
+
+def test_covered_seconds_counts_overlapping_hits_once_within_the_window():
+    from stage_costs import covered_seconds
+
+    assert covered_seconds([(1.0, 3.0), (2.0, 4.0), (6.0, 7.0)], (0.0, 10.0)) == 4.0
+    assert covered_seconds([(1.0, 3.0), (2.0, 4.0), (6.0, 7.0)], (2.5, 6.5)) == 2.0
+    assert covered_seconds([(1.0, 5.0), (2.0, 3.0)], (0.0, 10.0)) == 4.0       # a hit inside another
+    assert covered_seconds([], (0.0, 1.0)) == 0.0
+
+
+def test_stage_split_from_a_synthetic_cache_log(logs):
+    # 04_k: train [47, 50] with hits [47, 49] and [48, 50] (3 s covered, not 4); featvis [54, 60] with a hit
+    # [59.5, 61] (0.5 s inside) and a computed entry [54, 59] (not cached); a stage line without a time
+    _write_jsonl(logs / "04_k.stage.jsonl", [{"stage": "train", "seconds": 3.0, "time": 50.0},
+                                             {"stage": "featvis", "seconds": 6.0, "time": 60.0}])
+    _write_jsonl(logs / "04_k.cache.jsonl",
+                 [{"kind": "model", "key": "a", "status": "hit", "seconds": 2.0, "time": 49.0},
+                  {"kind": "model", "key": "b", "status": "hit", "seconds": 2.0, "time": 50.0},
+                  {"kind": "featvis", "key": "c", "status": "computed", "seconds": 5.0, "time": 59.0},
+                  {"kind": "featvis", "key": "d", "status": "hit", "seconds": 1.5, "time": 61.0}])
+    assert book_manifest.notebook_stages(logs, "04_k") == {"train": {"seconds": 3.0, "cached_s": 3.0},
+                                                           "featvis": {"seconds": 6.0, "cached_s": 0.5}}
+    from stage_costs import stage_split
+
+    old = stage_split([{"stage": "lesion", "seconds": 2.0}, {"stage": "lesion", "seconds": 1.0, "time": 5.0}], [])
+    assert old == {"lesion": {"seconds": 3.0, "cached_s": None}}
+
+
+def test_notebook_by_stage_totals_by_hand(logs):
+    from stage_costs import totals_table
+
+    _write_jsonl(logs / "04_k.stage.jsonl", [{"stage": "train", "seconds": 3.0, "time": 50.0},
+                                             {"stage": "featvis", "seconds": 6.0, "time": 60.0}])
+    _write_jsonl(logs / "04_k.cache.jsonl",
+                 [{"kind": "model", "key": "a", "status": "hit", "seconds": 2.0, "time": 49.0},
+                  {"kind": "model", "key": "b", "status": "hit", "seconds": 2.0, "time": 50.0},
+                  {"kind": "featvis", "key": "d", "status": "hit", "seconds": 1.5, "time": 61.0}])
+    names = ["01_halves", "02_lesions", "04_k"]
+    header, rows = totals_table({name: book_manifest.notebook_stages(logs, name) for name in names})
+    assert header == ["notebook", "train", "lesion", "correlation", "featvis", "total"]
+    assert rows == [
+        ["01_halves", "-", "-", "-", "-", "0.0 s"],
+        ["02_lesions", "12.5 s (0.5 s cached)", "4.0 s (1.0 s cached)", "1.3 s", "-", "17.8 s (1.5 s cached)"],
+        ["04_k", "3.0 s (3.0 s cached)", "-", "-", "6.0 s (0.5 s cached)", "9.0 s (3.5 s cached)"],
+        ["**total**", "15.5 s (3.5 s cached)", "4.0 s (1.0 s cached)", "1.3 s", "6.0 s (0.5 s cached)",
+         "26.8 s (5.0 s cached)"]]
+    manifest = book_manifest.build_manifest(ROOT, logs, names, {"profile": "smoke"}, {})
+    page = book_manifest.built_page(manifest)
+    assert "| **total** | 15.5 s (3.5 s cached) | 4.0 s (1.0 s cached) | 1.3 s | 6.0 s (0.5 s cached) | " \
+           "26.8 s (5.0 s cached) |" in page
 
 
 def test_manifest_and_built_page(logs):
@@ -121,8 +175,11 @@ def test_manifest_and_built_page(logs):
     assert json.loads(path.read_text())["notebooks"]["02_lesions"]["hits"] == 2
     text = page.read_text()
     assert text.startswith("# How this book was built")
-    assert "train: 10.0 s (computed)" in text and "lesion: 0.2 s (cached)" in text
-    assert "lesion: 0.2 s (cached), correlation: 1.3 s |" in text  # a stage that did not say: no label
+    assert record["stage_totals"]["lesion"] == {"seconds": 4.0, "cached_s": 1.0}
+    assert "| 02_lesions | 12.5 s (0.5 s cached) | 4.0 s (1.0 s cached) | 1.3 s | 17.8 s (1.5 s cached) |" in text
+    assert "![Seconds per notebook, stacked by stage](built_stages.png)" in text
+    assert (logs / "built_stages.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "train: 10.0 s" not in text                     # no stage listed run by run
     assert "| 02_lesions | lesion | `cd34` | hit |" in text
     assert "| 02_lesions | 14.0 | 1500 |" in text and "peak memory of any notebook 1500 MiB" in text
     assert "What this design cuts" not in text   # no ledger given
@@ -151,6 +208,8 @@ def test_rendered_book_is_offline_with_local_mathjax(tmp_path):
     built = (site / "pages" / "built.html").read_text()
     link = re.search(r'href="([^"]*manifest\.json)"', built).group(1)
     assert json.loads((site / "pages" / link).read_text())["profile"] == "smoke"
+    chart = re.search(r'<img[^>]*src="([^"]*built_stages\.png)"', built).group(1)   # the chart, served locally
+    assert (site / "pages" / chart).is_file()
 
 
 def test_data_arrays_are_logged_with_their_sha256_and_listed_in_the_manifest(logs, monkeypatch):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lsnb import cache, cli
+from nets import dense_4_to_3
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,20 +88,13 @@ def test_run_stops_before_any_work_when_data_is_missing(tmp_path, monkeypatch, c
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     ran = []
     monkeypatch.setattr(jobs, "run_jobs", lambda graph, **kw: ran.append([j.key for j in graph]) or {})
-    monkeypatch.setattr(bookjobs, "_untrained", lambda net, prof: _tiny_model())
+    monkeypatch.setattr(bookjobs, "_untrained", lambda net, prof: dense_4_to_3())
     assert cli.main(["run", "05", "--profile", "paper"]) == 3
     out = capsys.readouterr().out
     assert "missing: CIFAR-10" in out and "nothing was run" in out and ran == []
     assert cli.main(["run", "02", "--profile", "paper", "--allow-missing"]) == 0
     assert ran and not any("vgg" in key for key in ran[0]) and any("mlp_mnist" in key for key in ran[0])
     assert "left out for missing data: vgg, vgg_unreg" in capsys.readouterr().out
-
-
-def _tiny_model():
-    import keras
-
-    inputs = keras.Input((4,))
-    return keras.Model(inputs, keras.layers.Dense(3)(inputs))
 
 
 def test_run_passes_notebook_parameters_to_the_chapter_jobs(tmp_path, monkeypatch, capsys):

@@ -1,7 +1,6 @@
 """Tests of lsnb.correlation: Spearman pictures, sign alignment, subcluster grids."""
 from __future__ import annotations
 
-import keras
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,6 +11,7 @@ from scipy.stats import spearmanr
 
 from lsnb import correlation
 from lsnb.cluster import Partition
+from nets import linear_hidden_mlp
 
 
 def test_spearman_matrix_matches_scipy_and_zeroes_constants():
@@ -27,22 +27,12 @@ def test_spearman_matrix_matches_scipy_and_zeroes_constants():
     assert np.all(got[:, 2] == 0.0)  # constant column: 0, not NaN
 
 
-def _linear_model(weights: np.ndarray) -> keras.Model:
-    inputs = keras.Input((2, 2, 1))
-    x = keras.layers.Flatten()(inputs)
-    out = keras.layers.Dense(weights.shape[1], activation="relu", name="hidden", use_bias=False)(x)
-    out = keras.layers.Dense(2, activation="softmax", name="logits")(out)
-    model = keras.Model(inputs, out)
-    model.get_layer("hidden").set_weights([weights.astype(np.float32)])
-    return model
-
-
 def test_pixel_correlations_of_planted_units():
     # unit 0 reads pixel (0, 0); unit 1 is minus pixel (1, 1); unit 2 is dead (all zero weights)
     w = np.zeros((4, 3))
     w[0, 0] = 1.0
     w[3, 1] = -2.0
-    model = _linear_model(w)
+    model = linear_hidden_mlp(w)
     rng = np.random.default_rng(1)
     x = rng.uniform(size=(50, 2, 2, 1)).astype(np.float32)
     x[:, 0, 1, 0] = 0.3  # a constant pixel

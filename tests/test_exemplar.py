@@ -1,35 +1,15 @@
 """Tests of lsnb.exemplar: the exemplar-entropy measure on planted class detectors."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
 
 import lsnb
 from lsnb import exemplar
+from nets import class_detector_mlp
 
 N_CLASSES, PER_CLASS = 10, 80
-
-
-def class_detector_mlp() -> keras.Model:
-    """10 inputs -> 20 ReLU units, each reading one input: units 0-3 read class 0, unit u >= 4 reads class u % 10.
-
-    Units 20-23 of a second layer are dead (zero weights): every image excites them equally.
-    """
-    inputs = keras.Input((N_CLASSES,))
-    h = keras.layers.Dense(20, activation="relu", name="detect")(inputs)
-    d = keras.layers.Dense(24, activation="relu", name="after")(h)
-    out = keras.layers.Dense(N_CLASSES, name="logits")(d)
-    model = keras.Model(inputs, out)
-    reads = np.r_[np.zeros(4, int), np.arange(4, 20) % N_CLASSES]
-    w = np.zeros((N_CLASSES, 20), np.float32)
-    w[reads, np.arange(20)] = 1.0
-    model.get_layer("detect").set_weights([w, np.zeros(20, np.float32)])
-    w2 = np.random.default_rng(0).normal(size=(20, 24)).astype(np.float32)
-    w2[:, 20:] = 0.0
-    model.get_layer("after").set_weights([w2, np.zeros(24, np.float32)])
-    return model
 
 
 @pytest.fixture(scope="module")

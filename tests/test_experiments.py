@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,27 +14,13 @@ from lsnb.data import Dataset
 from lsnb.lesion import lesion_test
 from lsnb.profiles import get_profile
 from lsnb.train import TrainedNet
-
-
-def _tiny_net(seed: int = 0) -> TrainedNet:
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((3, 3, 1))
-    h = keras.layers.Flatten(name="flatten")(inputs)
-    h = keras.layers.Dense(12, activation="relu", name="dense1")(h)
-    h = keras.layers.Dense(12, activation="relu", name="dense2")(h)
-    outputs = keras.layers.Dense(3, activation="softmax", name="logits")(h)
-    model = keras.Model(inputs, outputs)
-    rng = np.random.default_rng(seed)
-    x = rng.random((240, 3, 3, 1)).astype(np.float32)
-    y = np.argmax(x.reshape(240, -1)[:, :3], axis=1).astype(np.int64)
-    data = Dataset(x[:150], y[:150], x[150:], y[150:], "toy", "test", n_classes=3)
-    return TrainedNet(model, data, 0.5, {"net": "toy", "arch": "toy", "replicate": 0, "seed": seed}, 0.0, True)
+from nets import toy_trained_net
 
 
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
-    net = _tiny_net()
+    net = toy_trained_net()
     for module in (ex, book, networks):
         monkeypatch.setattr(module, "network", lambda *args, **kwargs: net)
     profile = get_profile("smoke").with_(n_replicates=1, n_test=None, n_random=5, n_activation_samples=150,
@@ -237,14 +223,16 @@ def test_stage_log_gets_one_json_line_per_stage(tmp_path, monkeypatch):
     log = tmp_path / "stages.jsonl"
     monkeypatch.setenv("LSNB_STAGE_LOG", str(log))
     timer = book.StageTimer()
+    before = time.time()
     with timer.stage("train"):
-        timer.mark(computed=False)
+        time.sleep(0.05)
     with timer.stage("lesion"):
         pass
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [line["stage"] for line in lines] == ["train", "lesion"]
-    assert lines[0]["computed"] is False and lines[1]["computed"] is None
-    assert all(line["seconds"] >= 0 for line in lines)
+    assert lines[0]["seconds"] >= 0.05 and lines[1]["seconds"] >= 0
+    # each line ends at the stage's end time, so a stage's window is [time - seconds, time]
+    assert before <= lines[0]["time"] - lines[0]["seconds"] + 0.01 and lines[0]["time"] <= lines[1]["time"] <= time.time()
 
 
 def test_study_overrides_profile_fields_and_names_unknown_ones():

@@ -14,16 +14,7 @@ from lsnb.graph import (
     unit_activations,
     weight_graph,
 )
-
-
-def _tiny_mlp() -> keras.Model:
-    inputs = keras.Input((2, 3, 1), name="image")
-    x = keras.layers.Flatten(name="flatten")(inputs)
-    x = keras.layers.Dense(4, activation="relu", name="dense1")(x)
-    x = keras.layers.Dropout(0.5, name="drop")(x)
-    x = keras.layers.Dense(3, activation="relu", name="dense2")(x)
-    outputs = keras.layers.Dense(2, activation="softmax", name="logits")(x)
-    return keras.Model(inputs, outputs)
+from nets import dropout_mlp, residual_cnn, three_conv_net, two_conv_cnn
 
 
 def _block(graph, a: str, b: str) -> np.ndarray:
@@ -31,7 +22,7 @@ def _block(graph, a: str, b: str) -> np.ndarray:
 
 
 def test_mlp_nodes_include_inputs_and_outputs_and_edges_are_abs_weights():
-    model = _tiny_mlp()
+    model = dropout_mlp()
     rng = np.random.default_rng(0)
     for name in ("dense1", "dense2", "logits"):
         layer = model.get_layer(name)
@@ -56,25 +47,8 @@ def test_mlp_nodes_include_inputs_and_outputs_and_edges_are_abs_weights():
                            "dense2": ["dense1", "logits"], "logits": ["dense2"]}
 
 
-def _tiny_cnn(bn: str | None = None) -> keras.Model:
-    """conv_a (2 channels) -> [bn] -> pool -> conv_b (3 channels) -> dense head."""
-    inputs = keras.Input((6, 6, 1), name="image")
-    act = None if bn == "before_relu" else "relu"
-    x = keras.layers.Conv2D(2, 3, padding="same", activation=act, name="conv_a")(inputs)
-    if bn == "before_relu":
-        x = keras.layers.BatchNormalization(name="bn")(x)
-        x = keras.layers.ReLU(name="relu")(x)
-    elif bn == "after_relu":
-        x = keras.layers.BatchNormalization(name="bn")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(3, 2, padding="valid", activation="relu", name="conv_b")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    outputs = keras.layers.Dense(2, activation="softmax", name="logits")(x)
-    return keras.Model(inputs, outputs)
-
-
 def test_conv_edges_are_l1_norms_of_kernel_slices():
-    model = _tiny_cnn()
+    model = two_conv_cnn()
     kernel = np.arange(2 * 2 * 2 * 3, dtype="float32").reshape(2, 2, 2, 3) - 11.0
     conv_b = model.get_layer("conv_b")
     conv_b.set_weights([kernel, conv_b.get_weights()[1]])
@@ -89,7 +63,7 @@ def test_conv_edges_are_l1_norms_of_kernel_slices():
 
 
 def test_conv_edges_hand_value():
-    model = _tiny_cnn()
+    model = two_conv_cnn()
     kernel = np.zeros((2, 2, 2, 3), dtype="float32")
     kernel[:, :, 1, 2] = [[1.0, -2.0], [0.5, -0.25]]
     conv_b = model.get_layer("conv_b")
@@ -101,7 +75,7 @@ def test_conv_edges_hand_value():
 
 @pytest.mark.parametrize("where", ["before_relu", "after_relu"])
 def test_batchnorm_is_folded_into_edges(where):
-    model = _tiny_cnn(bn=where)
+    model = two_conv_cnn(bn=where)
     plain = _block(weight_graph(model, fold_batchnorm=False), "conv_a", "conv_b")
     bn = model.get_layer("bn")
     gamma = np.array([2.0, -0.5], dtype="float32")
@@ -130,21 +104,8 @@ def test_dense_batchnorm_folds_per_unit():
     np.testing.assert_allclose(_block(g, "h", "out"), w * np.array([[3 / np.sqrt(1 + eps)], [1 / np.sqrt(4 + eps)]]), rtol=1e-6)
 
 
-def _residual() -> keras.Model:
-    inputs = keras.Input((5, 5, 1), name="image")
-    a = keras.layers.Conv2D(2, 1, activation="relu", name="conv_a")(inputs)
-    b = keras.layers.Conv2D(2, 1, activation="relu", name="conv_b")(a)
-    c = keras.layers.Conv2D(2, 1, name="conv_c")(b)
-    s = keras.layers.Add(name="add")([a, c])
-    s = keras.layers.Activation("relu", name="relu")(s)
-    d = keras.layers.Conv2D(3, 1, activation="relu", name="conv_d")(s)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(d)
-    outputs = keras.layers.Dense(2, activation="softmax", name="logits")(x)
-    return keras.Model(inputs, outputs)
-
-
 def test_residual_add_keeps_summed_units_separate_and_links_both_to_the_consumer():
-    model = _residual()
+    model = residual_cnn()
     g = weight_graph(model)
     assert g.tested == ["conv_a", "conv_b", "conv_c", "conv_d"]
     w_d = np.abs(model.get_layer("conv_d").get_weights()[0]).sum(axis=(0, 1))
@@ -167,7 +128,7 @@ def test_unsupported_layer_is_named():
 
 
 def test_layers_override_and_unknown_names():
-    model = _tiny_mlp()
+    model = dropout_mlp()
     assert node_layers(model, ["dense1", "dense2"]) == [("dense1", 4, True), ("dense2", 3, True)]
     g = weight_graph(model, layers=["dense2", "dense1"])
     assert g.n_nodes == 7 and g.neighbors == {"dense1": ["dense2"], "dense2": ["dense1"]}
@@ -196,7 +157,7 @@ def test_spearman_edges_match_scipy_and_constant_units_get_no_edges():
 
 
 def test_activation_graph_reports_dead_units_and_reduces_conv_channels_by_l1():
-    model = _tiny_mlp()
+    model = dropout_mlp()
     d1 = model.get_layer("dense1")
     w, b = d1.get_weights()
     w[:, 2] = 0.0  # unit 2 of dense1 is constant (its bias) on every input
@@ -213,7 +174,7 @@ def test_activation_graph_reports_dead_units_and_reduces_conv_channels_by_l1():
     rho2, _ = spearman_squared(np.concatenate([acts[n] for n in ("image", "dense1", "dense2", "logits")], axis=1))
     np.testing.assert_allclose(adj, rho2)
     # conv channels: L1 norm of the pre-activation over positions
-    cnn = _tiny_cnn()
+    cnn = two_conv_cnn()
     xc = np.random.default_rng(1).random((8, 6, 6, 1)).astype("float32")
     acts = unit_activations(cnn, xc)
     w, b = cnn.get_layer("conv_a").get_weights()
@@ -224,7 +185,7 @@ def test_activation_graph_reports_dead_units_and_reduces_conv_channels_by_l1():
 
 
 def test_activation_graph_input_errors():
-    model = _tiny_mlp()
+    model = dropout_mlp()
     with pytest.raises(ValueError, match="need inputs"):
         activation_graph(model, None)
     with pytest.raises(ValueError, match="does not fit"):
@@ -234,7 +195,7 @@ def test_activation_graph_input_errors():
 
 
 def test_flatten_from_conv_to_dense_sums_positions_per_channel():
-    model = _tiny_cnn()
+    model = two_conv_cnn()
     g = weight_graph(model, layers=["conv_b", "logits"])
     assert [(b.name, b.n_units, b.tested) for b in g.layers] == [("conv_b", 3, True), ("logits", 2, False)]
     w = np.abs(model.get_layer("logits").get_weights()[0])  # (2 * 2 * 3, 2), channels last
@@ -265,19 +226,8 @@ def test_vgg_graph_uses_conv_channels_and_folds_its_batch_norms():
     np.testing.assert_allclose(_block(unfolded, "conv1", "conv2"), w2, rtol=1e-6)
 
 
-def _three_convs() -> keras.Model:
-    """conv0 -> conv_a -> ReLU -> BN -> conv_b."""
-    inputs = keras.Input((5, 5, 1), name="image")
-    x = keras.layers.Conv2D(2, 1, activation="relu", name="conv0")(inputs)
-    x = keras.layers.Conv2D(2, 1, activation="relu", name="conv_a")(x)
-    x = keras.layers.BatchNormalization(name="bn")(x)
-    x = keras.layers.Conv2D(3, 1, name="conv_b")(x)
-    outputs = keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(x))
-    return keras.Model(inputs, outputs)
-
-
 def test_batchnorm_fold_directions_scale_outgoing_or_incoming_edges():
-    model = _three_convs()
+    model = three_conv_net()
     bn = model.get_layer("bn")
     gamma, var = np.array([2.0, -0.5], "float32"), np.array([3.0, 0.25], "float32")
     bn.set_weights([gamma, np.zeros(2, "float32"), np.zeros(2, "float32"), var])

@@ -16,6 +16,7 @@ from lsnb.graph import NeuronGraph, NodeLayer
 from lsnb.grouping.methods import correlation_similarity, gradient_graph, unit_gradients
 from nets import planted_block_cnn as _planted_cnn, planted_block_mlp as _planted_mlp
 from nets import planted_groups as _groups
+from nets import disjoint_output_net
 
 
 def test_leiden_recovers_planted_mlp_and_cnn_blocks():
@@ -61,20 +62,9 @@ def test_modularity_hand_value_and_networkx():
 # ---------------------------------------------------------------- gradients
 
 
-def _disjoint_output_net(rng) -> keras.Model:
-    """10 inputs -> 12 ReLU hidden units -> 6 logits; hidden group g (4 units) feeds only outputs 2g, 2g+1."""
-    inputs = keras.Input((10,), name="x")
-    hidden = keras.layers.Dense(12, activation="relu", name="hidden")(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(6, activation="softmax", name="out")(hidden))
-    model.get_layer("hidden").set_weights([rng.normal(size=(10, 12)).astype("float32"), np.zeros(12, "float32")])
-    w2 = rng.uniform(0.5, 1.5, (12, 6)) * (_groups(12, 3)[:, None] == _groups(6, 3)[None, :])
-    model.get_layer("out").set_weights([w2.astype("float32"), np.zeros(6, "float32")])
-    return model
-
-
 def test_unit_gradients_match_the_hand_formula():
     rng = np.random.default_rng(0)
-    model = _disjoint_output_net(rng)
+    model = disjoint_output_net(rng)
     x = rng.normal(size=(50, 10)).astype("float32")
     y = rng.integers(0, 6, 50)
     grads = unit_gradients(model, x, y, batch_size=16)["hidden"]
@@ -87,7 +77,7 @@ def test_unit_gradients_match_the_hand_formula():
 
 def test_gradient_graph_is_symmetric_non_negative_and_recovers_disjoint_outputs():
     rng = np.random.default_rng(1)
-    model = _disjoint_output_net(rng)
+    model = disjoint_output_net(rng)
     x = rng.normal(size=(400, 10)).astype("float32")
     y = rng.integers(0, 6, 400)
     graph = gradient_graph(model, x, y)

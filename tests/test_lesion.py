@@ -12,7 +12,8 @@ import scipy.stats
 import lsnb
 from lsnb import controls, lesion, neurons, stats
 from lsnb.cluster import Partition
-from nets import HAND_X, HAND_Y, data_for, hand_mlp, planted_lesion_mlp, randomize_batch_norm, tiny_net
+from nets import (HAND_X, HAND_Y, conv_bn_net, data_for, hand_mlp, planted_lesion_mlp,
+                  randomize_batch_norm, tiny_net)
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -80,26 +81,14 @@ def test_original_class_range_is_the_authors_ptp():
 
 
 # ----------------------------------------------------------------------------- clean lesions
-def _conv_bn_net(channels: int) -> keras.Model:
-    inputs = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="conv1")(inputs)
-    h = keras.layers.MaxPooling2D(2, name="pool1")(h)
-    h = keras.layers.BatchNormalization(name="bn1")(h)
-    h = keras.layers.Conv2D(5, 3, padding="valid", activation="relu", name="conv2")(h)
-    h = keras.layers.BatchNormalization(name="bn2")(h)
-    h = keras.layers.Flatten(name="flatten")(h)
-    out = keras.layers.Dense(10, activation="softmax", name="logits")(h)
-    return keras.Model(inputs, out)
-
-
 def test_lesion_through_batch_norm_removes_the_unit_entirely():
     """Lesioning channel 1 equals a net built without channel 1 (BN(0) does not leak)."""
     keras.utils.set_random_seed(2)
     rng = np.random.default_rng(2)
-    full = _conv_bn_net(4)
+    full = conv_bn_net(4)
     randomize_batch_norm(full, rng)
     keep = [0, 2, 3]
-    small = _conv_bn_net(3)
+    small = conv_bn_net(3)
     k1, b1 = full.get_layer("conv1").get_weights()
     small.get_layer("conv1").set_weights([k1[..., keep], b1[keep]])
     small.get_layer("bn1").set_weights([w[keep] for w in full.get_layer("bn1").get_weights()])
@@ -399,3 +388,34 @@ def test_group_test_and_partition_refuse_nan_data_and_float_labels():
         lsnb.partition(model, method="activations", k=2, x=bad)
     with pytest.raises(ValueError, match="y must hold integer class labels"):
         lsnb.partition(model, method="class_preference", x=x, y=y + 0.5)
+
+
+# ----------------------------------------------------------------------------- library noise
+_RETRACING_SCRIPT = """
+import sys
+sys.ps1 = "In : "            # what IPython, hence every notebook, sets: TensorFlow then logs to stdout
+import numpy as np
+import lsnb
+from nets import data_for, tiny_net
+for kind in ("mlp", "cnn") * 3:    # networks of two shapes in turn: TensorFlow warns of retracing
+    model = tiny_net(kind)
+    x, y = data_for(model, 40, np.random.default_rng(0))
+    lsnb.lesion_test(model, lsnb.partition(model, "weights", k=3), x, y, n_random=1, progress=False)
+print("lesions done")
+"""
+
+
+def test_tensorflow_warnings_stay_off_stdout_in_an_interactive_session(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")]),
+           "LSNB_CACHE": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", _RETRACING_SCRIPT], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == ["lesions done"]            # nothing of TensorFlow's reaches stdout ...
+    assert "triggered tf.function retracing" in run.stderr       # ... though the case does provoke its warning
