@@ -400,7 +400,7 @@ from nets import data_for, tiny_net
 for kind in ("mlp", "cnn") * 3:    # networks of two shapes in turn: TensorFlow warns of retracing
     model = tiny_net(kind)
     x, y = data_for(model, 40, np.random.default_rng(0))
-    lsnb.lesion_test(model, lsnb.partition(model, "weights", k=3), x, y, n_random=1, progress=False)
+    lsnb.lesion_test(model, lsnb.partition(model, "weights", k=3), (x, y), n_random=1, progress=False)
 print("lesions done")
 """
 

@@ -6,6 +6,7 @@ and the class sizes.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Iterable, Mapping
 
 import keras
@@ -79,8 +80,21 @@ def _predict_counts(predict, x: np.ndarray, y: np.ndarray, n_classes: int, batch
     return correct
 
 
+#: One traced forward pass per model (weakly held): a chapter asks for the baseline of the same
+#: network once per partitioning and test, and tracing a new function each time costs seconds.
+_FORWARD: "weakref.WeakKeyDictionary[keras.Model, object]" = weakref.WeakKeyDictionary()
+
+
+def _forward(model: keras.Model):
+    if model not in _FORWARD:
+        shape = [None, *model.inputs[0].shape[1:]]
+        held = weakref.ref(model)       # the function must not keep its model alive
+        _FORWARD[model] = tf.function(lambda batch: held()(batch, training=False),
+                                      input_signature=[tf.TensorSpec(shape, tf.float32)])
+    return _FORWARD[model]
+
+
 def baseline_counts(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Per-class correct counts of the unlesioned model."""
     x, y, n_classes = _validate(model, x, y)
-    forward = tf.function(lambda batch: model(batch, training=False))
-    return _predict_counts(forward, x, y, n_classes, batch_size)
+    return _predict_counts(_forward(model), x, y, n_classes, batch_size)
