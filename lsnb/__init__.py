@@ -20,8 +20,8 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "book", "cache", "cluster", "controls", "correlation", "data", "departures", "exemplar", "exemplar_runs",
-    "experiments", "explore", "featvis", "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks",
+    "book", "cache", "cluster", "controls", "correlation", "data", "departures", "exemplar",
+    "explore", "featvis", "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks",
     "neurons", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
 )
 _SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "group_test": "grouptest",

@@ -5,8 +5,8 @@ notebooks use, partitioning each one in the four ways of the paper (Sec. 2),
 and the lesion (Sec. 4.1) and feature-visualization (Sec. 4.2) tests of each
 partition that the notebooks run with their default settings (Tables 1, 2,
 5, 6, 7, 8 and the regularization table), through the same cached calls the
-notebooks make (:func:`lsnb.experiments.get_partition`,
-:func:`~lsnb.experiments.lesion_one`, :func:`~lsnb.experiments.featvis_one`),
+notebooks make (:meth:`lsnb.study.Study.partition`,
+:meth:`~lsnb.study.Study.lesions`, :meth:`~lsnb.study.Study.featvis`),
 so the book then reads them from the cache.  The departures chapter (06) and
 the grouping chapter (07) are jobs of the functions those notebooks call
 (:data:`CHAPTERS`: :mod:`lsnb.departures` for each cell of the path and each
@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import comparison, departures, experiments, lesion, models, neurons, train
+from . import comparison, departures, lesion, models, networks, neurons, train
 from .jobs import Job
 from .profiles import Profile, get_profile
 from .report import PARTITIONINGS
@@ -52,7 +52,7 @@ NOTEBOOK_NETS = {
     "06_original_code": ("mlp_mnist", "cnn_mnist", "vgg", "mlp_halves"),
     "07_grouping_methods": ("mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg", "mlp_halves"),
 }
-#: Notebooks whose networks are partitioned by :func:`lsnb.experiments.get_partition`.
+#: Notebooks whose networks are partitioned by :meth:`lsnb.study.Study.partition`.
 _PARTITIONED = ("02_lesions", "03_feature_visualization", "04_k_robustness", "05_regularization")
 #: The tests each notebook runs on every partition of its networks with default settings.
 NOTEBOOK_TESTS = {
@@ -167,7 +167,7 @@ class _Graph:
         return not set(nets) & self.exclude
 
     def replicates(self, net: str) -> list[int]:
-        return experiments.replicates(net, self.prof)
+        return networks.replicates(net, self.prof)
 
     def model(self, net: str, replicate: int) -> str:
         """The key of the training job of ``net``'s ``replicate`` (added on first use)."""
@@ -192,27 +192,24 @@ class _Graph:
 
 
 def _train_job(net: str, profile: str, replicate: int, seed: int) -> dict:
-    tnet = experiments.network(net, profile, replicate=replicate, seed=seed)
+    tnet = networks.network(net, profile, replicate=replicate, seed=seed)
     return {"net": net, "replicate": replicate, "accuracy": float(tnet.test_accuracy)}
 
 
 def _partition_job(net: str, profile: str, replicate: int, partitioning: str, seed: int,
                    k: int | None = None) -> dict:
-    tnet = experiments.network(net, profile, replicate=replicate, seed=seed)
-    part = experiments.get_partition(tnet, net, profile, replicate, partitioning, k, seed=seed)
+    part = Study(profile, seed=seed).partition(net, replicate, partitioning, k)
     return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": int(part.k)}
 
 
 def _test_job(test: str, net: str, profile: str, replicate: int, partitioning: str, seed: int,
               k: int | None) -> dict:
-    prof = get_profile(profile)
-    tnet = experiments.network(net, prof, replicate=replicate, seed=seed)
-    part = experiments.get_partition(tnet, net, prof, replicate, partitioning, k, seed)
+    study = Study(profile, seed=seed)
     if test == "lesion":
-        table = experiments.lesion_one(tnet, part, net, replicate, prof, seed, {})
+        table = study.lesions([net], [partitioning], k, replicates=[replicate])
     else:
-        table, _ = experiments.featvis_one(tnet, part, net, replicate, prof, seed, {})
-    return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": int(part.k),
+        table, _ = study.featvis([net], [partitioning], k, replicates=[replicate])
+    return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": networks.k_for(net, profile, k),
             "test": test, "rows": int(len(table))}
 
 
@@ -237,11 +234,11 @@ def _paper_jobs(graph: _Graph, names: list[str]) -> None:
     for name in generic:
         for net in NOTEBOOK_NETS[name]:
             for k in (prof.k_values if name in _K_SWEEP else (None,)):
-                tests.setdefault(net, set()).update((test, experiments.k_for(net, prof, k))
+                tests.setdefault(net, set()).update((test, networks.k_for(net, prof, k))
                                                     for test in NOTEBOOK_TESTS.get(name, ()))
     for net in sorted({net for name in generic for net in NOTEBOOK_NETS[name]} - graph.exclude):
         costs = graph.costs(net)
-        default_k = experiments.k_for(net, prof)
+        default_k = networks.k_for(net, prof)
         ks = sorted({default_k} | {k for _, k in tests.get(net, ())})
         for replicate in graph.replicates(net):
             trained_key = graph.model(net, replicate)
@@ -266,7 +263,7 @@ def _departures_jobs(graph: _Graph, params: dict) -> None:
                                                                     "mlp_halves"}}
     cells: dict[str, list[str]] = {}
     for net in nets:
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         for partitioning in params["path_partitionings"]:
             steps = [dep for dep in departures.DEPARTURES if dep.applies(net, partitioning)]
             steps.append(departures.all_together(departures.DEPARTURES, net, partitioning))
@@ -277,7 +274,7 @@ def _departures_jobs(graph: _Graph, params: dict) -> None:
                 f"departures/{net}/{p}/{partitioning}", "lesion", departures.cell_lesions, (net, partitioning),
                 graph.models([net]), cost))
     for net in nets:
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         extra = set(params["partitionings"]) - set(params["path_partitionings"])
         graph.chapter(f"departures/measures/{net}/{p}", "lesion", departures.measure_runs,
                       ([net], params["partitionings"]), (*graph.models([net]), *cells.get(net, [])),
@@ -286,14 +283,14 @@ def _departures_jobs(graph: _Graph, params: dict) -> None:
                       (*graph.models([net]), *cells.get(net, [])), reps[net] * costs.partition("activations/network"))
     vgg = params["vgg_net"]
     if graph.usable([vgg]):
-        costs, k = graph.costs(vgg), experiments.k_for(vgg, prof)
+        costs, k = graph.costs(vgg), networks.k_for(vgg, prof)
         graph.chapter(f"departures/folding/{vgg}/{p}", "lesion", departures.folding_runs, (vgg,), graph.models([vgg]),
                       reps[vgg] * len(departures.FOLDINGS) * (costs.partition() + costs.lesion(k)))
         graph.chapter(f"departures/folding-agreement/{vgg}/{p}", "partition", departures.folding_agreement, (vgg,),
                       (f"departures/folding/{vgg}/{p}",), 0.0)
     net = params["featvis_net"]
     if graph.usable([net]):
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         parts = params["partitionings"]
         graph.chapter(f"departures/visualization/{net}/{p}", "featvis", departures.visualization_runs, (net, parts),
                       graph.models([net]), reps[net] * len(parts) * (costs.partition(parts[0])
@@ -310,7 +307,7 @@ def _grouping_jobs(graph: _Graph, params: dict) -> None:
     prof, p = graph.prof, graph.prof.name
     replicate, n_samples = params["replicate"], params["n_samples"]
     for net in [net for net in params["nets"] if graph.usable([net])]:
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         trained = (graph.model(net, replicate),)
         build = sum(costs.partition(p) for p in PARTITIONINGS) + costs.partition("leiden-weights/network") + \
             2 * costs.partition("activations/network", n_samples) + 2 * n_samples * costs.forward
