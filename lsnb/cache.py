@@ -220,7 +220,31 @@ def log_call(kind: str, key: str, status: str, seconds: float) -> None:
     _log(kind, key, status, seconds)
 
 
+#: The sets :func:`recording` is filling, innermost last.
+_RECORDING: list[set] = []
+
+
+@contextmanager
+def recording() -> Iterator[set]:
+    """Collect ``(kind, key)`` of every entry read or written by :func:`cached` (or logged) inside the block."""
+    touched: set = set()
+    _RECORDING.append(touched)
+    try:
+        yield touched
+    finally:
+        _RECORDING.remove(touched)
+
+
+def entry_exists(kind: str, key: str) -> bool:
+    """Whether the entry ``key`` of ``kind`` is in the cache (any extension; sidecars aside)."""
+    folder = cache_dir() / kind
+    return folder.is_dir() and any(p.suffix != ".json" for p in folder.glob(f"{key}.*"))
+
+
 def _log(kind: str, key: str, status: str, seconds: float) -> None:
+    if status in ("hit", "computed"):
+        for touched in _RECORDING:
+            touched.add((kind, key))
     target = os.environ.get("LSNB_CACHE_LOG")
     if not target:
         return
