@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "book", "cache", "cluster", "controls", "correlation", "data", "departures", "exemplar",
     "explore", "featvis", "figures", "graph", "grouping", "grouptest", "lesion", "models", "networks",
-    "neurons", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
+    "imagenet_data", "neurons", "profiles", "pvalues", "report", "stats", "study", "train", "usermodel",
 )
 _SHORTCUTS = {"partition": "cluster", "lesion_test": "lesion", "featvis_test": "featvis", "group_test": "grouptest",
               "Study": "study"}

@@ -220,8 +220,7 @@ def log_call(kind: str, key: str, status: str, seconds: float) -> None:
     _log(kind, key, status, seconds)
 
 
-#: The sets :func:`recording` is filling, innermost last.
-_RECORDING: list[set] = []
+_RECORDING: list[set] = []      # the sets recording() is filling, innermost last
 
 
 @contextmanager
@@ -237,8 +236,7 @@ def recording() -> Iterator[set]:
 
 def entry_exists(kind: str, key: str) -> bool:
     """Whether the entry ``key`` of ``kind`` is in the cache (any extension; sidecars aside)."""
-    folder = cache_dir() / kind
-    return folder.is_dir() and any(p.suffix != ".json" for p in folder.glob(f"{key}.*"))
+    return any(p.suffix != ".json" for p in (cache_dir() / kind).glob(f"{key}.*"))
 
 
 def _log(kind: str, key: str, status: str, seconds: float) -> None:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lsnb import data as data_mod, models, train
+from lsnb import data as data_mod, imagenet_data, models, train
 from lsnb.controls import stable_hash
 from lsnb.profiles import Profile, get_profile
 
@@ -115,7 +115,7 @@ def _pretrained(net: str, weights: str | None, stamp: tuple, imagenet_dir: str, 
                 seed: int) -> train.TrainedNet:
     """A pretrained ImageNet network with its validation images (``stamp``: see :func:`_file_stamp`)."""
     model = models.imagenet_model(net, weights)
-    data = data_mod.load_imagenet(imagenet_dir, net, seed=seed, verbose=False)
+    data = imagenet_data.load_imagenet(imagenet_dir, net, seed=seed, verbose=False)
     data_mod.log_arrays(data, f"imagenet for {net} (folder {imagenet_dir}, seed {seed})")
     accuracy = train.accuracy(model, data.x_test, data.y_test, batch_size=64)
     config = {"net": net, "arch": net, "replicate": 0, "weights": weights_given,

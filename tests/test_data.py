@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import lsnb
-from lsnb import data
+from lsnb import data, imagenet_data
 
 
 def test_embedded_mnist_is_real_stratified_and_deterministic(mnist):
@@ -95,13 +95,13 @@ def test_imagenet_folder(tmp_path):
     from PIL import Image
 
     with pytest.raises(FileNotFoundError, match="no ImageNet folder"):
-        data.load_imagenet(tmp_path / "missing", "vgg16")
+        imagenet_data.load_imagenet(tmp_path / "missing", "vgg16")
     rng = np.random.default_rng(0)
     for wnid in ("n01", "n02"):
         (tmp_path / wnid).mkdir()
         for k in range(3):
             Image.fromarray(rng.integers(0, 255, (300, 260, 3), dtype=np.uint8)).save(tmp_path / wnid / f"{k}.JPEG")
-    ds = data.load_imagenet(tmp_path, "vgg16", n_per_class=2, n_graph_per_class=1, verbose=False)
+    ds = imagenet_data.load_imagenet(tmp_path, "vgg16", n_per_class=2, n_graph_per_class=1, verbose=False)
     assert ds.x_test.shape == (4, 224, 224, 3) and ds.x_train.shape == (2, 224, 224, 3)
     assert ds.y_test.tolist() == [0, 0, 1, 1] and ds.n_classes == 2 and ds.source.startswith("folder:")
 
@@ -131,7 +131,7 @@ def test_imagenet_standin_folder_loads(tmp_path):
     import standins
 
     root = standins.imagenet_folder(tmp_path / "imagenet", n_classes=3, per_class=4)
-    ds = data.load_imagenet(root, "resnet18", n_per_class=3, n_graph_per_class=1, verbose=False)
+    ds = imagenet_data.load_imagenet(root, "resnet18", n_per_class=3, n_graph_per_class=1, verbose=False)
     assert ds.x_test.shape == (9, 224, 224, 3) and ds.x_train.shape == (3, 224, 224, 3)
     assert ds.y_test.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and ds.n_classes == 3
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lsnb import data, networks
+from lsnb import data, imagenet_data, networks
 from lsnb.profiles import get_profile
 from lsnb.study import Study
 
@@ -133,4 +133,4 @@ def test_a_pretrained_network_loads_once_until_its_weights_file_changes(keras_ho
 def test_imagenet_folder_too_small_says_so(tmp_path):
     folder = standins.imagenet_folder(tmp_path / "imagenet", n_classes=2, per_class=3)
     with pytest.raises(ValueError, match=r"n00000000 holds 3 images; 8 test and 2 activation-graph"):
-        data.load_imagenet(folder, "resnet18", verbose=False)
+        imagenet_data.load_imagenet(folder, "resnet18", verbose=False)
