@@ -166,7 +166,7 @@ grid = pd.DataFrame({"mean p": [0.1, 0.2, 0.34, 0.5, 0.7, 0.9]})
 grid["exact"] = [stats.bates_cdf(x, 5) for x in grid["mean p"]]
 grid["code"] = [stats.bates_cdf_original(x, 5) for x in grid["mean p"]]
 display(grid.round(4))
-per_net = stats.summarize(paper_runs)
+per_net = stats.summarize(paper_runs, seed=study.seed)
 keys = ["network", "partitioning", "measure"]
 bates = per_net.groupby(keys).agg(nets=("p", "size"), mean_p=("p", "mean"))
 bates["exact"] = [stats.bates_cdf(m, n) for m, n in zip(bates["mean_p"], bates["nets"])]
