@@ -113,7 +113,7 @@ def test_partitions_are_cached_under_their_configuration(toy):
     assert set(first.labels) == {"dense1", "dense2"} and first.k == 3
 
 
-def test_run_lesions_concatenates_tidy_rows(toy, caplog):
+def test_lesions_concatenate_tidy_rows(toy, caplog):
     net, profile, _ = toy
     parts = ["weights/network", "activations/network"]
     caplog.set_level("INFO", logger="lsnb.study")
@@ -130,7 +130,7 @@ def test_run_lesions_concatenates_tidy_rows(toy, caplog):
     pd.testing.assert_frame_equal(table.drop(columns="randoms"), again.drop(columns="randoms"))
 
 
-def test_run_featvis_returns_rows_and_images(toy):
+def test_featvis_returns_rows_and_images(toy):
     _, profile, _ = toy
     table, images = Study(profile, seed=0).featvis(["mlp_mnist"], ["weights/network"])
     assert set(table.measure) == {"vis_score", "softmax_entropy"}
