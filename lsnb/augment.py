@@ -17,10 +17,11 @@ are generated once per split.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from lsnb import cache
 from lsnb.data import Dataset, stratified_indices
 
 
@@ -145,3 +146,23 @@ def extend(data: Dataset, n_train: int, seed: int = 0, bounds: AffineRange = DIG
     return replace(data, x_train=np.concatenate([data.x_train, copies]),
                    y_train=np.concatenate([data.y_train, data.y_train[source]]),
                    meta={**data.meta, "train_real": n_real, "train_augmented": n_extra})
+
+
+def extended(data: Dataset, n_train: int, seed: int) -> Dataset:
+    """:func:`extend`, its copies kept on disk as 8-bit images (kind ``"augmented"``).
+
+    The real images are multiples of 1/255, and so are the stored copies, so
+    a copy read from the cache equals the one computed in this process.
+    """
+    config = {"data": data.fingerprint(), "n_train": int(n_train), "seed": int(seed),
+              "bounds": asdict(DIGITS)}
+    n_real = len(data.x_train)
+
+    def compute() -> dict:
+        out = extend(data, n_train, seed=seed)
+        return {"x": np.round(out.x_train[n_real:] * 255).astype(np.uint8), "y": out.y_train[n_real:]}
+
+    copies = cache.cached("augmented", config, compute)
+    return replace(data, x_train=np.concatenate([data.x_train, copies["x"].astype(np.float32) / 255]),
+                   y_train=np.concatenate([data.y_train, copies["y"]]),
+                   meta={**data.meta, "train_real": n_real, "train_augmented": len(copies["y"])})

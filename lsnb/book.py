@@ -108,8 +108,8 @@ def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int 
     prof = get_profile(profile)
     rows = []
     for net in check_nets(nets):
-        if is_imagenet(net) and not imagenet_available(imagenet_dir, imagenet_weights)[0]:
-            rows.append({"network": net, "data": "not run: " + imagenet_available(imagenet_dir)[1]})
+        if is_imagenet(net) and not imagenet_available(imagenet_dir, imagenet_weights, net)[0]:
+            rows.append({"network": net, "data": "not run: " + imagenet_available(imagenet_dir, imagenet_weights, net)[1]})
             continue
         nets_ = [network(net, prof, r, seed, imagenet_dir, imagenet_weights) for r in replicates(net, prof)]
         data = nets_[0].data

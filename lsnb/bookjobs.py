@@ -1,39 +1,36 @@
 """The book's computations as jobs of :mod:`lsnb.jobs`.
 
-:func:`jobs_for` covers training every replicate of the nets the chosen
-notebooks use, partitioning each one in the four ways of the paper (Sec. 2),
-and the lesion (Sec. 4.1) and feature-visualization (Sec. 4.2) tests of each
-partition that the notebooks run with their default settings (Tables 1, 2,
-5, 6, 7, 8 and the regularization table), through the same cached calls the
-notebooks make (:func:`lsnb.experiments.get_partition`,
-:func:`~lsnb.experiments.lesion_one`, :func:`~lsnb.experiments.featvis_one`),
-so the book then reads them from the cache.  The departures chapter (06) and
-the grouping chapter (07) are jobs of the functions those notebooks call
-(:data:`CHAPTERS`: :mod:`lsnb.departures` for each cell of the path and each
-variant, :mod:`lsnb.comparison` for the other groupings, their tests, the
-seed stability and the clusterability), with the notebooks' default
-parameters read from their parameters cells (:func:`notebook_parameters`),
-so after ``lsnb run 06 07`` those notebooks read only cache hits too.  Job
-keys name the job (``model/vgg/quick/r0``), not a cache entry, so they are
-never skipped up front; a rerun is a sequence of cache hits.  Costs are rough
-FLOP models (:class:`_Costs`): training ``3 x forward FLOPs x examples x
-epochs``; a partition ``20 N^2`` for the graph's spectrum plus, for graphs
-built from inputs, ``samples x (forward FLOPs + N^2)`` (``N`` the units of
-the net); a lesion test ``lesions x test images x forward / 2`` and a
-visualization test ``groups x steps x 3 x forward``, with ``k x (n_random +
-1)`` lesions or groups per partition; a chapter job the sum of what it
+Every notebook's jobs follow its parameters cell (:func:`notebook_parameters`,
+read with jupytext), overridden by ``lsnb run -p NAME VALUE`` as the book
+build's ``-p`` overrides the notebook.  The paper's chapters (01 to 05) are
+jobs of training every replicate of the nets they use, partitioning each one
+as they do (Sec. 2), and the lesion (Sec. 4.1) and feature-visualization
+(Sec. 4.2) tests of each partition (Tables 1, 2, 5, 6, 7, 8 and the
+regularization table), through the same cached calls the notebooks make
+(:meth:`lsnb.study.Study.partition`, :meth:`~lsnb.study.Study.lesions`,
+:meth:`~lsnb.study.Study.featvis`).  The departures chapter (06) and the
+grouping chapter (07) are jobs of the functions those notebooks call
+(:mod:`lsnb.departures` for each cell of the path and each variant,
+:mod:`lsnb.comparison` for the other groupings, their tests, the seed
+stability and the clusterability).  Every page's experiment record is a job
+too.  So after ``lsnb run`` the notebooks read only cache hits, and a job
+that ran before is skipped and counted as cached (:func:`lsnb.jobs.is_cached`).
+Costs are rough FLOP models (:class:`_Costs`): training ``3 x forward FLOPs
+x examples x epochs``; a partition ``20 N^2`` for the graph's spectrum plus,
+for graphs built from inputs, ``samples x (forward FLOPs + N^2)`` (``N`` the
+units of the net); a lesion test ``lesions x test images x forward / 2`` and
+a visualization test ``groups x steps x 3 x forward``, with ``k x (n_random
++ 1)`` lesions or groups per partition; a chapter job the sum of what it
 computes.
 """
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import comparison, departures, experiments, lesion, models, neurons, train
+from . import comparison, departures, lesion, models, networks, neurons, train
 from .jobs import Job
 from .profiles import Profile, get_profile
 from .report import PARTITIONINGS
@@ -42,66 +39,59 @@ from .study import Study
 #: Where the notebooks live (their parameters cells give the chapters' defaults).
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
-#: Trained networks each notebook uses (ImageNet nets come pretrained and are not jobs).
-NOTEBOOK_NETS = {
-    "01_halves_mnist": ("mlp_halves",),
-    "02_lesions": ("mlp_mnist", "cnn_mnist", "vgg"),
-    "03_feature_visualization": ("mlp_mnist", "cnn_mnist", "vgg"),
-    "04_k_robustness": ("vgg",),
-    "05_regularization": ("vgg", "vgg_unreg"),
-    "06_original_code": ("mlp_mnist", "cnn_mnist", "vgg", "mlp_halves"),
-    "07_grouping_methods": ("mlp_mnist", "cnn_mnist", "vgg", "vgg_unreg", "mlp_halves"),
-}
-#: Notebooks whose networks are partitioned by :func:`lsnb.experiments.get_partition`.
-_PARTITIONED = ("02_lesions", "03_feature_visualization", "04_k_robustness", "05_regularization")
-#: The tests each notebook runs on every partition of its networks with default settings.
-NOTEBOOK_TESTS = {
-    "02_lesions": ("lesion",),
-    "03_feature_visualization": ("featvis",),
-    "04_k_robustness": ("lesion", "featvis"),
-    "05_regularization": ("lesion", "featvis"),
-}
-#: Notebooks that sweep the profile's ``k_values`` (the others use the profile's k).
-_K_SWEEP = ("04_k_robustness",)
+#: The notebooks whose computations are jobs, in the book's order.
+NOTEBOOKS = ("01_halves_mnist", "02_lesions", "03_feature_visualization", "04_k_robustness",
+             "05_regularization", "06_original_code", "07_grouping_methods")
 
 
 def notebook_names(notebooks: Iterable[str]) -> list[str]:
     """Full notebook names from names, their numbers (``"02"``) or parts (``"lesions"``)."""
     names = []
     for given in notebooks:
-        match = [name for name in NOTEBOOK_NETS if name == given or name.split("_", 1)[0] == given
-                 or given in name]
+        match = [name for name in NOTEBOOKS if name == given or name.split("_", 1)[0] == given or given in name]
         if len(match) != 1:
-            raise ValueError(f"notebook {given!r} matches {match or 'none'} of {sorted(NOTEBOOK_NETS)}")
+            raise ValueError(f"notebook {given!r} matches {match or 'none'} of {sorted(NOTEBOOKS)}")
         names.append(match[0])
     return names
 
 
-def notebook_parameters(name: str, folder: Path = NOTEBOOK_DIR) -> dict:
-    """The default parameters of a notebook: the assignments of its cell tagged ``parameters``.
+def parameters_cell(notebook) -> int:
+    """The index of a jupytext notebook's one cell tagged ``parameters``.
 
     Raises
     ------
     ValueError
         When the notebook has no such cell, or more than one.
     """
-    text = (Path(folder) / f"{name}.py").read_text()
-    cells = re.split(r"^# %%", text, flags=re.MULTILINE)[1:]
-    tagged = [cell for cell in cells if re.match(r"[^\n]*tags=\[[^\]]*\"parameters\"", cell)]
+    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])]
     if len(tagged) != 1:
-        raise ValueError(f"{name}: expected one cell tagged 'parameters', found {len(tagged)}")
-    body = ast.parse(tagged[0].split("\n", 1)[1])
-    return {target.id: ast.literal_eval(node.value) for node in body.body if isinstance(node, ast.Assign)
-            for target in node.targets}
+        raise ValueError(f"expected one cell tagged 'parameters', found {len(tagged)}")
+    return tagged[0]
+
+
+def read_notebook(name: str, folder: Path = NOTEBOOK_DIR):
+    """The notebook ``name`` as jupytext reads its ``py:percent`` script."""
+    import jupytext
+
+    return jupytext.read(Path(folder) / f"{name}.py")
+
+
+def notebook_parameters(name: str, folder: Path = NOTEBOOK_DIR) -> dict:
+    """The default parameters of a notebook: what its cell tagged ``parameters`` assigns."""
+    notebook = read_notebook(name, folder)
+    namespace: dict = {}
+    exec(compile(notebook.cells[parameters_cell(notebook)].source, f"{name}.py", "exec"), namespace)
+    return {key: value for key, value in namespace.items() if key != "__builtins__"}
+
+
+def _trained(nets: Iterable[str]) -> list[str]:
+    """``nets`` less the pretrained ImageNet networks (they are not jobs)."""
+    return [net for net in nets if net in train.NETS]
 
 
 def _untrained(net: str, prof: Profile):
-    spec = dict(train.NETS[net])
-    arch = spec.pop("arch")
-    spec.pop("dataset")
-    if arch == "vgg_cifar":
-        spec.update(width=prof.vgg_width, bn_momentum=prof.vgg_bn_momentum)
-    return models.build(arch, **spec)
+    arch, kwargs = train.model_spec(net, prof)
+    return models.build(arch, **kwargs)
 
 
 def _units(model) -> int:
@@ -167,7 +157,7 @@ class _Graph:
         return not set(nets) & self.exclude
 
     def replicates(self, net: str) -> list[int]:
-        return experiments.replicates(net, self.prof)
+        return networks.replicates(net, self.prof)
 
     def model(self, net: str, replicate: int) -> str:
         """The key of the training job of ``net``'s ``replicate`` (added on first use)."""
@@ -192,27 +182,24 @@ class _Graph:
 
 
 def _train_job(net: str, profile: str, replicate: int, seed: int) -> dict:
-    tnet = experiments.network(net, profile, replicate=replicate, seed=seed)
+    tnet = networks.network(net, profile, replicate=replicate, seed=seed)
     return {"net": net, "replicate": replicate, "accuracy": float(tnet.test_accuracy)}
 
 
 def _partition_job(net: str, profile: str, replicate: int, partitioning: str, seed: int,
                    k: int | None = None) -> dict:
-    tnet = experiments.network(net, profile, replicate=replicate, seed=seed)
-    part = experiments.get_partition(tnet, net, profile, replicate, partitioning, k, seed=seed)
+    part = Study(profile, seed=seed).partition(net, replicate, partitioning, k)
     return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": int(part.k)}
 
 
 def _test_job(test: str, net: str, profile: str, replicate: int, partitioning: str, seed: int,
-              k: int | None) -> dict:
-    prof = get_profile(profile)
-    tnet = experiments.network(net, prof, replicate=replicate, seed=seed)
-    part = experiments.get_partition(tnet, net, prof, replicate, partitioning, k, seed)
+              k: int | None, overrides: tuple = ()) -> dict:
+    study = Study(profile, seed=seed, **dict(overrides))
     if test == "lesion":
-        table = experiments.lesion_one(tnet, part, net, replicate, prof, seed, {})
+        table = study.lesions([net], [partitioning], k, replicates=[replicate])
     else:
-        table, _ = experiments.featvis_one(tnet, part, net, replicate, prof, seed, {})
-    return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": int(part.k),
+        table, _ = study.featvis([net], [partitioning], k, replicates=[replicate])
+    return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": networks.k_for(net, profile, k),
             "test": test, "rows": int(len(table))}
 
 
@@ -228,34 +215,48 @@ def _grouping_tests(study: Study, net: str, replicate: int, n_samples: int, test
     return comparison.group_tests(study, net, comparison.groupings(study, net, replicate, n_samples), replicate, test)
 
 
-def _paper_jobs(graph: _Graph, names: list[str]) -> None:
-    """Training, partitions and tests of the notebooks that run the paper's tests (01 to 05)."""
-    prof = graph.prof
-    generic = [name for name in names if name not in CHAPTERS]
-    partitioned = {net for name in generic if name in _PARTITIONED for net in NOTEBOOK_NETS[name]}
-    tests: dict = {}                                   # net -> {(test, k)}; k None: the profile's
-    for name in generic:
-        for net in NOTEBOOK_NETS[name]:
-            for k in (prof.k_values if name in _K_SWEEP else (None,)):
-                tests.setdefault(net, set()).update((test, experiments.k_for(net, prof, k))
-                                                    for test in NOTEBOOK_TESTS.get(name, ()))
-    for net in sorted({net for name in generic for net in NOTEBOOK_NETS[name]} - graph.exclude):
-        costs = graph.costs(net)
-        default_k = experiments.k_for(net, prof)
-        ks = sorted({default_k} | {k for _, k in tests.get(net, ())})
+def _paper_cells(name: str, params: dict, prof: Profile) -> list[tuple[str, str, int | None, str | None, tuple]]:
+    """What a paper chapter (01 to 05) computes under ``params``: ``(net, partitioning, k, test, overrides)``.
+
+    ``test`` is ``None`` for a partition used without a test; ``overrides``
+    are the profile fields the notebook changes (pairs).
+    """
+    if name == "01_halves_mnist":
+        return ([("mlp_halves", part, params["k"], None, ()) for part in PARTITIONINGS]
+                + [("mlp_halves", "weights/network", None, "lesion", ())])
+    if name == "04_k_robustness":
+        ks = [params["k"]] if params["k"] is not None else list(params["ks"] or prof.k_values)
+        tests = ("lesion", "featvis") if params["featvis"] else ("lesion",)
+        return [(params["net"], part, k, test, ()) for k in ks for part in params["partitionings"] for test in tests]
+    tests = {"02_lesions": ("lesion",), "03_feature_visualization": ("featvis",),
+             "05_regularization": ("lesion", "featvis") if params.get("featvis") else ("lesion",)}[name]
+    overrides = (("featvis_steps", params["steps"]),) if params.get("steps") is not None else ()
+    return [(net, part, params["k"], test, overrides) for net in params["nets"] for part in params["partitionings"]
+            for test in tests]
+
+
+def _paper_jobs(graph: _Graph, cells: list[tuple]) -> None:
+    """Training, partitions and tests of the paper's chapters (01 to 05), each once."""
+    prof, wanted = graph.prof, {}
+    for net, partitioning, k, test, overrides in cells:
+        if net in train.NETS and graph.usable([net]):
+            wanted.setdefault((net, partitioning, networks.k_for(net, prof, k)), set()).add((test, overrides))
+    for net in sorted({net for net, _, _ in wanted}):
+        costs, default_k = graph.costs(net), networks.k_for(net, prof)
         for replicate in graph.replicates(net):
             trained_key = graph.model(net, replicate)
-            for partitioning in PARTITIONINGS if net in partitioned else ():
-                for k in ks:
-                    part_key = f"partition/{net}/{prof.name}/r{replicate}/{partitioning}" + \
-                        ("" if k == default_k else f"/k{k}")
-                    graph.add(Job(part_key, "partition",
-                                  partial(_partition_job, net, prof.name, replicate, partitioning, graph.seed, k),
-                                  deps=(trained_key,), cost_flops=costs.partition(partitioning)))
-                    for test in sorted(t for t, tk in tests.get(net, ()) if tk == k):
-                        graph.add(Job(f"{test}/{part_key.split('/', 1)[1]}", test,
-                                      partial(_test_job, test, net, prof.name, replicate, partitioning, graph.seed, k),
-                                      deps=(part_key,), cost_flops=costs.test(test, k)))
+            for (_, partitioning, k), tests in sorted(((c, t) for c, t in wanted.items() if c[0] == net),
+                                                      key=lambda item: (PARTITIONINGS.index(item[0][1]), item[0][2])):
+                part_key = f"partition/{net}/{prof.name}/r{replicate}/{partitioning}" + \
+                    ("" if k == default_k else f"/k{k}")
+                graph.add(Job(part_key, "partition",
+                              partial(_partition_job, net, prof.name, replicate, partitioning, graph.seed, k),
+                              deps=(trained_key,), cost_flops=costs.partition(partitioning)))
+                for test, overrides in sorted(t for t in tests if t[0] is not None):
+                    suffix = "".join(f"/{field}={value}" for field, value in overrides)
+                    graph.add(Job(f"{test}/{part_key.split('/', 1)[1]}{suffix}", test,
+                                  partial(_test_job, test, net, prof.name, replicate, partitioning, graph.seed, k,
+                                          overrides), deps=(part_key,), cost_flops=costs.test(test, k)))
 
 
 def _departures_jobs(graph: _Graph, params: dict) -> None:
@@ -266,7 +267,7 @@ def _departures_jobs(graph: _Graph, params: dict) -> None:
                                                                     "mlp_halves"}}
     cells: dict[str, list[str]] = {}
     for net in nets:
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         for partitioning in params["path_partitionings"]:
             steps = [dep for dep in departures.DEPARTURES if dep.applies(net, partitioning)]
             steps.append(departures.all_together(departures.DEPARTURES, net, partitioning))
@@ -277,7 +278,7 @@ def _departures_jobs(graph: _Graph, params: dict) -> None:
                 f"departures/{net}/{p}/{partitioning}", "lesion", departures.cell_lesions, (net, partitioning),
                 graph.models([net]), cost))
     for net in nets:
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         extra = set(params["partitionings"]) - set(params["path_partitionings"])
         graph.chapter(f"departures/measures/{net}/{p}", "lesion", departures.measure_runs,
                       ([net], params["partitionings"]), (*graph.models([net]), *cells.get(net, [])),
@@ -286,14 +287,14 @@ def _departures_jobs(graph: _Graph, params: dict) -> None:
                       (*graph.models([net]), *cells.get(net, [])), reps[net] * costs.partition("activations/network"))
     vgg = params["vgg_net"]
     if graph.usable([vgg]):
-        costs, k = graph.costs(vgg), experiments.k_for(vgg, prof)
+        costs, k = graph.costs(vgg), networks.k_for(vgg, prof)
         graph.chapter(f"departures/folding/{vgg}/{p}", "lesion", departures.folding_runs, (vgg,), graph.models([vgg]),
                       reps[vgg] * len(departures.FOLDINGS) * (costs.partition() + costs.lesion(k)))
         graph.chapter(f"departures/folding-agreement/{vgg}/{p}", "partition", departures.folding_agreement, (vgg,),
                       (f"departures/folding/{vgg}/{p}",), 0.0)
     net = params["featvis_net"]
     if graph.usable([net]):
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         parts = params["partitionings"]
         graph.chapter(f"departures/visualization/{net}/{p}", "featvis", departures.visualization_runs, (net, parts),
                       graph.models([net]), reps[net] * len(parts) * (costs.partition(parts[0])
@@ -310,7 +311,7 @@ def _grouping_jobs(graph: _Graph, params: dict) -> None:
     prof, p = graph.prof, graph.prof.name
     replicate, n_samples = params["replicate"], params["n_samples"]
     for net in [net for net in params["nets"] if graph.usable([net])]:
-        costs, k = graph.costs(net), experiments.k_for(net, prof)
+        costs, k = graph.costs(net), networks.k_for(net, prof)
         trained = (graph.model(net, replicate),)
         build = sum(costs.partition(p) for p in PARTITIONINGS) + costs.partition("leiden-weights/network") + \
             2 * costs.partition("activations/network", n_samples) + 2 * n_samples * costs.forward
@@ -337,14 +338,29 @@ CHAPTERS: dict[str, Callable[[_Graph, dict], None]] = {
 }
 
 
+def notebook_nets(name: str, params: dict | None = None) -> tuple[str, ...]:
+    """The trained networks notebook ``name`` uses under ``params`` (default: its parameters cell)."""
+    params = notebook_parameters(name) if params is None else params
+    if name in CHAPTERS:
+        extra = [params.get("vgg_net"), params.get("featvis_net"), *params.get("clusterability_nets", ())]
+        return tuple(dict.fromkeys(_trained([*params["nets"], *[n for n in extra if n],
+                                             *(["mlp_halves"] if name == "06_original_code" else [])])))
+    return tuple(dict.fromkeys(net for net, *_ in _paper_cells(name, params, get_profile("quick"))
+                               if net in train.NETS))
+
+
+#: Trained networks each notebook uses with its default parameters (ImageNet nets come pretrained).
+NOTEBOOK_NETS = {name: notebook_nets(name) for name in NOTEBOOKS}
+
+
 def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: int = 0,
              exclude: Iterable[str] = (), parameters: dict | None = None) -> list[Job]:
-    """The training, partitioning and test jobs of ``notebooks`` under ``profile``.
+    """The training, partitioning, test and record jobs of ``notebooks`` under ``profile``.
 
     Parameters
     ----------
     notebooks : iterable of str
-        Names, numbers or name parts of the notebooks (see :data:`NOTEBOOK_NETS`).
+        Names, numbers or name parts of the notebooks (see :data:`NOTEBOOKS`).
     profile : str or Profile
         A named profile (jobs are sent to workers by name).
     seed : int
@@ -352,32 +368,35 @@ def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: i
         Networks left out (for example those whose data is missing), with
         every chapter job that needs one of them.
     parameters : dict, optional
-        Notebook parameters that replace the chapters' defaults, as the book
-        build's ``-p NAME VALUE`` does (a name a chapter lacks is ignored).
+        Notebook parameters that replace the defaults of their parameters
+        cells, as the book build's ``-p NAME VALUE`` does (a name a notebook
+        lacks is ignored for that notebook).
     """
     names = notebook_names(notebooks)
     graph = _Graph(get_profile(profile), seed, exclude)
-    _paper_jobs(graph, names)
-    recorded = {net for name in names if name not in CHAPTERS for net in NOTEBOOK_NETS.get(name, ())}
+    cells, recorded = [], set()
     for name in names:
+        defaults = notebook_parameters(name)
+        params = {**defaults, **{k: v for k, v in (parameters or {}).items() if k in defaults}}
         if name in CHAPTERS:
-            defaults = notebook_parameters(name)
-            params = {**defaults, **{k: v for k, v in (parameters or {}).items() if k in defaults}}
             CHAPTERS[name](graph, params)
-            recorded |= set(params.get("nets", ()))
-    _convergence_jobs(graph, sorted(recorded))
+        else:
+            cells += _paper_cells(name, params, graph.prof)
+        recorded |= set(_trained(params.get("nets", ())) if name in CHAPTERS else notebook_nets(name, params))
+    _paper_jobs(graph, cells)
+    _record_jobs(graph, sorted(recorded))
     return list(graph.jobs.values())
 
 
-def _convergence(study: Study, net: str):
-    """The visualization convergence check of the experiment record (:meth:`Study.featvis_convergence`)."""
-    return study.featvis_convergence(net)
+def _record(study: Study, net: str):
+    """What every page's experiment record reads of ``net`` (:meth:`Study.record`): convergence, dead units."""
+    return study.record([net])
 
 
-def _convergence_jobs(graph: _Graph, nets: Iterable[str]) -> None:
-    """The convergence check every page's experiment record reads, once per network."""
+def _record_jobs(graph: _Graph, nets: Iterable[str]) -> None:
+    """The experiment record's computations, once per network (the visualization convergence check first)."""
     for net in [net for net in nets if graph.usable([net])]:
         costs = graph.costs(net)
         steps = graph.prof.featvis_steps_for(train.NETS[net]["arch"])
-        graph.chapter(f"convergence/{net}/{graph.prof.name}", "featvis_convergence", _convergence, (net,),
-                      graph.models([net])[:1], costs.partition() + 8 * 5 * steps * 3 * costs.forward)
+        graph.chapter(f"record/{net}/{graph.prof.name}", "record", _record, (net,), graph.models([net]),
+                      costs.partition() + 8 * 5 * steps * 3 * costs.forward)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -61,7 +62,7 @@ CACHE_FORMAT = 2
 VERSIONS: dict[str, int] = {
     "augmented": 2,         # affine copies that bring a small training split to the paper's size (lsnb.augment)
     "model": 3,             # lsnb.train.trained (the training job); 3: seeded layers, per-epoch permutations
-    "partition": 3,         # lsnb.experiments.get_partition; 3: k-means on one thread (sums in another order)
+    "partition": 3,         # lsnb.study.Study.partition; 3: k-means on one thread (sums in another order)
     "grouping": 2,          # the groupings of a net (lsnb.comparison); 2: k-means on one thread, as partition 3
     "clusterability": 2,    # n-cut against shuffled graphs; 2: k-means on one thread, as partition 3
     "lesion": 3,            # lesion tests (true and random values; percentiles not cached); sidecar: flops;
@@ -219,7 +220,29 @@ def log_call(kind: str, key: str, status: str, seconds: float) -> None:
     _log(kind, key, status, seconds)
 
 
+_RECORDING: list[set] = []      # the sets recording() is filling, innermost last
+
+
+@contextmanager
+def recording() -> Iterator[set]:
+    """Collect ``(kind, key)`` of every entry read or written by :func:`cached` (or logged) inside the block."""
+    touched: set = set()
+    _RECORDING.append(touched)
+    try:
+        yield touched
+    finally:
+        _RECORDING.remove(touched)
+
+
+def entry_exists(kind: str, key: str) -> bool:
+    """Whether the entry ``key`` of ``kind`` is in the cache (any extension; sidecars aside)."""
+    return any(p.suffix != ".json" for p in (cache_dir() / kind).glob(f"{key}.*"))
+
+
 def _log(kind: str, key: str, status: str, seconds: float) -> None:
+    if status in ("hit", "computed"):
+        for touched in _RECORDING:
+            touched.add((kind, key))
     target = os.environ.get("LSNB_CACHE_LOG")
     if not target:
         return
@@ -291,6 +314,30 @@ def cached(kind: str, config: dict, compute: Callable[[], T], *, version: int | 
         _store(path, kind, version_of(kind, version), config, result, time.perf_counter() - start)
     _log(kind, key, "computed", time.perf_counter() - start)
     return result
+
+
+
+#: Arguments that are not settings of a computation (data, labels, seeds and sizes keyed on their own).
+NOT_SETTINGS = frozenset({"model", "partition", "x", "y", "x_test", "y_test", "seed", "n_random", "steps", "k",
+                          "method", "scope", "n_samples", "n_init", "graph", "like", "network", "replicate",
+                          "progress", "measures", "preprocess", "counts_store"})
+
+
+def settings(function: Callable, options: dict) -> dict:
+    """Every setting of ``function`` as this call uses it: its defaults overlaid with ``options``.
+
+    This is the part of a cache key that says how a computation was run.  It
+    does not depend on how the call was spelled (an option equal to its
+    default gives the same settings), and a changed default changes it, so a
+    warm cache never serves a result computed under an old default.
+    """
+    params = inspect.signature(function).parameters
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ValueError(f"{function.__name__} has no option(s) {unknown}")
+    full = {name: p.default for name, p in params.items()
+            if p.default is not inspect.Parameter.empty and name not in NOT_SETTINGS}
+    return {**full, **{key: value for key, value in options.items() if key not in NOT_SETTINGS}}
 
 
 def memo(kind: str, function: Callable[..., T], *args, **kwargs) -> T:

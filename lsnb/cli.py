@@ -7,9 +7,11 @@
 ``lsnb cache remove [--kind K] [--older-than DAYS] [--all]``
     Delete entries (with their sidecars and lock files) by kind and/or age.
 ``lsnb run [NOTEBOOK ...] [--profile P] [-p NAME VALUE] [--plan] [--workers N | --scheduler ADDRESS]``
-    Run the jobs of the notebooks (:func:`lsnb.bookjobs.jobs_for`) so that
-    building the book then reads a warm cache; ``--plan`` prints the job graph
-    and predicted wall times instead.
+    Run the jobs of the notebooks (:func:`lsnb.bookjobs.jobs_for`), with the
+    notebooks' parameters (``-p`` overrides them, as the book build's ``-p``),
+    so that building the book then reads a warm cache; a job that ran before
+    is skipped and counted as cached (:func:`lsnb.jobs.is_cached`);
+    ``--plan`` prints the job graph and predicted wall times instead.
 
 What a command reports is its output, written to stdout; diagnostics go
 through :mod:`logging`.
@@ -102,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         return 3
     skipped = {net for item in missing for net in item.nets}
     parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
-    graph = bookjobs.jobs_for(args.notebooks or list(bookjobs.NOTEBOOK_NETS), args.profile, seed=args.seed,
+    graph = bookjobs.jobs_for(args.notebooks or list(bookjobs.NOTEBOOKS), args.profile, seed=args.seed,
                               exclude=skipped, parameters=parameters)
     if args.plan:
         _out(jobs.plan(graph, args.rate))
@@ -128,13 +130,14 @@ def parser() -> argparse.ArgumentParser:
         if name == "remove":
             sub.add_argument("--older-than", type=float, metavar="DAYS", help="only entries older than DAYS")
             sub.add_argument("--all", action="store_true", help="allow removing every entry")
-    run = commands.add_parser("run", help="compute the jobs of notebooks into the cache")
+    run = commands.add_parser("run", help="compute the jobs of notebooks into the cache (jobs that ran before "
+                                          "and whose entries are all still cached are skipped)")
     run.add_argument("notebooks", nargs="*", help="notebook names or numbers (default: all)")
     run.add_argument("--profile", default="quick")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="a notebook parameter (YAML value) the departures and grouping chapters' jobs use, "
-                          "as the book build's -p")
+                     help="a notebook parameter (YAML value) replacing its parameters cell's default in "
+                          "every chapter that has it, as the book build's -p")
     run.add_argument("--plan", action="store_true", help="print jobs, costs and predicted times; compute nothing")
     run.add_argument("--rate", type=float, default=DEFAULT_RATE, help="FLOP/s per worker for --plan")
     engine = run.add_mutually_exclusive_group()

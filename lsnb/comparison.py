@@ -6,7 +6,7 @@ Rolnick & Kording (2022), class preference and a random partition with the
 sizes of the weights/network one (:data:`GROUPINGS`) are built for a network
 by :func:`groupings` (each cached), tested against the same random controls
 and statistics by :func:`group_tests` (the cached lesion and visualization
-tests of :mod:`lsnb.experiments`, so the paper's four reuse the lesion and
+tests of :class:`lsnb.study.Study`, so the paper's four reuse the lesion and
 visualization chapters' results), described by :func:`describe`, checked
 for stability under the clustering seed by :func:`stability_table` and set
 against the clusterability of each net by :func:`clusterability_table`
@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lsnb import cache, experiments, grouping
+from lsnb import cache, grouping
 from lsnb.cluster import Partition, partition
 from lsnb.networks import k_for, net_key
 from lsnb.report import PARTITIONINGS
@@ -75,9 +75,8 @@ def describe(parts: dict[str, Partition]) -> pd.DataFrame:
                           "communities": part.info.get("n_communities")} for name, part in parts.items()])
 
 
-#: The cached test of one partition, by kind (the lesion and visualization chapters use the same ones).
-_TESTS = {"lesion": lambda *args: experiments.lesion_one(*args),
-          "featvis": lambda *args: experiments.featvis_one(*args)[0]}
+#: The tests of one partition a grouping gets (the lesion and visualization chapters' cached ones).
+_TESTS = ("lesion", "featvis")
 
 
 def group_tests(study: Study, net: str, parts: dict[str, Partition], replicate: int = 0,
@@ -90,14 +89,13 @@ def group_tests(study: Study, net: str, parts: dict[str, Partition], replicate: 
     """
     if test not in _TESTS:
         raise ValueError(f"test must be one of {sorted(_TESTS)}, got {test!r}")
-    tnet = study.network(net, replicate)
-    tables = []
-    with study.timer.stage(test):
-        for name, part in parts.items():
-            if part.subclusters():
-                table = _TESTS[test](tnet, part, net, replicate, study.profile, study.seed, {})
-                tables.append(table.assign(partitioning=name))
-    return pd.concat(tables, ignore_index=True)
+    tested = [part for part in parts.values() if part.subclusters()]
+    if test == "lesion":
+        tidy = study.lesions([net], tested, replicates=[replicate])
+    else:
+        tidy, _ = study.featvis([net], tested, replicates=[replicate])
+    names = {part.name: name for name, part in parts.items()}
+    return tidy.drop(columns=["k", "profile", "seed"]).assign(partitioning=tidy["partitioning"].map(names))
 
 
 def stability_table(study: Study, nets: Sequence[str], replicate: int, seeds: Sequence[int],

@@ -64,6 +64,19 @@ def stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.sha256(str(text).encode("utf-8")).digest()[:8], "big")
 
 
+def controls_seed(seed: int, k: int) -> int:
+    """The seed of a test's random controls: the study's seed and the partition's k together.
+
+    Each k of the k-robustness chapter (Tables 5 and 6) is independent evidence,
+    so its random groups are drawn afresh (:func:`control_seed` then adds
+    network, replicate, partitioning, layer and cluster).  Tests of one
+    partition under different settings (the departures chapter's steps, the
+    measure and visualization variants) share k and so share their controls:
+    those comparisons are paired.
+    """
+    return int(stable_hash(f"controls|seed={int(seed)}|k={int(k)}") % 2**31)
+
+
 def control_seed(seed: int, network: str, replicate: int, partitioning: str, layer: str,
                  cluster: int) -> list[int]:
     """The entropy of group ``(layer, cluster)``'s generator (see the module docstring)."""

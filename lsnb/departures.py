@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lsnb import experiments, report, stats
+from lsnb import report, stats
 from lsnb.study import Study
 
 #: The paper's method, as lsnb implements it by default.
@@ -99,16 +99,21 @@ def _summary(tidy: pd.DataFrame, step: str, seed: int, **stat_options) -> pd.Dat
     return out.assign(step=step)
 
 
-def _lesions(study: Study, dep: Departure, net: str, partitioning: str, base: pd.DataFrame) -> pd.DataFrame:
-    """The cell's lesion rows under ``dep``: the base rows unless it reruns anything."""
-    cell = base[(base["network"] == net) & (base["partitioning"] == partitioning)]
-    if not dep.reruns():
-        return cell
-    variant = Study(study.profile.with_(**dep.profile), seed=study.seed, imagenet_dir=study.imagenet_dir,
-                    imagenet_weights=study.imagenet_weights)
-    variant.timer = study.timer
-    return variant.lesions([net], [partitioning], partition_options=dep.partition or None,
-                           lesion_options=dep.lesion or None)
+def _steps(net: str, partitioning: str, departures: Sequence[Departure]) -> list[tuple[Departure, bool]]:
+    """Each departure as applied to a cell (one that cannot change it applies nothing), then all together."""
+    steps = [(dep if dep.applies(net, partitioning) else Departure(dep.name), dep.applies(net, partitioning))
+             for dep in departures]
+    return steps + [(all_together(departures, net, partitioning), True)]
+
+
+def _rerun(study: Study, dep: Departure) -> tuple[Study, dict]:
+    """The study a departure's lesions run in (its profile overrides) and its options of :meth:`Study.lesions`."""
+    variant = study.with_(**dep.profile) if dep.profile else study
+    return variant, {"partition_options": dep.partition or None, "lesion_options": dep.lesion or None}
+
+
+def _cell(base: pd.DataFrame, net: str, partitioning: str) -> pd.DataFrame:
+    return base[(base["network"] == net) & (base["partitioning"] == partitioning)]
 
 
 def cell_lesions(study: Study, net: str, partitioning: str, departures: Sequence[Departure] = DEPARTURES,
@@ -128,15 +133,15 @@ def cell_lesions(study: Study, net: str, partitioning: str, departures: Sequence
     list of (Departure, bool, pandas.DataFrame)
         Per step, each departure then all of them together: the departure
         as applied (a departure that cannot change the cell applies
-        nothing), whether it applies, and its lesion rows.
+        nothing), whether it applies, and its lesion rows (the base rows
+        when it changes only the statistics).
     """
     base = study.lesions([net], [partitioning]) if base is None else base
-    steps = [(dep, dep.applies(net, partitioning)) for dep in departures]
-    steps.append((all_together(departures, net, partitioning), True))
     out = []
-    for dep, applies in steps:
-        chosen = dep if applies else Departure(dep.name)
-        out.append((chosen, applies, _lesions(study, chosen, net, partitioning, base)))
+    for dep, applies in _steps(net, partitioning, departures):
+        variant, options = _rerun(study, dep)
+        tidy = variant.lesions([net], [partitioning], **options) if dep.reruns() else _cell(base, net, partitioning)
+        out.append((dep, applies, tidy))
     return out
 
 
@@ -168,7 +173,10 @@ def path_table(study: Study, nets: Sequence[str], partitionings: Sequence[str] =
     rows = [_summary(base, PAPER, study.seed).assign(applies=True)]
     for net in nets:
         for partitioning in partitionings:
-            for dep, applies, tidy in cell_lesions(study, net, partitioning, departures, base):
+            for dep, applies in _steps(net, partitioning, departures):
+                variant, options = _rerun(study, dep)
+                tidy = variant.lesions([net], [partitioning], **options) if dep.reruns() \
+                    else _cell(base, net, partitioning)
                 rows.append(_summary(tidy, dep.name, study.seed, **dep.stats).assign(applies=applies))
     return pd.concat(rows, ignore_index=True)
 
@@ -211,39 +219,50 @@ VARIANTS = ("paper", "original")
 
 def folding_runs(study: Study, net: str) -> pd.DataFrame:
     """The lesion test of ``net``'s weights/network partition under each folding (``variant``: its label)."""
-    return pd.concat([study.lesions([net], ["weights/network"], partition_options={"fold_batchnorm": fold})
-                      .assign(variant=label) for fold, label in FOLDINGS.items()], ignore_index=True)
+    tables = []
+    for fold, label in FOLDINGS.items():
+        tables.append(study.lesions([net], ["weights/network"], partition_options={"fold_batchnorm": fold})
+                      .assign(variant=label))
+    return pd.concat(tables, ignore_index=True)
 
 
 def folding_agreement(study: Study, net: str) -> pd.DataFrame:
     """Adjusted Rand index of lsnb's folding against each of the two others (``other``: its label)."""
-    return pd.concat([experiments.partition_agreement(net, study.profile, "weights/network", seed=study.seed,
-                                                      options={"fold_batchnorm": "outgoing"},
-                                                      other_options={"fold_batchnorm": fold})
-                      .assign(other=FOLDINGS[fold]) for fold in FOLDINGS if fold != "outgoing"], ignore_index=True)
+    tables = []
+    for fold in [fold for fold in FOLDINGS if fold != "outgoing"]:
+        tables.append(study.agreement(net, "weights/network", options={"fold_batchnorm": "outgoing"},
+                                      other_options={"fold_batchnorm": fold}).assign(other=FOLDINGS[fold]))
+    return pd.concat(tables, ignore_index=True)
 
 
 def measure_runs(study: Study, nets: Sequence[str], partitionings: Sequence[str]) -> pd.DataFrame:
     """The lesion tests under each measure variant of :data:`VARIANTS` (column ``variant``)."""
-    return pd.concat([study.lesions(nets, partitionings, lesion_options={"variant": variant}).assign(variant=variant)
-                      for variant in VARIANTS], ignore_index=True)
+    tables = []
+    for variant in VARIANTS:
+        tables.append(study.lesions(nets, partitionings, lesion_options={"variant": variant}).assign(variant=variant))
+    return pd.concat(tables, ignore_index=True)
 
 
 def visualization_runs(study: Study, net: str, partitionings: Sequence[str]) -> pd.DataFrame:
     """The visualization tests of ``net`` under each settings variant of :data:`VARIANTS` (column ``variant``)."""
-    return pd.concat([study.featvis([net], partitionings, featvis_options={"variant": variant})[0]
-                      .assign(variant=variant) for variant in VARIANTS], ignore_index=True)
+    tables = []
+    for variant in VARIANTS:
+        tidy, _ = study.featvis([net], partitionings, featvis_options={"variant": variant})
+        tables.append(tidy.assign(variant=variant))
+    return pd.concat(tables, ignore_index=True)
 
 
 def halves_runs(study: Study, partitionings: Sequence[str]) -> pd.DataFrame:
     """Half-preferring pictures of halves-MNIST with and without sign alignment (column ``aligned``)."""
-    return pd.concat([experiments.run_halves(study.profile, partitionings, seed=study.seed, align=align,
-                                             timer=study.timer)[1].assign(aligned=align)
-                      for align in (True, False)], ignore_index=True)
+    tables = []
+    for align in (True, False):
+        tables.append(study.halves(partitionings, align=align)[1].assign(aligned=align))
+    return pd.concat(tables, ignore_index=True)
 
 
 def seed_agreement(study: Study, nets: Sequence[str]) -> pd.DataFrame:
     """Adjusted Rand index of the activation/network partition under the study's seed and the next one."""
-    return pd.concat([experiments.partition_agreement(net, study.profile, "activations/network", seed=study.seed,
-                                                      other_seed=study.seed + 1) for net in nets],
-                     ignore_index=True)
+    tables = []
+    for net in nets:
+        tables.append(study.agreement(net, "activations/network", other_seed=study.seed + 1))
+    return pd.concat(tables, ignore_index=True)

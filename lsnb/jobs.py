@@ -8,8 +8,11 @@ Choices, stated once:
   ``run`` takes no arguments and goes through :func:`lsnb.cache.cached`; a
   dependant reads what its dependencies computed as cache hits.  Results sent
   back to the caller are whatever ``run`` returns (keep them small).
-* **Skipping.**  A job whose ``key`` names an existing entry of its ``kind``
-  (``<cache>/<kind>/<key>.*``) is not run.
+* **Skipping.**  A job that ran writes a record under ``<cache>/jobs/``,
+  keyed by what it calls (the job's key, its function and arguments) and the
+  cache's versions, listing every cache entry it read or wrote.  A job whose
+  record exists and whose entries all still exist is cached: it is not run
+  and is counted as cached (:func:`is_cached`).
 * **Engines.**  :func:`run_jobs` runs in this process (``workers=None``), on a
   local Dask cluster of ``workers`` processes, or on an existing Dask
   scheduler (``scheduler="tcp://host:8786"``, for example one launched by
@@ -32,8 +35,11 @@ Choices, stated once:
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
+from functools import partial
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -111,10 +117,41 @@ def check_graph(jobs: Sequence[Job]) -> list[Job]:
     return order
 
 
+def _describe(value: Any) -> Any:
+    """A job's call as plain data, the same in every process (functions by name, partials unfolded)."""
+    if isinstance(value, partial):
+        return {"function": _describe(value.func), "args": [_describe(a) for a in value.args],
+                "keywords": {k: _describe(v) for k, v in sorted(value.keywords.items())}}
+    if callable(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}"
+    return repr(value)
+
+
+def record_path(job: Job) -> Path:
+    """Where ``job``'s record lives once it has run (``<cache>/jobs/<key>.json``)."""
+    about = {"job": job.key, "kind": job.kind, "call": _describe(job.run), "format": cache.CACHE_FORMAT,
+             "versions": cache.VERSIONS}
+    return cache.cache_dir() / "jobs" / f"{cache.config_key(about, 'jobs')}.json"
+
+
 def is_cached(job: Job) -> bool:
-    """Whether ``job``'s cache entry exists (``<cache>/<kind>/<key>.<ext>``)."""
-    folder = cache.cache_dir() / job.kind
-    return folder.is_dir() and any(p.suffix != ".json" for p in folder.glob(f"{job.key}.*"))
+    """Whether ``job`` ran before and every cache entry it read or wrote is still there."""
+    path = record_path(job)
+    if not path.exists():
+        return False
+    entries = json.loads(path.read_text())["entries"]
+    return all(cache.entry_exists(kind, key) for kind, key in entries)
+
+
+def _execute(job: Job, *_deps: Any) -> Any:
+    """Run ``job`` and write its record (what it read and wrote) for :func:`is_cached`."""
+    with cache.recording() as touched:
+        result = job.run()
+    path = record_path(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with cache.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"job": job.key, "kind": job.kind, "entries": sorted(touched)}))
+    return result
 
 
 def _bottom_levels(jobs: Sequence[Job], seconds: dict[str, float]) -> dict[str, float]:
@@ -206,14 +243,10 @@ class _Progress:
         self.bar.close()
 
 
-def _execute(job: Job, *_deps: Any) -> Any:
-    return job.run()
-
-
 def _run_serial(todo: Sequence[Job], progress: _Progress) -> dict[str, Any]:
     results = {}
     for job in todo:
-        results[job.key] = job.run()
+        results[job.key] = _execute(job)
         progress.update(job, running=0)
     return results
 

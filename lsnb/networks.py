@@ -16,7 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from lsnb import data as data_mod, imagenet, models, train
+from lsnb.controls import stable_hash
 from lsnb.profiles import Profile, get_profile
 
 #: The pretrained ImageNet networks of the paper.
@@ -39,7 +42,8 @@ def check_nets(nets: Sequence[str]) -> list[str]:
     return nets
 
 
-def imagenet_available(imagenet_dir: str | Path | None, weights: str | Path | None = "imagenet") -> tuple[bool, str]:
+def imagenet_available(imagenet_dir: str | Path | None, weights: str | Path | None = "imagenet",
+                       net: str | None = None) -> tuple[bool, str]:
     """Whether the ImageNet experiments can run, and why not.
 
     Parameters
@@ -48,16 +52,26 @@ def imagenet_available(imagenet_dir: str | Path | None, weights: str | Path | No
         The validation images, one folder per class.
     weights : str or path
         ``"imagenet"`` (Keras cache / download), a folder holding
-        ``<name>.h5`` files, or one weights file; a path that does not exist
-        makes the experiments unavailable.
+        ``<name>.h5`` files, or one weights file.  A path that does not
+        exist makes the experiments unavailable, and so does a folder
+        without the ``<net>.h5`` file of ``net`` (or, when ``net`` is not
+        given, without any ``<name>.h5`` of :data:`IMAGENET_NETS`).
+    net : str, optional
+        The ImageNet network asked about.
     """
     if imagenet_dir is None:
         return False, "no ImageNet folder was given (parameter imagenet_dir=None)"
     folder = Path(imagenet_dir)
     if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
         return False, f"{folder} is not a folder of ImageNet class folders"
-    if weights not in (None, "imagenet") and not Path(weights).exists():
-        return False, f"the ImageNet weights {weights} do not exist (give a folder of <name>.h5 files or a file)"
+    if weights not in (None, "imagenet"):
+        path = Path(weights)
+        if not path.exists():
+            return False, f"the ImageNet weights {weights} do not exist (give a folder of <name>.h5 files or a file)"
+        wanted = [net] if net is not None else list(IMAGENET_NETS)
+        if path.is_dir() and not any((path / f"{name}.h5").is_file() for name in wanted):
+            return False, f"the ImageNet weights folder {weights} holds no " + \
+                " or ".join(f"{name}.h5" for name in wanted)
     return True, f"ImageNet validation images from {folder}"
 
 
@@ -81,7 +95,7 @@ def network(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
     """
     if not is_imagenet(net):
         return train.trained(net, profile, replicate=replicate, seed=seed, progress=False, verbose=False)
-    ok, why = imagenet_available(imagenet_dir, imagenet_weights)
+    ok, why = imagenet_available(imagenet_dir, imagenet_weights, net)
     if not ok:
         raise FileNotFoundError(why)
     weights = _imagenet_weights(net, imagenet_weights)
@@ -146,3 +160,22 @@ def data_label(net: str, prof: Profile) -> str:
     if net in ("vgg", "vgg_unreg"):
         return "CIFAR-10" if prof.vgg_data == "cifar10" else "stand-in: " + mnist + " as 32x32 RGB"
     return ("halves-" if net == "mlp_halves" else "") + mnist
+
+
+def test_data(tnet, profile: str | Profile, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The lesion test images of a network: a seeded, stratified subset of its test split.
+
+    ``profile.n_test_for(arch)`` images (all when None or when the split is no
+    larger), every class in proportion to the split, chosen by
+    ``default_rng([seed, stable_hash(net), replicate])`` so that one network
+    and replicate is lesioned on the same images in every chapter.  Never the
+    first ``n`` images: the embedded digits are sorted by label.
+    """
+    x, y = tnet.data.x_test, tnet.data.y_test
+    n_test = get_profile(profile).n_test_for(tnet.config.get("arch", ""))
+    if n_test is None or len(x) <= n_test:
+        return x, y
+    rng = np.random.default_rng([int(seed), stable_hash(str(tnet.config.get("net"))),
+                                 int(tnet.config.get("replicate", 0))])
+    index = data_mod.stratified_indices(y, n_test, rng)
+    return x[index], y[index]

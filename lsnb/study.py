@@ -1,16 +1,23 @@
-"""One study: a profile (with any overrides) and a seed, looked up once.
+"""One study: a profile (with any overrides), a seed, its networks and every cached computation on them.
 
-Notebooks say ``study = Study(profile, seed=seed)`` and then call
-``study.lesions(nets)``, ``study.featvis(nets)``, ``study.combined(tidy)`` and
-``study.provenance(nets)``; every papermill parameter that names a
+Notebooks and the chapter functions say ``study = Study(profile, seed=seed)``
+and then call its methods: :meth:`Study.network` and :meth:`Study.partition`
+(Section 2), :meth:`Study.lesions` (Section 4.1), :meth:`Study.featvis`
+(Section 4.2), :meth:`Study.exemplars`, :meth:`Study.combined` (replicates
+combined, Appendix A.3), :meth:`Study.halves` (Appendix A.5),
+:meth:`Study.agreement`, :meth:`Study.backends` and
+:meth:`Study.featvis_convergence`.  Each computation is cached under a
+configuration that holds everything it depends on, and every statistic is
+seeded by the study's seed.  The side computations live in
+:class:`lsnb.sidestudies.SideStudies` and the page around the numbers
+(provenance, captions, the experiment record, cluster cards) in
+:class:`lsnb.pages.StudyPages`; both are part of :class:`Study`.  Every papermill parameter that names a
 :class:`~lsnb.profiles.Profile` field (``n_random``, ``n_test``,
-``featvis_steps``, ...) can be passed as an override, so a rerun with other
-sizes needs no code change.  The work itself is done by
-:mod:`lsnb.experiments` (cached runs), :mod:`lsnb.networks` and
-:mod:`lsnb.book`.
+``featvis_steps``, ...) can be passed as an override.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -18,22 +25,88 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lsnb import book, experiments, lesion, networks
+from lsnb import book, cache, controls, exemplar, networks
+from lsnb.cluster import partition
+from lsnb.featvis import RENDER_SETTINGS, VARIANTS, featvis_test, vis_measure_pair
+from lsnb.fdr import with_bh
+from lsnb.lesion import lesion_test
+from lsnb.models import imagenet_unit_preprocess
+from lsnb.pages import StudyPages
 from lsnb.profiles import Profile, get_profile
 from lsnb.report import PARTITIONINGS
+from lsnb.sidestudies import SideStudies
+from lsnb.stats import combine
 
 log = logging.getLogger(__name__)
 
+#: The last network's exemplar evaluator: its one forward pass serves every partitioning of the network.
+_EXEMPLARS: dict = {}
 
-class Study:
-    """The settings shared by every call of one notebook.
+
+def check_partitionings(partitionings: Sequence[str]) -> list[str]:
+    """``partitionings`` as a list, refusing names outside the paper's four."""
+    partitionings = [partitionings] if isinstance(partitionings, str) else list(partitionings)
+    unknown = [p for p in partitionings if p not in PARTITIONINGS]
+    if unknown:
+        raise ValueError(f"unknown partitioning(s) {unknown}; choose from {PARTITIONINGS}")
+    return partitionings
+
+
+def counts_store(tnet, net: str, replicate: int, x: np.ndarray, y: np.ndarray):
+    """A disk cache of lesioned per-class counts for one network and test set (Section 4.1).
+
+    Lesioned counts depend on the network, the test data, the layer and the
+    lesioned units only; two lesion tests that lesion the same units (the
+    paper's and the authors' measure variants, or two partitionings whose
+    random controls coincide) share one entry, so the second costs nothing.
+    """
+    data = hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes()).hexdigest()
+
+    def store(layer: str, masks: np.ndarray, compute):
+        config = {"net": net, "weights": networks.net_key(tnet), "replicate": replicate, "layer": layer,
+                  "masks": np.asarray(masks, dtype=bool), "test_data": data}
+        return cache.cached("lesion_counts", config, compute)
+
+    return store
+
+
+def _visualized(model, part, steps: int, preprocess, options: dict, **test) -> tuple[pd.DataFrame, dict]:
+    """A visualization test's table and its images as 8-bit pixels (how the cache keeps them).
+
+    ``options`` are :func:`lsnb.featvis.featvis_test`'s; its rendering settings
+    configure the measures (:func:`lsnb.featvis.vis_measure_pair`), whose
+    images are read after the test.
+    """
+    render = {key: options[key] for key in RENDER_SETTINGS if key in options}
+    measures = vis_measure_pair(options.get("variant", "paper"), steps=steps, preprocess=preprocess, **render)
+    table = featvis_test(model, part, measures=measures, **test,
+                         **{key: value for key, value in options.items() if key not in render})
+    return table, {key: np.round(np.asarray(v) * 255).astype(np.uint8) for key, v in measures[0].images.items()}
+
+
+def _exemplar_test(tnet, part, net: str, replicate: int, k: int, n_random: int, seed: int) -> pd.DataFrame:
+    """The exemplar-entropy test of one partition: the visualization test's groups, one seeding rule."""
+    key = (cache.config_key(networks.net_key(tnet)), replicate, k, seed)
+    if key not in _EXEMPLARS:                      # one forward pass serves every partitioning of the network
+        _EXEMPLARS.clear()
+        _EXEMPLARS[key] = exemplar.exemplar_measure(k=k, seed=seed)
+    paper = VARIANTS["paper"]
+    groups = controls.partition_groups(tnet.model, part, pool=paper["pool"], min_size=paper["min_size"])
+    if not groups:
+        return pd.DataFrame(columns=list(controls.COLUMNS))
+    return controls.run_groups(tnet.model, groups, [_EXEMPLARS[key]], (tnet.data.x_test, tnet.data.y_test),
+                               n_random, "random", seed, network=net, replicate=replicate, partitioning=part.name)
+
+
+class Study(SideStudies, StudyPages):
+    """The settings shared by every call of one notebook, and the cached computations under them.
 
     Parameters
     ----------
     profile : str or Profile
         ``"smoke"``, ``"quick"``, ``"paper"`` or a Profile.
     seed : int
-        Seed of training, clustering and random controls.
+        Seed of training, clustering, random controls and tie-breaking.
     imagenet_dir : path, optional
         Folder of ImageNet validation images (one sub-folder per class); the
         ImageNet networks are skipped, saying why, without it.
@@ -67,12 +140,24 @@ class Study:
     def __repr__(self) -> str:
         return f"Study(profile={self.profile.name!r}, seed={self.seed})"
 
-    # ------------------------------------------------------------------ networks
+    def with_(self, **overrides) -> "Study":
+        """The same study (seed, ImageNet, timer) with some profile fields changed."""
+        other = Study(self.profile.with_(**overrides), seed=self.seed, imagenet_dir=self.imagenet_dir,
+                      imagenet_weights=self.imagenet_weights)
+        other.timer = self.timer
+        return other
+
+    # ------------------------------------------------------------------ networks and partitions
     def available(self, nets: Sequence[str]) -> list[str]:
         """``nets`` less the ImageNet networks that cannot run here (logged with the reason)."""
-        ok, why = networks.imagenet_available(self.imagenet_dir, self.imagenet_weights)
-        kept = [net for net in networks.check_nets(nets) if ok or not networks.is_imagenet(net)]
-        if len(kept) < len(list(nets)):
+        kept, why = [], ""
+        for net in networks.check_nets(nets):
+            ok, reason = networks.imagenet_available(self.imagenet_dir, self.imagenet_weights, net)
+            if ok or not networks.is_imagenet(net):
+                kept.append(net)
+            else:
+                why = reason
+        if why:
             log.warning("ImageNet networks not run: %s", why)
         return kept
 
@@ -87,143 +172,214 @@ class Study:
         return networks.replicates(net, self.profile)
 
     def test_data(self, tnet) -> tuple:
-        """The test inputs and labels this profile lesions on (``n_test`` of them, or all)."""
-        return experiments.test_data(tnet, self.profile, self.seed)
+        """The test inputs and labels this profile lesions on (:func:`lsnb.networks.test_data`)."""
+        return networks.test_data(tnet, self.profile, self.seed)
 
     def partition(self, net: str, replicate: int, partitioning: str, k: int | None = None,
                   clustering_seed: int | None = None, **options):
-        """One cached partitioning of one network (:func:`lsnb.experiments.get_partition`).
+        """One partitioning of one network, computed once and cached (Section 2).
 
-        ``clustering_seed`` clusters the same trained network with another
-        seed (default: the study's seed, which also seeded the training).
+        Parameters
+        ----------
+        net, replicate : str, int
+        partitioning : str
+            ``"weights/network"``, ``"weights/layer"``, ``"activations/network"``
+            or ``"activations/layer"``.
+        k : int, optional
+            Default: :func:`lsnb.networks.k_for`.
+        clustering_seed : int, optional
+            Clusters the same trained network with another seed (default:
+            the study's seed, which also seeded the training).
+        **options
+            Passed to :func:`lsnb.cluster.partition` (e.g. ``fold_batchnorm=False``).
         """
+        check_partitionings([partitioning])
         tnet = self.network(net, replicate)
         seed = self.seed if clustering_seed is None else int(clustering_seed)
+        options = {key: value for key, value in options.items() if key not in cache.NOT_SETTINGS}
+        prof = self.profile
+        method, scope = partitioning.split("/")
+        k = networks.k_for(net, prof, k)
+        n_samples = prof.n_activation_samples if method == "activations" else None
+        config = {"net": net, "weights": networks.net_key(tnet), "replicate": replicate, "method": method,
+                  "scope": scope, "k": k, "seed": seed, "n_init": prof.n_init, "n_samples": n_samples,
+                  "options": cache.settings(partition, options)}
+        x = tnet.data.x_train if method == "activations" else None
         with self.timer.stage("partition"):
-            return experiments.get_partition(tnet, net, self.profile, replicate, partitioning, k, seed, **options)
+            return cache.cached("partition", config, lambda: partition(
+                tnet.model, method=method, scope=scope, k=k, x=x, seed=seed, n_samples=n_samples,
+                n_init=prof.n_init, **options))
 
-    # ------------------------------------------------------------------ tests
-    def lesions(self, nets: Sequence[str], partitionings: Sequence[str] = PARTITIONINGS, k: int | None = None,
+    # ------------------------------------------------------------------ the tests (Section 4)
+    def _partitions(self, nets, partitionings, k, partition_options, replicates):
+        """``(net, replicate, tnet, partition)`` for every available network, replicate and partitioning."""
+        nets = self.available(nets)
+        partitionings = [partitionings] if isinstance(partitionings, str) else list(partitionings)
+        check_partitionings([p for p in partitionings if isinstance(p, str)])
+        if not nets:
+            raise ValueError("nothing to run: none of the networks is available")
+        for net in nets:
+            for replicate in (self.replicates(net) if replicates is None else replicates):
+                tnet = self.network(net, replicate)
+                for given in partitionings:
+                    part = given if not isinstance(given, str) else \
+                        self.partition(net, replicate, given, k, **(partition_options or {}))
+                    yield net, replicate, tnet, part
+
+    def _key(self, net: str, replicate: int, tnet, part, n_random: int) -> dict:
+        """The part of a test's cache key that names the network, the partition and the controls."""
+        return {"net": net, "weights": networks.net_key(tnet), "replicate": replicate, "partition": part.labels,
+                "partitioning": part.name, "k": part.k, "seed": self.seed, "n_random": n_random}
+
+    def _tidy(self, tables: list[pd.DataFrame], parts: list) -> pd.DataFrame:
+        log.info("%s: %s", self, self.timer)
+        return pd.concat([table.assign(k=part.k, profile=self.profile.name, seed=self.seed)
+                          for table, part in zip(tables, parts)], ignore_index=True)
+
+    def lesions(self, nets: Sequence[str], partitionings: Sequence = PARTITIONINGS, k: int | None = None,
                 partition_options: dict | None = None, lesion_options: dict | None = None,
-                progress: bool = False) -> pd.DataFrame:
-        """Lesion tests of every network, replicate and partitioning (:func:`lsnb.experiments.run_lesions`)."""
-        return experiments.run_lesions(self.available(nets), self.profile, partitionings, k, self.seed,
-                                       imagenet_dir=self.imagenet_dir, imagenet_weights=self.imagenet_weights,
-                                       partition_options=partition_options, lesion_options=lesion_options,
-                                       timer=self.timer, progress=progress)
+                progress: bool = False, replicates: Sequence[int] | None = None) -> pd.DataFrame:
+        """Lesion tests (Section 4.1) of every network, replicate and partitioning, each cached.
 
-    def featvis(self, nets: Sequence[str], partitionings: Sequence[str] = PARTITIONINGS, k: int | None = None,
+        Parameters
+        ----------
+        nets : sequence of str
+            Network names (:data:`lsnb.networks.TRAINED_NETS`, ``IMAGENET_NETS``);
+            ImageNet nets are skipped with a message when they cannot run.
+        partitionings : sequence of str or Partition
+            Names of the paper's partitionings, or partitions already made
+            (any grouping of one network: give one net and one replicate).
+        k : int, optional
+            Clusters (default: :func:`lsnb.networks.k_for` per network).
+        partition_options, lesion_options : dict, optional
+            Extra keyword arguments of :func:`lsnb.cluster.partition` and
+            :func:`lsnb.lesion.lesion_test` (they enter the cache keys);
+            ``lesion_options`` may set ``n_random``.
+        progress : bool
+        replicates : sequence of int, optional
+            Default: every replicate of the profile.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The tidy per-subcluster rows, plus columns ``k``, ``profile`` and ``seed``.
+        """
+        tables, parts = [], []
+        for net, replicate, tnet, part in self._partitions(nets, partitionings, k, partition_options, replicates):
+            x, y = self.test_data(tnet)
+            options = dict(lesion_options or {})
+            n_random = int(options.pop("n_random", self.profile.n_random))
+            config = {**self._key(net, replicate, tnet, part, n_random), "n_test": len(x), "test_labels": y,
+                      "options": cache.settings(lesion_test, options)}
+            store = counts_store(tnet, net, replicate, x, y)
+            seed = controls.controls_seed(self.seed, part.k)
+            with self.timer.stage("lesion"):
+                tables.append(cache.cached("lesion", config, lambda: lesion_test(
+                    tnet.model, part, (x, y), n_random=n_random, seed=seed, network=net, replicate=replicate,
+                    progress=progress, counts_store=store, **options)))
+            parts.append(part)
+        return self._tidy(tables, parts)
+
+    def featvis(self, nets: Sequence[str], partitionings: Sequence = PARTITIONINGS, k: int | None = None,
                 partition_options: dict | None = None, featvis_options: dict | None = None,
-                progress: bool = False) -> tuple[pd.DataFrame, dict]:
-        """Feature-visualization tests (:func:`lsnb.experiments.run_featvis`): tidy rows and images."""
-        return experiments.run_featvis(self.available(nets), self.profile, partitionings, k, self.seed,
-                                       imagenet_dir=self.imagenet_dir, imagenet_weights=self.imagenet_weights,
-                                       partition_options=partition_options, featvis_options=featvis_options,
-                                       timer=self.timer, progress=progress)
+                progress: bool = False, replicates: Sequence[int] | None = None) -> tuple[pd.DataFrame, dict]:
+        """Feature-visualization tests (Section 4.2) of every network, replicate and partitioning, each cached.
 
-    def exemplars(self, nets: Sequence[str], partitionings: Sequence[str] = PARTITIONINGS, k: int | None = None,
-                  exemplar_options: dict | None = None) -> pd.DataFrame:
-        """Exemplar-entropy tests (:func:`lsnb.exemplar_runs.run_exemplars`): tidy rows."""
-        from lsnb.exemplar_runs import run_exemplars
+        Parameters are those of :meth:`lesions`; ``featvis_options`` go to
+        :func:`lsnb.featvis.featvis_test` (``steps`` defaults to the profile's
+        ``featvis_steps_for`` each network's architecture; ``n_random`` too).
 
-        return run_exemplars(self.available(nets), self.profile, partitionings, k, self.seed,
-                                         imagenet_dir=self.imagenet_dir, imagenet_weights=self.imagenet_weights,
-                                         exemplar_options=exemplar_options, timer=self.timer)
-
-    @staticmethod
-    def combined(tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, **options) -> pd.DataFrame:
-        """Replicates combined and BH-corrected (:func:`lsnb.experiments.combined`)."""
-        return experiments.combined(tidy, by=by, alpha=alpha, **options)
-
-    def class_drops(self, row: pd.Series) -> np.ndarray:
-        """Accuracy drop per class when the subcluster of a tidy ``row`` is lesioned (Section 4.1)."""
-        tnet = self.network(row["network"], int(row["replicate"]))
-        part = self.partition(row["network"], int(row["replicate"]), row["partitioning"],
-                              k=int(row["k"]) if "k" in row else None)
-        units = np.flatnonzero(part.labels[row["layer"]] == int(row["cluster"]))
-        x, y = self.test_data(tnet)
-        _, base = lesion.lesioned_accuracy(tnet.model, x, y, {})
-        _, lesioned = lesion.lesioned_accuracy(tnet.model, x, y, {row["layer"]: units})
-        return base - lesioned
-
-    def featvis_convergence(self, net: str, partitioning: str = "weights/network") -> pd.DataFrame:
-        """The first replicate's visualization scores at the profile's steps and at 4x the steps.
-
-        Measured on a sample of subclusters of one partitioning
-        (:func:`lsnb.experiments.featvis_convergence`, cached); ``attrs``
-        hold ``steps``, ``long_steps`` and ``median_ratio`` (NaN without subclusters).
+        Returns
+        -------
+        table : pandas.DataFrame
+            Tidy rows (``vis_score`` and ``softmax_entropy``) plus ``k``, ``profile``, ``seed``.
+        images : dict
+            ``(net, replicate, partitioning) -> {(layer, cluster): images}``, the
+            true subcluster's image first (for :func:`lsnb.featvis.plot_featvis_grid`).
         """
-        tnet = self.network(net, 0)
-        part = self.partition(net, 0, partitioning)
-        with self.timer.stage("featvis convergence"):
-            return experiments.featvis_convergence(tnet, part, net, self.profile, self.seed)
+        tables, parts, images = [], [], {}
+        for net, replicate, tnet, part in self._partitions(nets, partitionings, k, partition_options, replicates):
+            options = dict(featvis_options or {})
+            steps = options.pop("steps", self.profile.featvis_steps_for(networks.arch_of(net)))
+            n_random = int(options.pop("n_random", self.profile.n_random))
+            preprocess = imagenet_unit_preprocess(net) if networks.is_imagenet(net) else None
+            if preprocess is not None:
+                options.setdefault("transforms", "imagenet")
+            options.setdefault("precision", self.vis_precision(options))
+            config = {**self._key(net, replicate, tnet, part, n_random), "steps": steps,
+                      "options": cache.settings(featvis_test, options),
+                      "preprocess": f"image-classifiers {net} on 255 * image" if preprocess else None}
+            seed = controls.controls_seed(self.seed, part.k)
+            with self.timer.stage("featvis"):
+                table, pics = cache.cached("featvis", config, lambda: _visualized(
+                    tnet.model, part, steps, preprocess, options, n_random=n_random, seed=seed, network=net,
+                    replicate=replicate, progress=progress))
+            images[(net, replicate, part.name)] = {key: v.astype(np.float32) / 255 for key, v in pics.items()}
+            tables.append(table)
+            parts.append(part)
+        return self._tidy(tables, parts), images
 
-    def convergence_summary(self, nets: Sequence[str]) -> pd.DataFrame:
-        """Per network: visualization steps, 4x the steps, the median score ratio and whether it converged."""
-        from lsnb.record import CONVERGED
+    def exemplars(self, nets: Sequence[str], partitionings: Sequence = PARTITIONINGS, k: int | None = None,
+                  exemplar_options: dict | None = None, replicates: Sequence[int] | None = None) -> pd.DataFrame:
+        """Exemplar-entropy tests (:mod:`lsnb.exemplar`) of every network, replicate and partitioning, cached.
 
-        rows = []
-        for net in self.available(nets):
-            table = self.featvis_convergence(net)
-            ratio = float(table.attrs.get("median_ratio", np.nan))
-            rows.append({"network": net, "steps": table.attrs.get("steps"), "reference steps":
-                         table.attrs.get("long_steps"), "subclusters sampled": len(table),
-                         "median score ratio": round(ratio, 3), "converged": bool(ratio >= CONVERGED)})
-        return pd.DataFrame(rows)
-
-    def record(self, nets: Sequence[str], *tables: pd.DataFrame, convergence: bool = True) -> pd.DataFrame:
-        """The experiment record of ``nets`` behind ``tables`` (:func:`lsnb.record.experiment_record`)."""
-        from lsnb.record import experiment_record
-
-        with self.timer.stage("record"):
-            return experiment_record(self, self.available(nets), tables, convergence=convergence)
-
-    @staticmethod
-    def arch_of(net: str) -> str:
-        """The architecture of a network name (:func:`lsnb.networks.arch_of`)."""
-        return networks.arch_of(net)
-
-    def exemplar_panels(self, row: pd.Series, k: int | None = None, n: int = 3) -> dict:
-        """The ``n`` test images that excite the subcluster of a tidy ``row`` most, for a cluster card.
-
-        ``k`` is the exemplars per group (:mod:`lsnb.exemplar`); the card shows
-        the first ``n`` with their classes (:func:`lsnb.explore.exemplar_panels`).
+        Each runs on the network's whole test set.  The groups are the
+        visualization test's (the paper variant's subclusters of at least 2
+        units, random groups from the live units) and the controls follow the
+        one seeding rule, so each row pairs with a ``vis_score`` row over the
+        very same random groups.  ``k`` is the clusters'; ``exemplar_options``
+        may set the exemplars per group (``{"k": 50}``) and ``n_random``.
         """
-        from lsnb import exemplar, explore
+        tables, parts = [], []
+        for net, replicate, tnet, part in self._partitions(nets, partitionings, k, None, replicates):
+            options = dict(exemplar_options or {})
+            n_exemplars = int(options.pop("k", exemplar.DEFAULT_K))
+            n_random = int(options.pop("n_random", self.profile.n_random))
+            if options:
+                raise ValueError(f"exemplar tests have no option(s) {sorted(options)}; they take k and n_random")
+            config = {**self._key(net, replicate, tnet, part, n_random), "k": n_exemplars,
+                      "n_test": len(tnet.data.x_test)}
+            with self.timer.stage("exemplar"):
+                tables.append(cache.cached("exemplar", config, lambda: _exemplar_test(
+                    tnet, part, net, replicate, n_exemplars, n_random, self.seed)))
+            parts.append(part)
+        return self._tidy(tables, parts)
 
-        tnet = self.network(row["network"], int(row["replicate"]))
-        part = self.partition(row["network"], int(row["replicate"]), row["partitioning"],
-                              k=int(row["k"]) if "k" in row else None)
-        units = np.flatnonzero(part.labels[row["layer"]] == int(row["cluster"]))
-        data = (tnet.data.x_test, tnet.data.y_test)
-        top = exemplar.group_exemplars(tnet.model, row["layer"], units, data,
-                                       k=exemplar.DEFAULT_K if k is None else k, seed=self.seed)
-        return explore.exemplar_panels(*data, top, n=n)
+    # ------------------------------------------------------------------ statistics
+    def combined(self, tidy: pd.DataFrame, by: Sequence[str] = (), alpha: float = 0.05, se: str = "nets",
+                 ties: str = "random", effect_rule: str = "paper", family: str = "") -> pd.DataFrame:
+        """Replicates combined (mean Fisher, Bates p, effect ± s.e.), BH over the whole table (Appendix A.3).
 
-    @staticmethod
-    def most_special(tidy: pd.DataFrame, measure: str) -> pd.Series:
-        """The tidy row of ``measure`` that stands out most (:func:`lsnb.book.most_special`)."""
-        return book.most_special(tidy, measure)
+        Ties among the random values are broken with the study's seed.
 
-    # ------------------------------------------------------------------ the page around the numbers
-    def start(self, nets: Sequence[str], note: str = "") -> book.StageTimer:
-        """Open a notebook: the profile's sizes and the provenance table (:func:`lsnb.book.start_notebook`)."""
-        ok, why = networks.imagenet_available(self.imagenet_dir, self.imagenet_weights)
-        if not ok and any(networks.is_imagenet(net) for net in nets):
-            note = (note + " " if note else "") + f"ImageNet rows are not run: {why}."
-        book.start_notebook(self.available(nets), self.profile, self.seed, self.imagenet_dir,
-                            self.imagenet_weights, note=note, timer=self.timer)
-        return self.timer
-
-    def provenance(self, nets: Sequence[str]) -> pd.DataFrame:
-        """Data, sizes, replicates, seeds and accuracy behind each network's numbers."""
-        return book.provenance(self.available(nets), self.profile, self.seed, self.imagenet_dir,
-                               self.imagenet_weights)
-
-    def source_note(self, nets: Sequence[str]) -> str:
-        """The caption naming each network's data, the profile, the replicates and the seed."""
-        return book.source_note(self.available(nets), self.profile, self.seed)
-
-    def describe(self) -> str:
-        """One sentence stating the profile's sizes."""
-        return book.describe_profile(self.profile)
+        Parameters
+        ----------
+        tidy : pandas.DataFrame
+            Rows of :meth:`lesions` / :meth:`featvis`.
+        by : sequence of str
+            Further columns that separate configurations (``"k"``, ``"variant"``);
+            each group is combined separately and they are kept as columns.
+        alpha : float
+            False discovery rate over all rows of the result (one BH family,
+            named in ``attrs["bh_family"]``).
+        se : {"nets", "pooled"}
+            See :func:`lsnb.stats.combine`.
+        ties, effect_rule : str
+            Tie rule of the percentiles and effect rule (:func:`lsnb.stats.summarize`).
+        family : str
+            What the BH family is (default: the cells of this summary).
+        """
+        by = list(by)
+        options = {"alpha": alpha, "se": se, "ties": ties, "effect_rule": effect_rule, "seed": self.seed}
+        if tidy.empty:
+            log.warning("no subclusters were tested: nothing to combine")
+            return pd.DataFrame(columns=["network", "partitioning", "measure", *by, "n_nets", "n", "n_undefined",
+                                         "fisher", "p", "effect", "se", "effect_special", "significant"])
+        if not by:
+            return combine(tidy, family=family, **options)
+        parts = []
+        for values, group in tidy.groupby(by, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            parts.append(combine(group, **options).assign(**dict(zip(by, values))))
+        default = f"the cells of this summary, every {', '.join(by)} together"
+        return with_bh(pd.concat(parts, ignore_index=True), alpha, family or default)

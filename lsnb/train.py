@@ -34,7 +34,7 @@ import gc
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -344,7 +344,7 @@ def _dataset(name: str, source: str, n_train: int | None, n_test: int | None,
     if (len(sub.x_train), len(sub.x_test)) != (len(mnist.x_train), len(mnist.x_test)):
         log.info("profile subset (stratified, seed %s): %s", seed, sub.describe())
     if extend_to is not None and sub.source == "embedded" and extend_to > len(sub.x_train):
-        sub = extended(sub, extend_to, seed)
+        sub = augment.extended(sub, extend_to, seed)
     return _counted(builders[name](sub))
 
 
@@ -355,24 +355,15 @@ def _counted(data: data_mod.Dataset) -> data_mod.Dataset:
     return replace(data, meta={**data.meta, "train_real": len(data.x_train), "train_augmented": 0})
 
 
-def extended(data: data_mod.Dataset, n_train: int, seed: int) -> data_mod.Dataset:
-    """:func:`lsnb.augment.extend`, its copies kept on disk as 8-bit images (kind ``"augmented"``).
-
-    The real images are multiples of 1/255, and so are the stored copies, so
-    a copy read from the cache equals the one computed in this process.
-    """
-    config = {"data": data.fingerprint(), "n_train": int(n_train), "seed": int(seed),
-              "bounds": asdict(augment.DIGITS)}
-    n_real = len(data.x_train)
-
-    def compute() -> dict:
-        out = augment.extend(data, n_train, seed=seed)
-        return {"x": np.round(out.x_train[n_real:] * 255).astype(np.uint8), "y": out.y_train[n_real:]}
-
-    copies = cache.cached("augmented", config, compute)
-    return replace(data, x_train=np.concatenate([data.x_train, copies["x"].astype(np.float32) / 255]),
-                   y_train=np.concatenate([data.y_train, copies["y"]]),
-                   meta={**data.meta, "train_real": n_real, "train_augmented": len(copies["y"])})
+def model_spec(net: str, profile: str | Profile = "quick") -> tuple[str, dict]:
+    """The architecture of ``net`` and the keyword arguments of :func:`lsnb.models.build` it is trained with."""
+    spec = dict(NETS[net])
+    arch = spec.pop("arch")
+    spec.pop("dataset")
+    if arch == "vgg_cifar":
+        prof = get_profile(profile)
+        spec.update(width=prof.vgg_width, bn_momentum=prof.vgg_bn_momentum)
+    return arch, spec
 
 
 def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed: int = 0,
@@ -389,13 +380,8 @@ def trained(net: str, profile: str | Profile = "quick", replicate: int = 0, seed
     if net not in NETS:
         raise ValueError(f"unknown network {net!r}; choose one of {sorted(NETS)}")
     prof = get_profile(profile)
-    spec = dict(NETS[net])
-    arch, ds_name = spec.pop("arch"), spec.pop("dataset")
-    data = dataset(ds_name, prof, seed=seed, train_examples=prof.train_examples_for(arch, net))
-    model_kwargs = dict(spec)
-    if arch == "vgg_cifar":
-        model_kwargs["width"] = prof.vgg_width
-        model_kwargs["bn_momentum"] = prof.vgg_bn_momentum
+    arch, model_kwargs = model_spec(net, prof)
+    data = dataset(NETS[net]["dataset"], prof, seed=seed, train_examples=prof.train_examples_for(arch, net))
     lr = LEARNING_RATE.get(net, 1e-3) if data.name == "mnist_rgb32" else 1e-3
     result = train(arch, data, epochs=prof.epochs[arch], seed=seed, replicate=replicate,
                    model_kwargs=model_kwargs, lr=lr, augment=arch == "vgg_cifar" and data.name == "cifar10",

@@ -37,7 +37,7 @@ threshold = 2 / 3       # share of the picture mass on one half that counts as "
 # %%
 from IPython.display import display
 
-from lsnb import experiments, explore, figures
+from lsnb import explore, figures
 from lsnb.record import show as show_record
 from lsnb.study import Study
 
@@ -45,8 +45,7 @@ study = Study(profile, seed=seed)
 timer = study.start(["mlp_halves"])
 
 # %%
-pictures, counts = experiments.run_halves(study.profile, k=k, seed=seed, layer=layer, n_random=n_random,
-                                          threshold=threshold, timer=timer)
+pictures, counts = study.halves(k=k, layer=layer, n_random=n_random, threshold=threshold)
 
 # %% [markdown]
 # ## Figure 5: true subclusters (top row) over random groups

@@ -48,7 +48,7 @@ import pandas as pd
 from IPython.display import display
 
 import lsnb
-from lsnb import book, cache, exemplar, experiments, explore, featvis, figures, report, stats
+from lsnb import book, cache, exemplar, explore, featvis, figures, report, stats
 from lsnb.featvis import plot_featvis_grid
 from lsnb.record import show as show_record
 from lsnb.study import Study
@@ -221,8 +221,7 @@ explore.save_results("03_feature_visualization", tidy=tidy, summary=summary, exe
 
 # %%
 if compare_lucid:
-    side, backend_summary, agreement = experiments.compare_featvis_backends(
-        "cnn_mnist", study.profile, seed=seed, max_subclusters=lucid_subclusters, timer=timer)
+    side, backend_summary, agreement = study.backends("cnn_mnist", max_subclusters=lucid_subclusters)
     display(backend_summary)
     display(pd.DataFrame(agreement).T)
 

@@ -24,7 +24,7 @@
 # book was built" page gives the sizes it cuts and what each would cost).
 #
 # Each k is independent evidence: the random control groups of every test are
-# drawn from a seed that holds k (`lsnb.experiments.controls_seed`), so the
+# drawn from a seed that holds k (`lsnb.controls.controls_seed`), so the
 # rows of different k share no controls.  (The departures chapter compares
 # variants of one partition at one k, and there the controls are shared on
 # purpose: those comparisons are paired.)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from lsnb import departures, experiments as ex, explore, stats
+from lsnb import departures, explore, stats
 from lsnb.record import show as show_record
 from lsnb.study import Study
 
@@ -90,7 +90,7 @@ departures.path_beside_paper(path, "effect")
 # %%
 vgg_runs = departures.folding_runs(study, vgg_net)
 display(departures.folding_agreement(study, vgg_net))
-ex.combined(vgg_runs, by=["variant"], alpha=alpha)[columns]
+study.combined(vgg_runs, by=["variant"], alpha=alpha)[columns]
 
 # %% [markdown]
 # ## 2. What "accuracy" and "class range" mean
@@ -111,7 +111,7 @@ ex.combined(vgg_runs, by=["variant"], alpha=alpha)[columns]
 
 # %%
 measure_runs = departures.measure_runs(study, nets, partitionings)
-ex.combined(measure_runs, by=["variant"], alpha=alpha)[columns]
+study.combined(measure_runs, by=["variant"], alpha=alpha)[columns]
 
 # %% [markdown]
 # ## 3. Standard errors of the effect measure
@@ -122,7 +122,7 @@ ex.combined(measure_runs, by=["variant"], alpha=alpha)[columns]
 
 # %%
 paper_runs = measure_runs[measure_runs["variant"] == "paper"]
-se_variants = pd.concat([ex.combined(paper_runs, alpha=alpha, se=s).assign(se_from=s)
+se_variants = pd.concat([study.combined(paper_runs, alpha=alpha, se=s).assign(se_from=s)
                          for s in ("nets", "pooled")], ignore_index=True)
 se_variants.pivot_table(index=["network", "partitioning", "measure"], columns="se_from", values=["effect", "se"])
 
@@ -137,7 +137,7 @@ se_variants.pivot_table(index=["network", "partitioning", "measure"], columns="s
 
 # %%
 vis_runs = departures.visualization_runs(study, featvis_net, partitionings)
-ex.combined(vis_runs, by=["variant"], alpha=alpha)[columns]
+study.combined(vis_runs, by=["variant"], alpha=alpha)[columns]
 
 # %% [markdown]
 # ## 5. Sign alignment in the halves-MNIST pictures
@@ -164,14 +164,14 @@ halves.groupby(["aligned", "partitioning"], sort=False)[["subclusters", "true on
 # %%
 grid = pd.DataFrame({"mean p": [0.1, 0.2, 0.34, 0.5, 0.7, 0.9]})
 grid["exact"] = [stats.bates_cdf(x, 5) for x in grid["mean p"]]
-grid["code"] = [ex.bates_cdf_original(x, 5) for x in grid["mean p"]]
+grid["code"] = [stats.bates_cdf_original(x, 5) for x in grid["mean p"]]
 display(grid.round(4))
-per_net = stats.summarize(paper_runs)
+per_net = stats.summarize(paper_runs, seed=study.seed)
 keys = ["network", "partitioning", "measure"]
 bates = per_net.groupby(keys).agg(nets=("p", "size"), mean_p=("p", "mean"))
 bates["exact"] = [stats.bates_cdf(m, n) for m, n in zip(bates["mean_p"], bates["nets"])]
 bates = bates[bates["nets"] == 5]
-bates["code"] = [ex.bates_cdf_original(m, 5) for m in bates["mean_p"]]
+bates["code"] = [stats.bates_cdf_original(m, 5) for m in bates["mean_p"]]
 bates if len(bates) else print("this profile does not train five replicates: no combined p values to compare")
 
 # %% [markdown]
@@ -182,7 +182,7 @@ bates if len(bates) else print("this profile does not train five replicates: no 
 # p values of our lesion runs alone:
 
 # %%
-class_p = ex.combined(paper_runs, alpha=alpha).query("measure == 'class_range'")["p"].to_numpy()
+class_p = study.combined(paper_runs, alpha=alpha).query("measure == 'class_range'")["p"].to_numpy()
 reject, critical = stats.benjamini_hochberg(class_p, alpha=alpha)
 print(f"{len(class_p)} class-range p values, {int(reject.sum())} significant; "
       f"critical p = {critical:.3g} (lsnb)" + ("; the code would print 1.0" if not reject.any() else ""))

@@ -71,9 +71,9 @@ def test_copies_are_generated_once_and_read_back_identical(monkeypatch, tmp_path
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
     data = _digits()
     data = Dataset(np.round(data.x_train * 255) / 255, data.y_train, data.x_test, data.y_test, "mnist", "embedded")
-    first = train.extended(data, 150, seed=0)
+    first = augment.extended(data, 150, seed=0)
     assert len(list((tmp_path / "augmented").glob("*.pkl"))) == 1
-    again = train.extended(data, 150, seed=0)
+    again = augment.extended(data, 150, seed=0)
     assert np.array_equal(first.x_train, again.x_train) and np.array_equal(first.y_train, again.y_train)
     assert first.meta["train_augmented"] == 90 and np.array_equal(first.x_train[:60], data.x_train)
     direct = augment.extend(data, 150, seed=0)

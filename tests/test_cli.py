@@ -102,3 +102,32 @@ def test_run_passes_notebook_parameters_to_the_chapter_jobs(tmp_path, monkeypatc
     assert cli.main(["run", "06", "--profile", "smoke", "--plan", "-p", "nets", "[cnn_mnist]"]) == 0
     out = capsys.readouterr().out
     assert "departures/cnn_mnist/smoke/weights/network" in out and "departures/mlp_mnist/" not in out
+
+
+def test_run_overrides_reach_the_paper_chapters_too(tmp_path, monkeypatch, capsys):
+    import re
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    assert cli.main(["run", "02", "--profile", "smoke", "--plan", "-p", "k", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "lesion/mlp_mnist/smoke/r0/weights/network/k12" in out
+    assert not re.search(r"lesion/mlp_mnist/smoke/r0/weights/network\s", out)       # no test at the profile's k
+    assert cli.main(["run", "05", "--profile", "smoke", "--plan", "-p", "featvis", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "lesion/vgg/smoke/r0/weights/network" in out and "featvis/" not in out
+
+
+def test_a_second_run_of_the_same_jobs_reports_them_cached(tmp_path, monkeypatch, capsys):
+    from lsnb import bookjobs
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
+    args = ["run", "01", "--profile", "smoke", "--quiet"]
+    n = len(bookjobs.jobs_for(["01"], "smoke"))
+    assert cli.main(args) == 0
+    assert f"{n} jobs run, 0 were cached" in capsys.readouterr().out
+    assert cli.main(args) == 0
+    assert f"0 jobs run, {n} were cached" in capsys.readouterr().out
+    for entry in (tmp_path / "lesion").glob("*.pkl"):               # the one lesion test's entry is gone:
+        entry.unlink()                                                # only its job runs again
+    assert cli.main(args) == 0
+    assert f"1 jobs run, {n - 1} were cached" in capsys.readouterr().out

@@ -127,7 +127,7 @@ def test_smoke_partitions_identical_serially_and_on_two_workers(tmp_path, monkey
     from lsnb import bookjobs
 
     graph = bookjobs.jobs_for(["02"], "smoke", exclude={"cnn_mnist", "vgg"})
-    assert [j.kind for j in graph] == ["model"] + ["partition", "lesion"] * 4 + ["featvis_convergence"]
+    assert [j.kind for j in graph] == ["model"] + ["partition", "lesion"] * 4 + ["record"]
     weights, labels, tables = {}, {}, {}
     for name, workers in (("serial", None), ("dask", 2)):
         monkeypatch.setenv("LSNB_CACHE", str(tmp_path / name))
@@ -185,15 +185,15 @@ CHAPTER_PARAMETERS = {"nets": ["mlp_mnist"], "path_partitionings": ["weights/net
 
 def _run_notebook_here(name: str, parameters: dict) -> None:
     """Execute a notebook's code cells in this process, ``parameters`` after its parameters cell (as papermill)."""
-    import jupytext
-
     from lsnb import bookjobs
 
+    notebook = bookjobs.read_notebook(name)
+    tagged = bookjobs.parameters_cell(notebook)
     namespace: dict = {}
-    for cell in jupytext.read(bookjobs.NOTEBOOK_DIR / f"{name}.py").cells:
+    for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code":
             exec(compile(cell.source, f"{name}.py", "exec"), namespace)
-            if "parameters" in cell.metadata.get("tags", []):
+            if index == tagged:
                 namespace.update(parameters)
 
 
@@ -206,7 +206,7 @@ def test_after_the_chapter_jobs_the_departures_and_grouping_notebooks_read_only_
     monkeypatch.setenv("MPLBACKEND", "Agg")
     parameters = {"profile": "smoke", **CHAPTER_PARAMETERS}
     graph = bookjobs.jobs_for(["06", "07"], "smoke", parameters=parameters)
-    assert {job.key.split("/")[0] for job in graph} == {"model", "departures", "grouping", "convergence"}
+    assert {job.key.split("/")[0] for job in graph} == {"model", "departures", "grouping", "record"}
     assert not any("cnn_mnist" in job.key or job.key.startswith("model/vgg") for job in graph)
     monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "jobs.jsonl"))
     jobs.run_jobs(graph, progress=False)
@@ -226,16 +226,14 @@ def _calls(log) -> list[dict]:
 
 
 def test_chapter_jobs_follow_the_notebooks_parameters_cells():
-    import jupytext
+    from lsnb import bookjobs, train
 
-    from lsnb import bookjobs
-
-    for name in bookjobs.CHAPTERS:
-        (cell,) = [c for c in jupytext.read(bookjobs.NOTEBOOK_DIR / f"{name}.py").cells
-                   if "parameters" in c.metadata.get("tags", [])]
-        namespace: dict = {}
-        exec(cell.source, namespace)
-        assert bookjobs.notebook_parameters(name) == {k: v for k, v in namespace.items() if k != "__builtins__"}
+    for name in bookjobs.NOTEBOOKS:
+        source = bookjobs.read_notebook(name).cells[bookjobs.parameters_cell(bookjobs.read_notebook(name))].source
+        assigned = [line.split("=")[0].strip() for line in source.splitlines() if line and not line.startswith("#")]
+        params = bookjobs.notebook_parameters(name)
+        assert list(params) == assigned and params["profile"] == "quick" and params["seed"] == 0
+        assert set(bookjobs.NOTEBOOK_NETS[name]) >= set(n for n in params.get("nets", ()) if n in train.NETS)
     defaults = bookjobs.notebook_parameters("06_original_code")
     keys = {job.key for job in jobs.check_graph(bookjobs.jobs_for(["06"], "smoke"))}
     assert {f"departures/{net}/smoke/{p}" for net in defaults["nets"] for p in defaults["path_partitionings"]} <= keys

@@ -58,14 +58,6 @@ def _execute(build, kernel: str, source: Path, out_dir: Path, **parameters) -> n
     return nbformat.read(notebook, as_version=4)
 
 
-def _parameters_cell(source: Path) -> nbformat.NotebookNode:
-    import jupytext
-
-    cells = [c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"{source.name} must have exactly one cell tagged 'parameters'"
-    return cells[0]
-
-
 def test_the_notebooks_are_in_chapter_order():
     assert [p.stem for p in NOTEBOOKS] == ["01_halves_mnist", "02_lesions", "03_feature_visualization",
                                            "04_k_robustness", "05_regularization", "06_original_code",
@@ -74,11 +66,12 @@ def test_the_notebooks_are_in_chapter_order():
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameters_cell_is_tagged_and_sets_profile(source):
-    cell = _parameters_cell(source)
-    assert 'profile = "quick"' in cell.source
-    namespace: dict = {}
-    exec(cell.source, namespace)  # the parameters cell is plain assignments
-    assert namespace["profile"] == "quick" and "seed" in namespace
+    from lsnb import bookjobs
+
+    notebook = bookjobs.read_notebook(source.stem, source.parent)
+    assert 'profile = "quick"' in notebook.cells[bookjobs.parameters_cell(notebook)].source
+    parameters = bookjobs.notebook_parameters(source.stem, source.parent)
+    assert parameters["profile"] == "quick" and "seed" in parameters
 
 
 def test_toc_lists_every_notebook():

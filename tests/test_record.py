@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsnb import book, experiments as ex, models, networks, record
+from lsnb import book, models, networks, record
 from lsnb.data import embedded_mnist
 from lsnb.study import Study
 from lsnb.train import TrainedNet, accuracy
@@ -19,10 +19,10 @@ def weak(monkeypatch, tmp_path):
     model = models.mlp(hidden=(16, 16), seed=0)
     net = TrainedNet(model, digits, accuracy(model, digits.x_test, digits.y_test),
                      {"net": "mlp_mnist", "arch": "mlp", "replicate": 0, "seed": 0}, 0.0, True)
-    for module in (ex, book, networks):
+    for module in (book, networks):
         monkeypatch.setattr(module, "network", lambda *args, **kwargs: net)
-    monkeypatch.setattr(ex, "test_data", lambda tnet, profile, seed=0: (tnet.data.x_test[:200],
-                                                                         tnet.data.y_test[:200]))
+    monkeypatch.setattr(networks, "test_data", lambda tnet, profile, seed=0: (tnet.data.x_test[:200],
+                                                                               tnet.data.y_test[:200]))
     study = Study("smoke", n_replicates=1, featvis_steps=2, k=3, n_random=3, n_activation_samples=200)
     tidy = study.lesions(["mlp_mnist"], ["weights/network"])
     return study, study.record(["mlp_mnist"], tidy)

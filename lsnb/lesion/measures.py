@@ -93,7 +93,7 @@ class Lesioner:
     store : callable, optional
         ``store(layer, masks, compute)`` returns the lesioned per-class counts
         of the unique rows of ``masks``, calling ``compute()`` only when it
-        does not hold them (:func:`lsnb.experiments.lesion_one` passes a disk
+        does not hold them (:meth:`lsnb.study.Study.lesions` passes a disk
         cache).  The counts depend on the model, the test data, the layer and
         the masks only, not on ``variant`` or on the way lesions are
         evaluated, so both variants, and every partition that draws the same

@@ -1,4 +1,4 @@
-"""Tests of lsnb.experiments: orchestration on a tiny hand-made network, caching, combining."""
+"""Tests of lsnb.study.Study: orchestration on a tiny hand-made network, caching, combining."""
 from __future__ import annotations
 
 import math
@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsnb import cache, book, experiments as ex, networks, stats
+from lsnb import book, cache, controls, departures, networks, stats
 from lsnb.data import Dataset
 from lsnb.lesion import lesion_test
 from lsnb.profiles import get_profile
+from lsnb.study import Study
 from lsnb.train import TrainedNet
 from nets import toy_trained_net
 
@@ -21,7 +22,7 @@ from nets import toy_trained_net
 def toy(monkeypatch, tmp_path):
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
     net = toy_trained_net()
-    for module in (ex, book, networks):
+    for module in (book, networks):
         monkeypatch.setattr(module, "network", lambda *args, **kwargs: net)
     profile = get_profile("smoke").with_(n_replicates=1, n_test=None, n_random=5, n_activation_samples=150,
                                          featvis_steps=3, n_init=2, k=3)
@@ -41,62 +42,69 @@ def test_stage_timer_accumulates_and_prints():
 
 
 def test_k_and_replicates_follow_the_profile():
-    assert ex.k_for("mlp_mnist", "quick") == 16
-    assert ex.k_for("vgg", "quick", 8) == 8
-    assert ex.k_for("vgg16", "quick") == 32
+    assert networks.k_for("mlp_mnist", "quick") == 16
+    assert networks.k_for("vgg", "quick", 8) == 8
+    assert networks.k_for("vgg16", "quick") == 32
     quick = get_profile("quick")
-    assert ex.replicates("mlp_mnist", "quick") == list(range(quick.n_replicates))
-    assert ex.replicates("vgg", "quick") == ex.replicates("vgg_unreg", "quick") == list(range(quick.vgg_replicates))
-    assert ex.replicates("vgg", "paper") == [0, 1, 2, 3, 4]
-    assert ex.replicates("resnet18", "paper") == [0]
+    assert networks.replicates("mlp_mnist", "quick") == list(range(quick.n_replicates))
+    assert networks.replicates("vgg", "quick") == networks.replicates("vgg_unreg", "quick") == list(range(quick.vgg_replicates))
+    assert networks.replicates("vgg", "paper") == [0, 1, 2, 3, 4]
+    assert networks.replicates("resnet18", "paper") == [0]
     with pytest.raises(ValueError, match="k must be"):
-        ex.k_for("vgg", "quick", 1)
+        networks.k_for("vgg", "quick", 1)
 
 
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="unknown network"):
-        ex.run_lesions(["alexnet"], "smoke")
+        Study("smoke").lesions(["alexnet"])
     with pytest.raises(ValueError, match="unknown partitioning"):
-        ex.run_lesions(["mlp_mnist"], "smoke", partitionings=["weights/everything"])
+        Study("smoke").lesions(["mlp_mnist"], partitionings=["weights/everything"])
 
 
 def test_imagenet_availability(tmp_path):
-    assert ex.imagenet_available(None)[0] is False
-    assert ex.imagenet_available(tmp_path)[0] is False
+    assert networks.imagenet_available(None)[0] is False
+    assert networks.imagenet_available(tmp_path)[0] is False
     (tmp_path / "n01440764").mkdir()
-    assert ex.imagenet_available(tmp_path)[0] is True
-    ok, why = ex.imagenet_available(tmp_path, tmp_path / "missing.h5")
+    assert networks.imagenet_available(tmp_path)[0] is True
+    ok, why = networks.imagenet_available(tmp_path, tmp_path / "missing.h5")
     assert ok is False and "missing.h5 do not exist" in why
-    assert ex.imagenet_available(tmp_path, tmp_path)[0] is True          # a folder of <name>.h5 files
+    assert networks.imagenet_available(tmp_path, tmp_path)[0] is False         # a folder without any <name>.h5
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "vgg16.h5").write_bytes(b"")
+    assert networks.imagenet_available(tmp_path, weights)[0] is True           # a folder of <name>.h5 files
+    assert networks.imagenet_available(tmp_path, weights, "vgg16")[0] is True
+    ok, why = networks.imagenet_available(tmp_path, weights, "resnet18")
+    assert ok is False and "resnet18.h5" in why
 
 
 def test_bates_original_drops_the_last_term():
-    assert ex.bates_cdf_original(0.34, 5) == pytest.approx(1.7 ** 5 / 120, abs=1e-12)  # 0.1183
-    assert round(ex.bates_cdf_original(0.34, 5), 4) == 0.1183
+    assert stats.bates_cdf_original(0.34, 5) == pytest.approx(1.7 ** 5 / 120, abs=1e-12)  # 0.1183
+    assert round(stats.bates_cdf_original(0.34, 5), 4) == 0.1183
     assert round(stats.bates_cdf(0.34, 5), 4) == 0.1113
     exact = (1.7 ** 5 - 5 * 0.7 ** 5) / math.factorial(5)
     assert stats.bates_cdf(0.34, 5) == pytest.approx(exact, abs=1e-12)
-    assert ex.bates_cdf_original(0.1, 5) == 0.0  # floor(nx) = 0: the only term is dropped
+    assert stats.bates_cdf_original(0.1, 5) == 0.0  # floor(nx) = 0: the only term is dropped
 
 
 def test_partitions_are_cached_under_their_configuration(toy):
     net, profile, cache = toy
-    first = ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
+    first = Study(profile).partition("toy", 0, "weights/network", k=3)
     files = sorted((cache / "partition").glob("*.pkl"))
-    again = ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
+    again = Study(profile).partition("toy", 0, "weights/network", k=3)
     assert sorted((cache / "partition").glob("*.pkl")) == files and len(files) == 1
     assert all(np.array_equal(first.labels[name], again.labels[name]) for name in first.labels)
-    ex.get_partition(net, "toy", profile, 0, "weights/network", k=4)
+    Study(profile).partition("toy", 0, "weights/network", k=4)
     assert len(list((cache / "partition").glob("*.pkl"))) == 2
     assert set(first.labels) == {"dense1", "dense2"} and first.k == 3
 
 
-def test_run_lesions_concatenates_tidy_rows(toy, caplog):
+def test_lesions_concatenate_tidy_rows(toy, caplog):
     net, profile, _ = toy
     parts = ["weights/network", "activations/network"]
-    caplog.set_level("INFO", logger="lsnb.experiments")
-    table = ex.run_lesions(["mlp_mnist"], profile, parts, seed=0)
-    expected = sum(len(ex.get_partition(net, "mlp_mnist", profile, 0, p).subclusters()) for p in parts)
+    caplog.set_level("INFO", logger="lsnb.study")
+    table = Study(profile, seed=0).lesions(["mlp_mnist"], parts)
+    expected = sum(len(Study(profile).partition("mlp_mnist", 0, p).subclusters()) for p in parts)
     assert len(table) == 2 * expected
     assert set(table.measure) == {"acc_drop", "class_range"}
     assert set(table.partitioning) == set(parts)
@@ -104,13 +112,13 @@ def test_run_lesions_concatenates_tidy_rows(toy, caplog):
     assert table.randoms.map(len).eq(5).all()
     assert re.search(r"partition: [\d.]+ s, lesion: [\d.]+ s", caplog.text)
     # a second run reads everything from the cache and returns the same numbers
-    again = ex.run_lesions(["mlp_mnist"], profile, parts, seed=0)
+    again = Study(profile, seed=0).lesions(["mlp_mnist"], parts)
     pd.testing.assert_frame_equal(table.drop(columns="randoms"), again.drop(columns="randoms"))
 
 
-def test_run_featvis_returns_rows_and_images(toy):
+def test_featvis_returns_rows_and_images(toy):
     _, profile, _ = toy
-    table, images = ex.run_featvis(["mlp_mnist"], profile, ["weights/network"], seed=0)
+    table, images = Study(profile, seed=0).featvis(["mlp_mnist"], ["weights/network"])
     assert set(table.measure) == {"vis_score", "softmax_entropy"}
     pics = images[("mlp_mnist", 0, "weights/network")]
     assert len(pics) == len(table) // 2
@@ -118,7 +126,7 @@ def test_run_featvis_returns_rows_and_images(toy):
     assert first.shape == (6, 3, 3, 1) and first.min() >= 0 and first.max() <= 1
     # the profile's precision reaches the visualization steps and their cache key
     assert profile.precision == "bfloat16" and len(cache.entries("featvis")) == 1
-    f32, _ = ex.run_featvis(["mlp_mnist"], profile.with_(precision="float32"), ["weights/network"], seed=0)
+    f32, _ = Study(profile.with_(precision="float32"), seed=0).featvis(["mlp_mnist"], ["weights/network"])
     assert len(cache.entries("featvis")) == 2
     assert not np.array_equal(f32["true"].to_numpy(float), table["true"].to_numpy(float))
 
@@ -135,7 +143,7 @@ def test_combined_by_k_combines_each_group_and_corrects_all_together():
                              "measure": "acc_drop", "layer": "conv1", "cluster": cluster, "size": 3,
                              "true": rng.random(), "random_mean": rng.random(), "percentile": pct, "k": k})
     tidy = pd.DataFrame(rows)
-    result = ex.combined(tidy, by=["k"])
+    result = Study("smoke").combined(tidy, by=["k"])
     assert sorted(result.k) == [8, 12]
     for k in (8, 12):
         alone = stats.combine(tidy[tidy.k == k])
@@ -147,7 +155,7 @@ def test_combined_by_k_combines_each_group_and_corrects_all_together():
     assert result.significant.tolist() == reject.tolist()
     assert result.attrs["bh_family"] == "the cells of this summary, every k together"
     assert result.attrs["bh_family_size"] == 2
-    assert ex.combined(tidy, by=["k"], family="Table 5").attrs["bh_family"] == "Table 5"
+    assert Study("smoke").combined(tidy, by=["k"], family="Table 5").attrs["bh_family"] == "Table 5"
 
 
 def test_provenance_states_data_profile_replicates_and_seeds(toy):
@@ -162,7 +170,7 @@ def test_provenance_states_data_profile_replicates_and_seeds(toy):
 
 def test_partition_agreement_is_one_for_identical_settings(toy):
     _, profile, _ = toy
-    same = ex.partition_agreement("mlp_mnist", profile, "weights/network", seed=0)
+    same = Study(profile, seed=0).agreement("mlp_mnist", "weights/network")
     assert same.adjusted_rand_index.tolist() == [pytest.approx(1.0)]
     assert same.units.iloc[0] > 0
 
@@ -190,28 +198,28 @@ def test_example_images_prefers_the_named_partitioning_with_subclusters():
 
 def test_options_equal_to_defaults_share_the_cache_entry(toy):
     net, profile, cache = toy
-    ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
-    ex.get_partition(net, "toy", profile, 0, "weights/network", k=3, fold_batchnorm=True)
+    Study(profile).partition("toy", 0, "weights/network", k=3)
+    Study(profile).partition("toy", 0, "weights/network", k=3, fold_batchnorm=True)
     assert len(list((cache / "partition").glob("*.pkl"))) == 1
-    ex.get_partition(net, "toy", profile, 0, "weights/network", k=3, fold_batchnorm=False)
+    Study(profile).partition("toy", 0, "weights/network", k=3, fold_batchnorm=False)
     assert len(list((cache / "partition").glob("*.pkl"))) == 2
-    ex.run_lesions(["mlp_mnist"], profile, ["weights/network"], lesion_options={"variant": "paper"})
-    ex.run_lesions(["mlp_mnist"], profile, ["weights/network"])
+    Study(profile).lesions(["mlp_mnist"], ["weights/network"], lesion_options={"variant": "paper"})
+    Study(profile).lesions(["mlp_mnist"], ["weights/network"])
     assert len(list((cache / "lesion").glob("*.pkl"))) == 1
 
 
 def test_measure_variants_share_one_lesion_pass(toy):
     net, profile, cache = toy
-    paper = ex.run_lesions(["mlp_mnist"], profile, ["weights/network", "weights/layer"])
+    paper = Study(profile).lesions(["mlp_mnist"], ["weights/network", "weights/layer"])
     counts = sorted((cache / "lesion_counts").glob("*.pkl"))
     assert counts and len(list((cache / "lesion").glob("*.pkl"))) == 2
-    original = ex.run_lesions(["mlp_mnist"], profile, ["weights/network", "weights/layer"],
+    original = Study(profile).lesions(["mlp_mnist"], ["weights/network", "weights/layer"],
                               lesion_options={"variant": "original"})
     assert sorted((cache / "lesion_counts").glob("*.pkl")) == counts   # no new lesion pass
     assert len(list((cache / "lesion").glob("*.pkl"))) == 4
-    part = ex.get_partition(net, "toy", profile, 0, "weights/layer")
-    again = lesion_test(net.model, part, ex.test_data(net, profile), n_random=profile.n_random, network="mlp_mnist",
-                        seed=ex.controls_seed(0, part.k), progress=False, variant="original")
+    part = Study(profile).partition("toy", 0, "weights/layer")
+    again = lesion_test(net.model, part, networks.test_data(net, profile), n_random=profile.n_random, network="mlp_mnist",
+                        seed=controls.controls_seed(0, part.k), progress=False, variant="original")
     mine = original[original["partitioning"] == "weights/layer"].reset_index(drop=True)
     np.testing.assert_array_equal(np.stack(mine["randoms"]), np.stack(again["randoms"]))
     assert not np.array_equal(np.stack(mine["randoms"]), np.stack(paper[paper["partitioning"] == "weights/layer"]["randoms"]))
@@ -236,8 +244,6 @@ def test_stage_log_gets_one_json_line_per_stage(tmp_path, monkeypatch):
 
 
 def test_study_overrides_profile_fields_and_names_unknown_ones():
-    from lsnb.study import Study
-
     study = Study("smoke", seed=3, n_random=9, n_test=None, k=6)
     assert (study.profile.n_random, study.profile.k, study.seed) == (9, 6, 3)
     assert study.profile.n_test == get_profile("smoke").n_test       # None means "keep the profile's"
@@ -246,8 +252,6 @@ def test_study_overrides_profile_fields_and_names_unknown_ones():
 
 
 def test_study_n_random_from_overrides_and_from_lesion_options(toy):
-    from lsnb.study import Study
-
     _, profile, _ = toy
     by_override = Study(profile, n_random=4).lesions(["mlp_mnist"], ["weights/network"])
     by_option = Study(profile).lesions(["mlp_mnist"], ["weights/network"], lesion_options={"n_random": 3})
@@ -258,8 +262,6 @@ def test_study_n_random_from_overrides_and_from_lesion_options(toy):
 
 def test_departure_path_changes_only_what_each_departure_touches(toy):
     from lsnb import departures
-    from lsnb.study import Study
-
     _, profile, cache = toy
     parts = ["weights/network", "activations/layer"]
     path = departures.path_table(Study(profile), ["mlp_mnist"], parts)
@@ -290,24 +292,24 @@ def test_settings_fill_defaults_so_a_changed_default_changes_the_key():
     def after(model, *, variant="paper", ties="conservative", progress=True):
         return None
 
-    assert ex.settings(before, {}) == ex.settings(before, {"ties": "random"}) == {"variant": "paper",
+    assert cache.settings(before, {}) == cache.settings(before, {"ties": "random"}) == {"variant": "paper",
                                                                                  "ties": "random"}
-    assert cache.config_key({"options": ex.settings(before, {})}) != cache.config_key(
-        {"options": ex.settings(after, {})})
+    assert cache.config_key({"options": cache.settings(before, {})}) != cache.config_key(
+        {"options": cache.settings(after, {})})
     with pytest.raises(ValueError, match="no option"):
-        ex.settings(before, {"colour": "red"})
+        cache.settings(before, {"colour": "red"})
 
 
 def test_combined_passes_the_tie_rule_and_effect_rule_to_the_statistics(toy):
     net, profile, cache = toy
-    tidy = ex.run_lesions(["mlp_mnist"], profile, ["weights/network", "weights/layer"])
+    tidy = Study(profile).lesions(["mlp_mnist"], ["weights/network", "weights/layer"])
     n_lesions = len(list((cache / "lesion").glob("*.pkl")))
     for ties in ("random", "conservative", "original"):
         for rule in ("paper", "original"):
-            ours = ex.combined(tidy, ties=ties, effect_rule=rule)
+            ours = Study("smoke").combined(tidy, ties=ties, effect_rule=rule)
             pd.testing.assert_frame_equal(ours, stats.combine(tidy, ties=ties, effect_rule=rule))
     # the toy net's lesions tie, so the rules give different statistics (the forwarding is seen)
-    assert not np.allclose(ex.combined(tidy, ties="conservative")["fisher"], ex.combined(tidy, ties="original")["fisher"])
+    assert not np.allclose(Study("smoke").combined(tidy, ties="conservative")["fisher"], Study("smoke").combined(tidy, ties="original")["fisher"])
     assert len(list((cache / "lesion").glob("*.pkl"))) == n_lesions   # summary-time options: nothing recomputed
 
 
@@ -322,19 +324,75 @@ def test_lesion_test_images_are_a_stratified_seeded_subset_of_a_label_sorted_spl
         return TrainedNet(None, data, 0.9, {"net": "cnn_mnist", "arch": "small_cnn", "replicate": replicate}, 0, True)
 
     profile = get_profile("quick").with_(arch_sizes={"small_cnn": {"n_test": 200}})
-    xs, ys = ex.test_data(net(0), profile, seed=0)
+    xs, ys = networks.test_data(net(0), profile, seed=0)
     assert len(ys) == 200 and np.array_equal(np.bincount(ys, minlength=10), np.full(10, 20))
     assert not np.array_equal(xs, x[:200])
-    again, _ = ex.test_data(net(0), profile, seed=0)
-    other, _ = ex.test_data(net(1), profile, seed=0)
+    again, _ = networks.test_data(net(0), profile, seed=0)
+    other, _ = networks.test_data(net(1), profile, seed=0)
     assert np.array_equal(again, xs) and not np.array_equal(other, xs)
-    assert ex.test_data(net(0), get_profile("quick").with_(n_test=None), seed=0)[0] is x   # all: the split itself
+    assert networks.test_data(net(0), get_profile("quick").with_(n_test=None), seed=0)[0] is x   # all: the split itself
 
 
 def test_each_k_draws_its_own_controls_and_one_k_keeps_them(toy):
     net, profile, _ = toy
-    seeds = {k: ex.controls_seed(0, k) for k in (8, 12, 16)}
-    assert len(set(seeds.values())) == 3 and ex.controls_seed(0, 8) == seeds[8] != ex.controls_seed(1, 8)
-    part = ex.get_partition(net, "toy", profile, 0, "weights/network", k=3)
-    table = ex.lesion_one(net, part, "toy", 0, profile, 0, {})
-    assert table.attrs["seed"] == ex.controls_seed(0, 3)          # the controls were drawn from (seed, k)
+    seeds = {k: controls.controls_seed(0, k) for k in (8, 12, 16)}
+    assert len(set(seeds.values())) == 3 and controls.controls_seed(0, 8) == seeds[8] != controls.controls_seed(1, 8)
+    part = Study(profile).partition("toy", 0, "weights/network", k=3)
+    table = Study(profile).lesions(["mlp_mnist"], [part])
+    assert table.attrs["seed"] == controls.controls_seed(0, 3)          # the controls were drawn from (seed, k)
+
+
+def test_combined_breaks_ties_with_the_study_seed(toy):
+    _, profile, _ = toy
+    tidy = Study(profile).lesions(["mlp_mnist"], ["weights/network", "weights/layer"])
+    assert tidy["tie"].astype(float).sum() > 0                   # the toy net's lesions tie
+    tables = {seed: Study(profile, seed=seed).combined(tidy) for seed in range(6)}
+    pd.testing.assert_frame_equal(tables[0], Study(profile, seed=0).combined(tidy))
+    pd.testing.assert_frame_equal(tables[3], Study(profile, seed=3).combined(tidy))
+    assert any(not np.allclose(tables[0]["fisher"], tables[seed]["fisher"]) for seed in range(1, 6))
+    for seed, table in tables.items():
+        pd.testing.assert_frame_equal(table, stats.combine(tidy, seed=seed))
+
+
+def _orchestration_frames(monkeypatch, call) -> list[list[str]]:
+    """The lsnb frames between ``call`` and each :func:`lsnb.controls.run_groups`, outside the shared procedure.
+
+    Not counted: the cache (:mod:`lsnb.cache`), the procedure itself
+    (:mod:`lsnb.lesion`, :mod:`lsnb.featvis`, :mod:`lsnb.controls`,
+    :mod:`lsnb.grouptest`) and the lambdas handed to the cache.
+    """
+    import inspect
+
+    stacks = []
+    run_groups = controls.run_groups
+
+    def spy(*args, **kwargs):
+        frames = [f for f in inspect.stack()[1:] if "/lsnb/" in f.filename]
+        stacks.append([f"{f.filename.rsplit('/lsnb/', 1)[1]}:{f.function}" for f in frames
+                       if not f.filename.endswith(("/lsnb/cache.py", "/lsnb/controls.py", "/lsnb/grouptest.py"))
+                       and "/lsnb/lesion/" not in f.filename and "/lsnb/featvis/" not in f.filename
+                       and f.function != "<lambda>"])
+        return run_groups(*args, **kwargs)
+
+    monkeypatch.setattr(controls, "run_groups", spy)
+    call()
+    return stacks
+
+
+def test_a_notebook_cell_or_chapter_reaches_the_shared_procedure_through_at_most_two_frames(toy, monkeypatch):
+    from lsnb import comparison
+
+    _, profile, cache = toy
+    study = Study(profile)
+    calls = [lambda: study.lesions(["mlp_mnist"], ["weights/network"]),
+             lambda: study.featvis(["mlp_mnist"], ["weights/network"]),
+             lambda: departures.path_table(study, ["mlp_mnist"], ["activations/layer"]),
+             lambda: departures.folding_runs(study, "mlp_mnist"),
+             lambda: comparison.group_tests(study, "mlp_mnist", {"weights/layer": study.partition(
+                 "mlp_mnist", 0, "weights/layer")}, test="lesion")]
+    for index, call in enumerate(calls):
+        monkeypatch.setenv("LSNB_CACHE", str(cache / f"call{index}"))      # each computes its tests
+        stacks = _orchestration_frames(monkeypatch, call)
+        assert stacks and all(len(frames) <= 2 for frames in stacks), stacks
+    monkeypatch.setenv("LSNB_CACHE", str(cache / "again"))
+    assert _orchestration_frames(monkeypatch, calls[0])[0] == ["study.py:lesions"]
