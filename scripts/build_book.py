@@ -28,7 +28,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -177,10 +179,12 @@ def parse_value(text: str):
 
 
 def cache_entries() -> int:
-    """How many entries the lsnb cache holds now (0 for a cold cache)."""
-    from lsnb.cache import cache_dir
+    """How many entries the lsnb cache holds now (0 for a cold cache).
 
-    root = cache_dir()
+    Reads ``$LSNB_CACHE`` as :func:`lsnb.cache.cache_dir` does, without
+    importing lsnb (and TensorFlow) into the build's own process.
+    """
+    root = Path(os.environ.get("LSNB_CACHE") or Path.home() / ".cache" / "lsnb")
     return sum(1 for _ in root.rglob("*.pkl")) if root.exists() else 0
 
 
@@ -202,17 +206,19 @@ def _execute_one(source: Path, parameters: dict, kernel: str) -> tuple[str, floa
 TRAINING = "00_training"
 
 
-def _train_all(names: list[str], parameters: dict) -> list[str]:
-    """Train every network the notebooks ``names`` use (in a worker process; see :func:`pretrain`).
+def _train_all(names: list[str], parameters: dict) -> tuple[list[str], float]:
+    """Train every network the notebooks ``names`` use (in the trainer process; see :func:`start_training`).
 
     The profile is the build's with the ``-p`` overrides that name its fields,
     as each notebook's :class:`lsnb.Study` makes it; the networks are those of
     :data:`lsnb.bookjobs.NOTEBOOK_NETS` (a notebook given other nets by ``-p``
-    trains them itself).
+    trains them itself), in the order the notebooks first need them.
+    Returns the networks trained (or found in the cache) and the seconds taken.
     """
     from lsnb import book, bookjobs, networks
     from lsnb.profiles import get_profile
 
+    start = time.perf_counter()
     profile = get_profile(parameters["profile"])
     fields = profile.to_dict()
     profile = profile.with_(**{k: v for k, v in parameters.items()
@@ -226,41 +232,33 @@ def _train_all(names: list[str], parameters: dict) -> list[str]:
             with timer.stage("train"):
                 networks.network(net, profile, replicate, seed)
             done.append(f"{net}/r{replicate}")
-    return done
+    return done, time.perf_counter() - start
 
 
-def pretrain(names: list[str], parameters: dict) -> float:
-    """Train the book's networks before any notebook runs; return the seconds it took.
+def start_training(pool, names: list[str], parameters: dict):
+    """Start training the book's networks in ``pool`` (one worker process); return its future.
 
-    One process with all the cores trains the networks one after another
-    (TensorFlow scales over both cores; two one-core trainers are about three
-    times slower on the small CNN) and then exits, so the notebooks start with
-    every network in the cache: none waits on another's training, and the
-    memory of augmentation and training is returned before two notebooks run
-    at once.  Logged as the pseudo-notebook :data:`TRAINING`.
+    One process trains every network, one after another, while the notebooks
+    run beside it (:func:`run_all` runs one fewer notebook at a time until it
+    is done).  Training small nets leaves much of a second core idle, so a
+    notebook beside it costs the trainer little; a notebook that needs a
+    network being trained waits on its cache key and then loads it, and none
+    is trained twice.  The trainer's memory (augmentation, the fits) is
+    returned when it exits.  Logged as the pseudo-notebook :data:`TRAINING`.
     """
-    import concurrent.futures
-    import multiprocessing
-
     env = notebook_environment(TRAINING)
     for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
         Path(env[key]).write_text("")
     saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    start = time.perf_counter()
+    os.environ.update(env)   # the worker process starts now, with its own logs
     try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1,
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            trained = pool.submit(_train_all, names, parameters).result()
+        return pool.submit(_train_all, names, parameters)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    seconds = time.perf_counter() - start
-    print(f"[build_book] training phase: {len(trained)} network(s) in {seconds:.1f} s", flush=True)
-    return seconds
 
 
 class MemoryMonitor:
@@ -332,41 +330,61 @@ def record_times(times: dict[str, float], warm: bool, record: Path = TIMES) -> N
 
 
 def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1,
-            warm: bool = False) -> dict[str, float]:
+            warm: bool = False, training=None) -> dict[str, float]:
     """Convert, execute and tidy every source; exit non-zero with the traceback on a failure.
 
     With ``jobs > 1`` that many notebooks execute at once, each in its own
     worker process (its own environment, logs and kernel), the longest first
     by the last build's times (:func:`longest_first`; ``warm``: whether the
-    cache is warm, whose times differ).  They share one cache, whose per-key
-    locks make a notebook that needs a result another is computing wait for
-    it rather than compute it twice, so the results are those of a serial
-    build.  The times are returned in the book's order.
+    cache is warm, whose times differ); while ``training`` (the future of
+    :func:`start_training`) runs, one fewer.  They share one cache, whose
+    per-key locks make a notebook that needs a result another is computing
+    wait for it rather than compute it twice, so the results are those of a
+    serial build.  The times are returned in the book's order, with the
+    trainer's under :data:`TRAINING` when it ran.
     """
     import concurrent.futures
     import multiprocessing
 
     times: dict[str, float] = {}
     failed = []
+
+    def training_runs() -> bool:
+        return training is not None and not training.done()
+
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs),
                                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-        print(f"[build_book] {len(sources)} notebook(s), {max(1, jobs)} at a time", flush=True)
-        order = longest_first(sources, warm) if jobs > 1 else sources
-        futures = [pool.submit(_execute_one, source, parameters, kernel) for source in order]
-        for future in concurrent.futures.as_completed(futures):
-            stem, seconds, error = future.result()
-            if error:
-                failed.append(error)
-                print(f"\n[build_book] FAILED: {error}", file=sys.stderr, flush=True)
-                continue
-            times[stem] = seconds
-            moved = tidy_for_reader(EXECUTED / f"{stem}.ipynb", LOGS / f"{stem}.log")
-            print(f"[build_book] {stem}: {seconds:.1f} s"
-                  + (f" ({moved} stderr outputs moved to logs/{stem}.log)" if moved else ""), flush=True)
+        print(f"[build_book] {len(sources)} notebook(s), {max(1, jobs)} at a time"
+              + (" (one fewer while the networks train)" if training is not None else ""), flush=True)
+        pending = list(longest_first(sources, warm) if jobs > 1 else sources)
+        running: dict = {}
+        while pending or running or training_runs():
+            limit = max(1, jobs - 1) if training_runs() else max(1, jobs)
+            while pending and len(running) < limit:
+                source = pending.pop(0)
+                running[pool.submit(_execute_one, source, parameters, kernel)] = source
+            waiting = set(running) | ({training} if training_runs() else set())
+            done, _ = concurrent.futures.wait(waiting, return_when=concurrent.futures.FIRST_COMPLETED)
+            if training is not None and training in done:
+                trained, seconds = training.result()
+                times[TRAINING] = seconds
+                print(f"[build_book] training: {len(trained)} network(s) in {seconds:.1f} s", flush=True)
+            for future in done & set(running):
+                running.pop(future)
+                stem, seconds, error = future.result()
+                if error:
+                    failed.append(error)
+                    print(f"\n[build_book] FAILED: {error}", file=sys.stderr, flush=True)
+                    continue
+                times[stem] = seconds
+                moved = tidy_for_reader(EXECUTED / f"{stem}.ipynb", LOGS / f"{stem}.log")
+                print(f"[build_book] {stem}: {seconds:.1f} s"
+                      + (f" ({moved} stderr outputs moved to logs/{stem}.log)" if moved else ""), flush=True)
     if failed:
         raise SystemExit(1)
-    record_times(times, warm)
-    return {source.stem: times[source.stem] for source in sources}
+    record_times({k: v for k, v in times.items() if k != TRAINING}, warm)
+    return {**({TRAINING: times[TRAINING]} if TRAINING in times else {}),
+            **{source.stem: times[source.stem] for source in sources}}
 
 
 def print_times(label: str, times: dict[str, float], wall: float | None = None) -> None:
@@ -448,12 +466,14 @@ def main(argv: list[str] | None = None) -> int:
           f"({'cold' if entries == 0 else f'warm, {entries} entries'})", flush=True)
 
     start = time.perf_counter()
-    with MemoryMonitor() as memory:
-        training = pretrain([s.stem for s in sources], parameters)
-        times = {TRAINING: training, **run_all(sources, parameters, kernel, args.jobs, warm=entries > 0)}
+    with MemoryMonitor() as memory, concurrent.futures.ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")) as trainer:
+        # a cold cache trains beside the notebooks; a warm one finds its nets where the notebooks load them
+        training = start_training(trainer, [s.stem for s in sources], parameters) if entries == 0 else None
+        times = run_all(sources, parameters, kernel, args.jobs, warm=entries > 0, training=training)
     execution = time.perf_counter() - start
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
-    names = [TRAINING] + [s.stem for s in sources]
+    names = [name for name in times if name == TRAINING] + [s.stem for s in sources]
     rate, shares = measured_floors(names)
     print("\n" + cost_table(LOGS, names, shares), flush=True)
     ledger = design_ledger_of(args.profile, parameters)

@@ -290,11 +290,12 @@ def test_the_training_phase_trains_each_notebook_network_once_under_the_overridd
         (net, replicate, seed, profile.n_replicates, profile.k)))
     monkeypatch.setenv("LSNB_STAGE_LOG", str(tmp_path / "stages.jsonl"))
     names = ["02_lesions", "05_regularization", "08_your_model"]
-    done = build_book._train_all(names, {"profile": "smoke", "n_replicates": 2, "k": 5, "seed": 3, "nets": ["x"]})
+    done, seconds = build_book._train_all(names, {"profile": "smoke", "n_replicates": 2, "k": 5, "seed": 3,
+                                                  "nets": ["x"]})
     expected = [(net, r) for net in dict.fromkeys(n for name in names[:2] for n in bookjobs.NOTEBOOK_NETS[name])
                 for r in range(2 if net in ("mlp_mnist", "cnn_mnist") else 1)]
     assert [(net, r) for net, r, *_ in calls] == expected          # each once; the VGGs keep one replicate
     assert {(seed, n, k) for *_, seed, n, k in calls} == {(3, 2, 5)}
-    assert done == [f"{net}/r{r}" for net, r in expected]
+    assert done == [f"{net}/r{r}" for net, r in expected] and seconds >= 0
     stages = [json.loads(line)["stage"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
     assert stages == ["train"] * len(expected)

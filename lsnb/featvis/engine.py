@@ -29,7 +29,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from lsnb import neurons
-from lsnb.precision import bfloat16_copy
+from lsnb.precision import bfloat16_copy, dtype_policy
 from lsnb.featvis.lucid import quiet_tf_logging as _quiet_tf_logging
 from lsnb.featvis.param import (Transforms, VisConfig, _apply_transforms, get_transforms, group_objective,
                                 initial_params, param_shape, softmax_entropy, to_image)
@@ -95,11 +95,11 @@ class FeatvisEngine:
         """The model from the input to the pre-activation of ``layer`` (only what it needs), in ``precision``."""
         if (layer, precision) not in self._prefix:
             model = self.model
-            if precision == "bfloat16":
-                if self._bfloat16 is None:
-                    self._bfloat16 = bfloat16_copy(self.model)
-                model = self._bfloat16
-            self._prefix[(layer, precision)] = neurons.preactivation_model(model, [layer])
+            if precision == "bfloat16" and self._bfloat16 is None:
+                self._bfloat16 = bfloat16_copy(self.model)
+            with dtype_policy(precision):   # the pre-activation wrapper computes in the copy's precision too
+                self._prefix[(layer, precision)] = neurons.preactivation_model(
+                    self._bfloat16 if precision == "bfloat16" else model, [layer])
         return self._prefix[(layer, precision)]
 
     def scorer(self, layer: str) -> keras.Model:
