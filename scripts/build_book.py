@@ -466,8 +466,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({'cold' if entries == 0 else f'warm, {entries} entries'})", flush=True)
 
     start = time.perf_counter()
+    # the trainer process exits after its one task, returning its memory before the notebooks' second slot opens
     with MemoryMonitor() as memory, concurrent.futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")) as trainer:
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+            **({"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {})) as trainer:
         # a cold cache trains beside the notebooks; a warm one finds its nets where the notebooks load them
         training = start_training(trainer, [s.stem for s in sources], parameters) if entries == 0 else None
         times = run_all(sources, parameters, kernel, args.jobs, warm=entries > 0, training=training)
