@@ -1,7 +1,7 @@
 """The book's build record: cost table, ``manifest.json``, "How this book was built", offline check.
 
 Used by ``scripts/build_book.py``.  Inputs are the JSON-lines logs every
-notebook writes while it runs (brief, interfaces 4 and 5):
+notebook writes while it runs:
 
 - ``logs/NN.stage.jsonl``: ``{"stage", "seconds", "time", "peak_mib"}`` per
   finished stage (``time``: when it ended; ``peak_mib``: the kernel's peak

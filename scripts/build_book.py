@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Execute every notebook of the book headless and render the site.
 
-Steps: each ``notebooks/NN_name.py`` (jupytext py:percent) is converted to
+Steps: on a cold cache one process trains every network the book uses while
+one notebook runs beside it (:func:`start_training`); each
+``notebooks/NN_name.py`` (jupytext py:percent) is converted to
 ``book/_executed/NN_name.ipynb`` and executed there once by papermill with the
 chosen profile (and any ``-p name value`` overrides).  Each executed notebook
 is then tidied for a reader: papermill's injected-parameters cell is tagged
@@ -13,7 +15,7 @@ copied beside their pages, and the built HTML is scanned: a script,
 stylesheet, font or image fetched from the network fails the build (the book
 must read offline).
 
-Costs (brief, interface 5): every notebook runs with ``LSNB_STAGE_LOG`` and
+Costs: every notebook runs with ``LSNB_STAGE_LOG`` and
 ``LSNB_CACHE_LOG`` naming its own JSON-lines files; from them the script prints
 a cost table (notebook x stage, computed or read from cache) and writes
 ``manifest.json`` into the site plus the page "How this book was built"

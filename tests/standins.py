@@ -1,4 +1,4 @@
-"""Stand-ins for the paper's data and weights, made on the spot for tests (issue 14).
+"""Stand-ins for the paper's data and weights, made on the spot for tests.
 
 Random data in the real layouts, so every loader of the paper path runs
 without the real files:

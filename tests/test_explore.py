@@ -1,4 +1,4 @@
-"""lsnb.explore on small synthetic tidy tables (interface 1) and summaries."""
+"""lsnb.explore on small synthetic tidy tables and summaries."""
 from __future__ import annotations
 
 import re

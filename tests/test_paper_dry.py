@@ -1,4 +1,4 @@
-"""The paper path end to end on stand-ins (issue 14): the ``paper-dry`` profile.
+"""The paper path end to end on stand-ins: the ``paper-dry`` profile.
 
 Keras' MNIST file and CIFAR-10 batches in Keras' cache layout, an ImageNet
 folder of synthetic JPEGs and ResNet-18 and VGG-16 weights saved from randomly

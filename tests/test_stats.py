@@ -124,7 +124,7 @@ def test_original_ties_are_biased_up_and_conservative_down(lam):
     _, down, p_down, _ = _null_fishers(lam, "conservative", rng)
     assert up.mean() > NULL + 0.08 and np.mean(p_up < 0.05) > 0.10
     assert down.mean() < NULL - 0.08 and np.mean(p_down < 0.05) < 0.01
-    if lam == 0.1:  # drops that are rare: about 2.4 and 0.3 (issue 10)
+    if lam == 0.1:  # drops that are rare: about 2.4 and 0.3
         assert 2.2 < up.mean() < 2.7 and 0.15 < down.mean() < 0.4
 
 
