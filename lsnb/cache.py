@@ -86,11 +86,12 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def _normalise(value: Any) -> Any:
+def normalise(value: Any) -> Any:
+    """``value`` as it enters a cache key (arrays by their SHA-256, dataclasses field by field)."""
     if isinstance(value, dict):
-        return {str(k): _normalise(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {str(k): normalise(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
+        return [normalise(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -101,12 +102,12 @@ def _normalise(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if hasattr(value, "cache_key"):                       # objects that say what they compute
-        return {"__object__": type(value).__qualname__, "key": _normalise(value.cache_key())}
+        return {"__object__": type(value).__qualname__, "key": normalise(value.cache_key())}
     if hasattr(value, "get_weights") and hasattr(value, "layers"):   # a Keras model: its layers and weights
         return {"__model__": [[layer.name, type(layer).__name__] for layer in value.layers],
-                "weights": _normalise(list(value.get_weights()))}
+                "weights": normalise(list(value.get_weights()))}
     if is_dataclass(value) and not isinstance(value, type):
-        return _normalise({f.name: getattr(value, f.name) for f in fields(value)})   # field by field, as asdict
+        return normalise({f.name: getattr(value, f.name) for f in fields(value)})   # field by field, as asdict
     if callable(value) and hasattr(value, "__qualname__"):
         return {"__callable__": _callable_name(value)}
     raise TypeError(f"cannot use a {type(value).__name__} in a cache key: {value!r}")
@@ -137,7 +138,7 @@ def version_of(kind: str, version: int | None = None) -> int:
 def config_key(config: dict, kind: str = "", version: int | None = None) -> str:
     """A short stable hash of ``config``, the kind, its version and :data:`CACHE_FORMAT`."""
     text = json.dumps({"format": CACHE_FORMAT, "kind": kind, "version": version_of(kind, version),
-                       "config": _normalise(config)}, sort_keys=True)
+                       "config": normalise(config)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -210,7 +211,7 @@ def sidecar_path(path: Path) -> Path:
 
 def write_json_sidecar(path: Path, config: dict, **about: Any) -> None:
     """Store the human-readable config (and ``about``: kind, version, ...) beside an entry."""
-    record = {**about, "config": _normalise(config)}
+    record = {**about, "config": normalise(config)}
     with atomic_path(sidecar_path(path)) as tmp:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
 

@@ -252,3 +252,16 @@ def test_the_bfloat16_policy_stays_in_the_training_thread():
         thread.start()
         thread.join()
     assert all(layer.compute_dtype == "float32" for layer in other[0].layers)
+
+
+def test_a_datasets_fingerprint_is_hashed_once_and_keys_the_model_as_its_arrays_do():
+    from lsnb import cache
+
+    data = lsnb.data.load_mnist("embedded", verbose=False).subset(300, 100)
+    first = train._data_fingerprint(data)
+    assert train._data_fingerprint(data) is first                       # memoised per dataset object
+    raw = {"name": data.name, "source": data.source, "n_train": 300, "n_test": 100,
+           "x_train": data.x_train, "y_train": data.y_train}
+    assert cache.config_key({"data": first}) == cache.config_key({"data": raw})   # the key of the arrays
+    other = lsnb.data.load_mnist("embedded", verbose=False).subset(300, 100, seed=1)
+    assert train._data_fingerprint(other)["x_train"] != first["x_train"]
