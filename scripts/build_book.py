@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import multiprocessing
 import os
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -108,6 +110,21 @@ def notebook_environment(stem: str) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
 
 
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``env`` set inside the block, the previous values restored after."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def execute(notebook: Path, parameters: dict, kernel: str) -> float:
     """Run ``notebook`` in place with papermill and its own logs; return the seconds it took."""
     import papermill
@@ -116,18 +133,10 @@ def execute(notebook: Path, parameters: dict, kernel: str) -> float:
     for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
         Path(env[key]).write_text("")
     shutil.rmtree(env["LSNB_DOWNLOADS"], ignore_errors=True)  # no stale files from an earlier run
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
     start = time.perf_counter()
-    try:
+    with environment(env):
         papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, kernel_name=kernel,
                                    cwd=str(ROOT), progress_bar=False, log_output=False)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return time.perf_counter() - start
 
 
@@ -251,16 +260,8 @@ def start_training(pool, names: list[str], parameters: dict):
     env = notebook_environment(TRAINING)
     for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
         Path(env[key]).write_text("")
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)   # the worker process starts now, with its own logs
-    try:
+    with environment(env):   # the worker process starts now, with its own logs
         return pool.submit(_train_all, names, parameters)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class MemoryMonitor:
