@@ -20,8 +20,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from lsnb.networks import (check_nets, data_label, imagenet_available, is_imagenet, network,
-                           replicates)
+from lsnb.networks import check_nets, data_label, imagenet_available, is_imagenet, network, replicates
+from lsnb.networks import replicates as all_replicates
 from lsnb.profiles import Profile, get_profile
 
 
@@ -99,11 +99,14 @@ def source_note(nets: Sequence[str], profile: str | Profile, seed: int = 0) -> s
 
 def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int = 0,
                imagenet_dir: str | Path | None = None,
-               imagenet_weights: str | Path | None = "imagenet") -> pd.DataFrame:
+               imagenet_weights: str | Path | None = "imagenet",
+               replicates: Sequence[int] | None = None) -> pd.DataFrame:
     """Where each network's numbers come from: data, sizes, replicates, seeds, accuracy.
 
     Networks are loaded from the cache (trained if missing); ImageNet nets
-    without images are listed as not run.
+    without images are listed as not run.  ``replicates`` names the
+    replicates a page rests on (default: every replicate of the profile);
+    only those are loaded and described.
     """
     prof = get_profile(profile)
     rows = []
@@ -111,7 +114,11 @@ def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int 
         if is_imagenet(net) and not imagenet_available(imagenet_dir, imagenet_weights, net)[0]:
             rows.append({"network": net, "data": "not run: " + imagenet_available(imagenet_dir, imagenet_weights, net)[1]})
             continue
-        nets_ = [network(net, prof, r, seed, imagenet_dir, imagenet_weights) for r in replicates(net, prof)]
+        used = [r for r in all_replicates(net, prof) if replicates is None or r in replicates]
+        if not used:
+            raise ValueError(f"{net} has replicates {all_replicates(net, prof)} under profile {prof.name!r}, "
+                             f"none of {list(replicates)}")
+        nets_ = [network(net, prof, r, seed, imagenet_dir, imagenet_weights) for r in used]
         data = nets_[0].data
         accuracy = np.array([t.test_accuracy for t in nets_])
         rows.append({
@@ -119,7 +126,7 @@ def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int 
             "stand-in": data.name == "mnist_rgb32",
             "train / test": f"{len(data.x_train):,} / {len(data.x_test):,}",
             "profile": prof.name, "replicates": len(nets_),
-            "seeds": f"seed {seed}, replicates {', '.join(str(r) for r in replicates(net, prof))}",
+            "seeds": f"seed {seed}, replicates {', '.join(str(r) for r in used)}",
             "test accuracy": f"{accuracy.mean():.4f}" + (f" ± {accuracy.std(ddof=1):.4f}" if len(accuracy) > 1 else ""),
         })
     return pd.DataFrame(rows)
@@ -128,13 +135,14 @@ def provenance(nets: Sequence[str], profile: str | Profile = "quick", seed: int 
 def start_notebook(nets: Sequence[str], profile: str | Profile = "quick", seed: int = 0,
                    imagenet_dir: str | Path | None = None,
                    imagenet_weights: str | Path | None = "imagenet", note: str = "",
-                   timer: StageTimer | None = None) -> StageTimer:
+                   timer: StageTimer | None = None,
+                   replicates: Sequence[int] | None = None) -> StageTimer:
     """The opening of every notebook: display settings, the profile's sizes and provenance.
 
     Sets pandas to show wide tables, displays :func:`describe_profile` (plus
     ``note``) and the :func:`provenance` table of ``nets`` (which trains or
     loads them, timed as the stage ``train``), and returns the notebook's
-    :class:`StageTimer`.
+    :class:`StageTimer`.  ``replicates``: those the page rests on (default all).
     """
     from IPython.display import Markdown, display
 
@@ -143,7 +151,7 @@ def start_notebook(nets: Sequence[str], profile: str | Profile = "quick", seed: 
     timer = timer if timer is not None else StageTimer()
     display(Markdown(describe_profile(profile) + (f"  {note}" if note else "")))
     with timer.stage("train"):
-        table = provenance(nets, profile, seed, imagenet_dir, imagenet_weights)
+        table = provenance(nets, profile, seed, imagenet_dir, imagenet_weights, replicates)
     display(table)
     return timer
 

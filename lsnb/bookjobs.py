@@ -353,6 +353,18 @@ def notebook_nets(name: str, params: dict | None = None) -> tuple[str, ...]:
 NOTEBOOK_NETS = {name: notebook_nets(name) for name in NOTEBOOKS}
 
 
+def notebook_models(name: str, profile: str | Profile = "quick", params: dict | None = None) -> list[tuple[str, int]]:
+    """The ``(net, replicate)`` pairs notebook ``name`` trains or loads under ``profile``.
+
+    Every replicate of each of its networks (:func:`notebook_nets`), or only
+    the one named by a ``replicate`` parameter (the grouping chapter's).
+    """
+    params = notebook_parameters(name) if params is None else params
+    prof, only = get_profile(profile), params.get("replicate")
+    return [(net, replicate) for net in notebook_nets(name, params) for replicate in networks.replicates(net, prof)
+            if only is None or replicate == int(only)]
+
+
 def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: int = 0,
              exclude: Iterable[str] = (), parameters: dict | None = None) -> list[Job]:
     """The training, partitioning, test and record jobs of ``notebooks`` under ``profile``.

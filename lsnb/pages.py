@@ -78,15 +78,20 @@ class StudyPages:
         """The tidy row of ``measure`` that stands out most (:func:`lsnb.book.most_special`)."""
         return book.most_special(tidy, measure)
 
-    def start(self, nets: Sequence[str], note: str = "") -> book.StageTimer:
-        """Open a notebook: the profile's sizes and the provenance table (:func:`lsnb.book.start_notebook`)."""
+    def start(self, nets: Sequence[str], note: str = "",
+              replicates: Sequence[int] | None = None) -> book.StageTimer:
+        """Open a notebook: the profile's sizes and the provenance table (:func:`lsnb.book.start_notebook`).
+
+        ``replicates``: the replicates the page rests on (default every one);
+        only those are trained or loaded.
+        """
         reasons = [networks.imagenet_available(self.imagenet_dir, self.imagenet_weights, net)
                    for net in nets if networks.is_imagenet(net)]
         why = next((reason for ok, reason in reasons if not ok), None)
         if why:
             note = (note + " " if note else "") + f"ImageNet rows are not run: {why}."
         book.start_notebook(self.available(nets), self.profile, self.seed, self.imagenet_dir,
-                            self.imagenet_weights, note=note, timer=self.timer)
+                            self.imagenet_weights, note=note, timer=self.timer, replicates=replicates)
         return self.timer
 
     def provenance(self, nets: Sequence[str]) -> pd.DataFrame:

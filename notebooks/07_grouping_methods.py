@@ -57,8 +57,7 @@ from lsnb.record import show as show_record
 from lsnb.study import Study
 
 study = Study(profile, seed=seed)
-note = study.source_note(nets) + f" Replicate {replicate} only."
-timer = study.start(nets)
+timer = study.start(nets, note=f"Replicate {replicate} only.", replicates=[replicate])
 partitions = {net: comparison.groupings(study, net, replicate, n_samples) for net in nets}
 pd.concat([comparison.describe(parts).assign(network=net) for net, parts in partitions.items()]).round(3)
 

@@ -217,16 +217,35 @@ def _execute_one(source: Path, parameters: dict, kernel: str) -> tuple[str, floa
 TRAINING = "00_training"
 
 
+#: The order in which a cold build starts its notebooks.  The trainer trains the networks in the
+#: order these notebooks first need them (:func:`_train_all`), so that the notebook running beside
+#: it finds its networks trained: 08 trains its own small model; 01 needs the two halves nets
+#: (trained first), 04 the regularized VGG, 07 replicate 0 of the MLP and the CNN and the
+#: unregularized VGG, 05 both VGGs; 06, 02 and 03 need every replicate, the last of which is
+#: trained as 06 starts; 09 reads the tables of 02 and 03.
+COLD_ORDER = ("08_your_model", "01_halves_mnist", "04_k_robustness", "07_grouping_methods",
+              "05_regularization", "06_original_code", "02_lesions", "03_feature_visualization",
+              "09_at_a_glance")
+
+
+def cold_order(sources: list[Path]) -> list[Path]:
+    """``sources`` in :data:`COLD_ORDER` (notebooks it does not name last, in the book's order)."""
+    rank = {name: index for index, name in enumerate(COLD_ORDER)}
+    return sorted(sources, key=lambda source: rank.get(source.stem, len(rank)))
+
+
 def _train_all(names: list[str], parameters: dict) -> tuple[list[str], float]:
     """Train every network the notebooks ``names`` use (in the trainer process; see :func:`start_training`).
 
     The profile is the build's with the ``-p`` overrides that name its fields,
-    as each notebook's :class:`lsnb.Study` makes it; the networks are those of
-    :data:`lsnb.bookjobs.NOTEBOOK_NETS` (a notebook given other nets by ``-p``
-    trains them itself), in the order the notebooks first need them.
-    Returns the networks trained (or found in the cache) and the seconds taken.
+    as each notebook's :class:`lsnb.Study` makes it; the networks and
+    replicates are those of :func:`lsnb.bookjobs.notebook_models` under the
+    notebooks' default parameters (a notebook given other nets by ``-p``
+    trains them itself), in the order the notebooks ``names`` first need them.
+    Each model is dropped from memory once saved.  Returns the networks
+    trained (or found in the cache) and the seconds taken.
     """
-    from lsnb import book, bookjobs, networks
+    from lsnb import book, bookjobs, networks, train
     from lsnb.profiles import get_profile
 
     start = time.perf_counter()
@@ -235,14 +254,15 @@ def _train_all(names: list[str], parameters: dict) -> tuple[list[str], float]:
     profile = profile.with_(**{k: v for k, v in parameters.items()
                                if k in fields and k not in ("profile", "name") and v is not None})
     seed = int(parameters.get("seed", 0))
-    nets = dict.fromkeys(net for name in names for net in bookjobs.NOTEBOOK_NETS.get(name, ()))
+    order = dict.fromkeys(model for name in names if name in bookjobs.NOTEBOOKS
+                          for model in bookjobs.notebook_models(name, profile))
     timer = book.StageTimer()
     done = []
-    for net in nets:
-        for replicate in networks.replicates(net, profile):
-            with timer.stage("train"):
-                networks.network(net, profile, replicate, seed)
-            done.append(f"{net}/r{replicate}")
+    for net, replicate in order:
+        with timer.stage("train"):
+            networks.network(net, profile, replicate, seed)
+        train.clear_loaded()
+        done.append(f"{net}/r{replicate}")
     return done, time.perf_counter() - start
 
 
@@ -340,7 +360,7 @@ def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1,
     worker process (its own environment, logs and kernel), the longest first
     by the last build's times (:func:`longest_first`; ``warm``: whether the
     cache is warm, whose times differ); while ``training`` (the future of
-    :func:`start_training`) runs, one fewer.  They share one cache, whose
+    :func:`start_training`) runs, one fewer, in :data:`COLD_ORDER`.  They share one cache, whose
     per-key locks make a notebook that needs a result another is computing
     wait for it rather than compute it twice, so the results are those of a
     serial build.  The times are returned in the book's order, with the
@@ -359,7 +379,10 @@ def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1,
                                                 mp_context=multiprocessing.get_context("spawn")) as pool:
         print(f"[build_book] {len(sources)} notebook(s), {max(1, jobs)} at a time"
               + (" (one fewer while the networks train)" if training is not None else ""), flush=True)
-        pending = list(longest_first(sources, warm) if jobs > 1 else sources)
+        if training is not None:
+            pending = cold_order(sources)
+        else:
+            pending = list(longest_first(sources, warm) if jobs > 1 else sources)
         running: dict = {}
         while pending or running or training_runs():
             limit = max(1, jobs - 1) if training_runs() else max(1, jobs)
@@ -474,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
             **({"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {})) as trainer:
         # a cold cache trains beside the notebooks; a warm one finds its nets where the notebooks load them
-        training = start_training(trainer, [s.stem for s in sources], parameters) if entries == 0 else None
+        training = (start_training(trainer, [s.stem for s in cold_order(sources)], parameters)
+                    if entries == 0 else None)
         times = run_all(sources, parameters, kernel, args.jobs, warm=entries > 0, training=training)
     execution = time.perf_counter() - start
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"

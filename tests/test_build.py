@@ -299,3 +299,23 @@ def test_the_training_phase_trains_each_notebook_network_once_under_the_overridd
     assert done == [f"{net}/r{r}" for net, r in expected] and seconds >= 0
     stages = [json.loads(line)["stage"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
     assert stages == ["train"] * len(expected)
+
+
+def test_a_cold_build_trains_first_what_the_notebooks_beside_the_trainer_need(monkeypatch, tmp_path):
+    from lsnb import bookjobs, networks
+
+    calls = []
+    monkeypatch.setattr(networks, "network", lambda net, profile, replicate, seed: calls.append((net, replicate)))
+    monkeypatch.setenv("LSNB_STAGE_LOG", str(tmp_path / "stages.jsonl"))
+    sources = build_book.cold_order(build_book.notebook_sources())
+    names = [s.stem for s in sources]
+    assert names.index("07_grouping_methods") < names.index("02_lesions") and names[-1] == "09_at_a_glance"
+    build_book._train_all(names, {"profile": "quick"})
+    assert len(calls) == len(set(calls)) == 14                     # every replicate of the book once
+    # each notebook's networks come before those of any notebook after it: the grouping chapter,
+    # which rests on replicate 0 alone, waits for no other replicate
+    trained_by = {model: i for i, model in enumerate(calls)}
+    ready = [max(trained_by[m] for m in bookjobs.notebook_models(name, "quick")) if name in bookjobs.NOTEBOOK_NETS
+             and bookjobs.notebook_models(name, "quick") else -1 for name in names]
+    assert ready[:names.index("02_lesions")] == sorted(ready[:names.index("02_lesions")])
+    assert ready[names.index("07_grouping_methods")] == calls.index(("vgg_unreg", 0)) < calls.index(("mlp_mnist", 1))

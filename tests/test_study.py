@@ -168,14 +168,24 @@ def test_provenance_states_data_profile_replicates_and_seeds(toy):
     assert "embedded" in book.describe_profile("quick") and "stand-in" in book.describe_profile("quick")
 
 
+def test_provenance_loads_and_describes_only_the_replicates_a_page_rests_on(monkeypatch, toy):
+    _, profile, _ = toy
+    profile = profile.with_(n_replicates=3)
+    loaded = []
+    real = book.network
+    monkeypatch.setattr(book, "network", lambda net, prof, r, *a: loaded.append(r) or real(net, prof, 0, *a))
+    row = book.provenance(["mlp_mnist"], profile, seed=0, replicates=[1]).iloc[0]
+    assert loaded == [1] and row["replicates"] == 1 and row["seeds"].endswith("replicates 1")
+    assert book.provenance(["mlp_mnist"], profile, seed=0).iloc[0]["replicates"] == 3 and loaded[1:] == [0, 1, 2]
+    with pytest.raises(ValueError, match="mlp_mnist has replicates \\[0, 1, 2\\].*none of \\[7\\]"):
+        book.provenance(["mlp_mnist"], profile, replicates=[7])
+
+
 def test_partition_agreement_is_one_for_identical_settings(toy):
     _, profile, _ = toy
     same = Study(profile, seed=0).agreement("mlp_mnist", "weights/network")
     assert same.adjusted_rand_index.tolist() == [pytest.approx(1.0)]
     assert same.units.iloc[0] > 0
-
-
-
 
 
 def test_spread_rows_takes_one_subcluster_per_evenly_spaced_layer():
