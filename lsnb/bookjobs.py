@@ -6,9 +6,12 @@ build's ``-p`` overrides the notebook.  The paper's chapters (01 to 05) are
 jobs of training every replicate of the nets they use, partitioning each one
 as they do (Sec. 2), and the lesion (Sec. 4.1) and feature-visualization
 (Sec. 4.2) tests of each partition (Tables 1, 2, 5, 6, 7, 8 and the
-regularization table), through the same cached calls the notebooks make
-(:meth:`lsnb.study.Study.partition`, :meth:`~lsnb.study.Study.lesions`,
-:meth:`~lsnb.study.Study.featvis`).  The departures chapter (06) and the
+regularization table) and chapter 03's exemplar tests, through the same
+cached calls the notebooks make (:meth:`lsnb.study.Study.partition`,
+:meth:`~lsnb.study.Study.lesions`, :meth:`~lsnb.study.Study.featvis`,
+:meth:`~lsnb.study.Study.exemplars`); a notebook's by-hand cell (one network
+through the public API, :data:`lsnb.cells.BY_HAND`) is a job that executes
+that cell.  The departures chapter (06) and the
 grouping chapter (07) are jobs of the functions those notebooks call
 (:mod:`lsnb.departures` for each cell of the path and each variant,
 :mod:`lsnb.comparison` for the other groupings, their tests, the seed
@@ -27,61 +30,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import comparison, departures, lesion, models, networks, neurons, train
+from . import data as data_mod
+from .cells import BY_HAND, NOTEBOOKS, by_hand_cells, notebook_names, notebook_parameters
 from .jobs import Job
 from .profiles import Profile, get_profile
 from .report import PARTITIONINGS
 from .study import Study
 
-#: Where the notebooks live (their parameters cells give the chapters' defaults).
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+def _by_hand_job(name: str, profile: str, seed: int, overrides: tuple = ()) -> dict:
+    """Execute notebook ``name``'s by-hand cells with the names its opening cell gives them
+    (``overrides``: the profile fields its parameters change)."""
+    import lsnb
 
-#: The notebooks whose computations are jobs, in the book's order.
-NOTEBOOKS = ("01_halves_mnist", "02_lesions", "03_feature_visualization", "04_k_robustness",
-             "05_regularization", "06_original_code", "07_grouping_methods")
+    from . import cache, explore, featvis, stats
 
-
-def notebook_names(notebooks: Iterable[str]) -> list[str]:
-    """Full notebook names from names, their numbers (``"02"``) or parts (``"lesions"``)."""
-    names = []
-    for given in notebooks:
-        match = [name for name in NOTEBOOKS if name == given or name.split("_", 1)[0] == given or given in name]
-        if len(match) != 1:
-            raise ValueError(f"notebook {given!r} matches {match or 'none'} of {sorted(NOTEBOOKS)}")
-        names.append(match[0])
-    return names
+    study = Study(profile, seed=seed, **dict(overrides))
+    namespace = {"lsnb": lsnb, "cache": cache, "explore": explore, "featvis": featvis, "stats": stats,
+                 "study": study, "seed": seed, "timer": study.timer}
+    for source in by_hand_cells(name):
+        exec(compile(source, f"{name}.py", "exec"), namespace)
+    return {"notebook": name, "cells": len(by_hand_cells(name))}
 
 
-def parameters_cell(notebook) -> int:
-    """The index of a jupytext notebook's one cell tagged ``parameters``.
-
-    Raises
-    ------
-    ValueError
-        When the notebook has no such cell, or more than one.
-    """
-    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])]
-    if len(tagged) != 1:
-        raise ValueError(f"expected one cell tagged 'parameters', found {len(tagged)}")
-    return tagged[0]
-
-
-def read_notebook(name: str, folder: Path = NOTEBOOK_DIR):
-    """The notebook ``name`` as jupytext reads its ``py:percent`` script."""
-    import jupytext
-
-    return jupytext.read(Path(folder) / f"{name}.py")
-
-
-def notebook_parameters(name: str, folder: Path = NOTEBOOK_DIR) -> dict:
-    """The default parameters of a notebook: what its cell tagged ``parameters`` assigns."""
-    notebook = read_notebook(name, folder)
-    namespace: dict = {}
-    exec(compile(notebook.cells[parameters_cell(notebook)].source, f"{name}.py", "exec"), namespace)
-    return {key: value for key, value in namespace.items() if key != "__builtins__"}
+def _by_hand_jobs(graph: "_Graph", name: str, params: dict) -> None:
+    """A job for notebook ``name``'s by-hand cells under ``params``, after training the networks they name."""
+    sources = by_hand_cells(name)
+    nets = [net for net in train.NETS if any(f'"{net}"' in source for source in sources)]
+    if sources and graph.usable(nets):
+        cost = sum(graph.costs(net).partition() + graph.costs(net).lesion(graph.prof.k) for net in nets)
+        overrides = _overrides(params)
+        graph.add(Job(f"{BY_HAND}/{name}/{graph.prof.name}" + "".join(f"/{f}={v}" for f, v in overrides), BY_HAND,
+                      partial(_by_hand_job, name, graph.prof.name, graph.seed, overrides), deps=graph.models(nets),
+                      cost_flops=cost))
 
 
 def _trained(nets: Iterable[str]) -> list[str]:
@@ -114,10 +97,13 @@ class _Costs:
     @classmethod
     def of(cls, net: str, prof: Profile) -> "_Costs":
         model = _untrained(net, prof)
-        arch = train.NETS[net]["arch"]
-        n_train = (prof.train_examples_for(arch, net) or prof.n_train
-                   or (4000 if prof.data_source == "embedded" else 50000))
-        n_test = prof.n_test_for(arch) or (1000 if prof.data_source == "embedded" else 10000)
+        arch, name = train.NETS[net]["arch"], train.NETS[net]["dataset"]
+        if name == "halves_mnist":
+            shipped = tuple(prof.halves_pairs)
+        else:
+            shipped = data_mod.split_sizes(prof.vgg_data if name == "vgg_data" else name, prof.data_source)
+        n_train = prof.train_examples_for(arch, net) or min(prof.n_train or shipped[0], shipped[0])
+        n_test = min(prof.n_test_for(arch) or shipped[1], shipped[1])
         return cls(float(lesion.forward_flops(model)), _units(model), n_train, prof.epochs[arch], n_test,
                    prof.featvis_steps_for(arch), prof.n_random, prof.n_activation_samples)
 
@@ -136,6 +122,8 @@ class _Costs:
         return k * (self.n_random + 1) * self.featvis_steps * 3 * self.forward
 
     def test(self, test: str, k: int) -> float:
+        if test == "exemplar":   # one forward pass over the test images, whatever the groups
+            return self.n_test * self.forward
         return self.lesion(k) if test == "lesion" else self.featvis(k)
 
 
@@ -193,10 +181,12 @@ def _partition_job(net: str, profile: str, replicate: int, partitioning: str, se
 
 
 def _test_job(test: str, net: str, profile: str, replicate: int, partitioning: str, seed: int,
-              k: int | None, overrides: tuple = ()) -> dict:
+              k: int | None, overrides: tuple = (), options: tuple = ()) -> dict:
     study = Study(profile, seed=seed, **dict(overrides))
     if test == "lesion":
         table = study.lesions([net], [partitioning], k, replicates=[replicate])
+    elif test == "exemplar":
+        table = study.exemplars([net], [partitioning], k, exemplar_options=dict(options), replicates=[replicate])
     else:
         table, _ = study.featvis([net], [partitioning], k, replicates=[replicate])
     return {"net": net, "replicate": replicate, "partitioning": partitioning, "k": networks.k_for(net, profile, k),
@@ -215,32 +205,40 @@ def _grouping_tests(study: Study, net: str, replicate: int, n_samples: int, test
     return comparison.group_tests(study, net, comparison.groupings(study, net, replicate, n_samples), replicate, test)
 
 
-def _paper_cells(name: str, params: dict, prof: Profile) -> list[tuple[str, str, int | None, str | None, tuple]]:
-    """What a paper chapter (01 to 05) computes under ``params``: ``(net, partitioning, k, test, overrides)``.
+def _overrides(params: dict) -> tuple:
+    """The profile fields a notebook's parameters change in its :class:`Study` (pairs): its ``steps``."""
+    return (("featvis_steps", params["steps"]),) if params.get("steps") is not None else ()
+
+
+def _paper_cells(name: str, params: dict, prof: Profile) -> list[tuple]:
+    """What a paper chapter (01 to 05) computes under ``params``: ``(net, partitioning, k, test, overrides, options)``.
 
     ``test`` is ``None`` for a partition used without a test; ``overrides``
-    are the profile fields the notebook changes (pairs).
+    are the profile fields the notebook changes and ``options`` the test's own
+    settings (pairs; the exemplars per group of chapter 03's exemplar test).
     """
     if name == "01_halves_mnist":
-        return ([("mlp_halves", part, params["k"], None, ()) for part in PARTITIONINGS]
-                + [("mlp_halves", "weights/network", None, "lesion", ())])
+        return ([("mlp_halves", part, params["k"], None, (), ()) for part in PARTITIONINGS]
+                + [("mlp_halves", "weights/network", None, "lesion", (), ())])
     if name == "04_k_robustness":
         ks = [params["k"]] if params["k"] is not None else list(params["ks"] or prof.k_values)
         tests = ("lesion", "featvis") if params["featvis"] else ("lesion",)
-        return [(params["net"], part, k, test, ()) for k in ks for part in params["partitionings"] for test in tests]
-    tests = {"02_lesions": ("lesion",), "03_feature_visualization": ("featvis",),
+        return [(params["net"], part, k, test, (), ()) for k in ks for part in params["partitionings"]
+                for test in tests]
+    tests = {"02_lesions": ("lesion",), "03_feature_visualization": ("featvis", "exemplar"),
              "05_regularization": ("lesion", "featvis") if params.get("featvis") else ("lesion",)}[name]
-    overrides = (("featvis_steps", params["steps"]),) if params.get("steps") is not None else ()
-    return [(net, part, params["k"], test, overrides) for net in params["nets"] for part in params["partitionings"]
-            for test in tests]
+    overrides = _overrides(params)
+    options = {"exemplar": (("k", params.get("exemplar_k")),) if params.get("exemplar_k") is not None else ()}
+    return [(net, part, params["k"], test, overrides, options.get(test, ())) for net in params["nets"]
+            for part in params["partitionings"] for test in tests]
 
 
 def _paper_jobs(graph: _Graph, cells: list[tuple]) -> None:
     """Training, partitions and tests of the paper's chapters (01 to 05), each once."""
     prof, wanted = graph.prof, {}
-    for net, partitioning, k, test, overrides in cells:
+    for net, partitioning, k, test, overrides, options in cells:
         if net in train.NETS and graph.usable([net]):
-            wanted.setdefault((net, partitioning, networks.k_for(net, prof, k)), set()).add((test, overrides))
+            wanted.setdefault((net, partitioning, networks.k_for(net, prof, k)), set()).add((test, overrides, options))
     for net in sorted({net for net, _, _ in wanted}):
         costs, default_k = graph.costs(net), networks.k_for(net, prof)
         for replicate in graph.replicates(net):
@@ -252,11 +250,11 @@ def _paper_jobs(graph: _Graph, cells: list[tuple]) -> None:
                 graph.add(Job(part_key, "partition",
                               partial(_partition_job, net, prof.name, replicate, partitioning, graph.seed, k),
                               deps=(trained_key,), cost_flops=costs.partition(partitioning)))
-                for test, overrides in sorted(t for t in tests if t[0] is not None):
-                    suffix = "".join(f"/{field}={value}" for field, value in overrides)
+                for test, overrides, options in sorted(t for t in tests if t[0] is not None):
+                    suffix = "".join(f"/{field}={value}" for field, value in (*overrides, *options))
                     graph.add(Job(f"{test}/{part_key.split('/', 1)[1]}{suffix}", test,
                                   partial(_test_job, test, net, prof.name, replicate, partitioning, graph.seed, k,
-                                          overrides), deps=(part_key,), cost_flops=costs.test(test, k)))
+                                          overrides, options), deps=(part_key,), cost_flops=costs.test(test, k)))
 
 
 def _departures_jobs(graph: _Graph, params: dict) -> None:
@@ -394,21 +392,29 @@ def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: i
             CHAPTERS[name](graph, params)
         else:
             cells += _paper_cells(name, params, graph.prof)
-        recorded |= set(_trained(params.get("nets", ())) if name in CHAPTERS else notebook_nets(name, params))
+        _by_hand_jobs(graph, name, params)
+        nets = _trained(params.get("nets", ())) if name in CHAPTERS else notebook_nets(name, params)
+        recorded |= {(net, _overrides(params)) for net in nets}
     _paper_jobs(graph, cells)
     _record_jobs(graph, sorted(recorded))
     return list(graph.jobs.values())
 
 
-def _record(study: Study, net: str):
-    """What every page's experiment record reads of ``net`` (:meth:`Study.record`): convergence, dead units."""
-    return study.record([net])
+def _record_job(net: str, profile: str, seed: int, overrides: tuple = ()) -> dict:
+    """What a page's experiment record reads of ``net`` (:meth:`Study.record`: convergence, dead units),
+    in the study its notebook makes (``overrides``: the profile fields its parameters change)."""
+    record = Study(profile, seed=seed, **dict(overrides)).record([net])
+    return {"net": net, "rows": int(len(record))}
 
 
-def _record_jobs(graph: _Graph, nets: Iterable[str]) -> None:
-    """The experiment record's computations, once per network (the visualization convergence check first)."""
-    for net in [net for net in nets if graph.usable([net])]:
+def _record_jobs(graph: _Graph, recorded: Iterable[tuple[str, tuple]]) -> None:
+    """The experiment record's computations, once per network and study (the visualization convergence check first)."""
+    for net, overrides in recorded:
+        if not graph.usable([net]):
+            continue
         costs = graph.costs(net)
-        steps = graph.prof.featvis_steps_for(train.NETS[net]["arch"])
-        graph.chapter(f"record/{net}/{graph.prof.name}", "record", _record, (net,), graph.models([net]),
-                      costs.partition() + 8 * 5 * steps * 3 * costs.forward)
+        steps = dict(overrides).get("featvis_steps") or graph.prof.featvis_steps_for(train.NETS[net]["arch"])
+        suffix = "".join(f"/{field}={value}" for field, value in overrides)
+        graph.add(Job(f"record/{net}/{graph.prof.name}{suffix}", "record",
+                      partial(_record_job, net, graph.prof.name, graph.seed, overrides), deps=graph.models([net]),
+                      cost_flops=costs.partition() + 8 * 5 * steps * 3 * costs.forward))

@@ -221,6 +221,32 @@ def load_mnist(source: str = "auto", verbose: bool = True) -> Dataset:
     return data
 
 
+#: Training and test examples of each dataset as a source ships it, before a profile's caps:
+#: for cost estimates that must not load the data (:func:`split_sizes`).
+SPLIT_SIZES = {("mnist", "keras"): (60_000, 10_000),
+               ("mnist", "embedded"): (5_000 - 10 * EMBEDDED_TEST_PER_CLASS, 10 * EMBEDDED_TEST_PER_CLASS),
+               ("cifar10", "keras"): (50_000, 10_000)}
+
+
+def split_sizes(name: str, source: str = "auto") -> tuple[int, int]:
+    """``(train, test)`` examples of the dataset ``name`` from ``source``, without loading it.
+
+    ``"auto"`` resolves as :func:`load_mnist` does before any download: the
+    embedded digits offline when Keras has no cached MNIST, else Keras'.
+    ``mnist_rgb32`` (the CIFAR-10 stand-in) has MNIST's sizes; CIFAR-10 has
+    only the Keras source.
+    """
+    _check_source(source)
+    base = "mnist" if name in ("mnist", "mnist_rgb32") else name
+    if base == "mnist" and source == "auto":
+        source = "embedded" if _offline() and not _keras_cached("mnist.npz") else "keras"
+    key = (base, "keras" if base == "cifar10" else source)
+    if key not in SPLIT_SIZES:
+        raise ValueError(f"no known sizes for dataset {name!r} from source {source!r}; "
+                         f"known: {sorted(SPLIT_SIZES)} (and mnist_rgb32, as mnist)")
+    return SPLIT_SIZES[key]
+
+
 def _keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
 

@@ -148,6 +148,16 @@ def _replicates(study, net: str, tables: Sequence[pd.DataFrame]) -> list[int]:
     return used or list(study.replicates(net))
 
 
+def _cells(tables: Sequence[pd.DataFrame], net: str, replicate: int) -> list[tuple[str, int | None]]:
+    """The ``(partitioning, k)`` of the rows of ``tables`` for one network and replicate (k None: the profile's)."""
+    cells = set()
+    for table in tables:
+        rows = table[(table["network"] == net) & (table["replicate"] == replicate)]
+        ks = rows["k"] if "k" in rows else pd.Series(None, index=rows.index, dtype=object)
+        cells |= {(p, None if pd.isna(k) else int(k)) for p, k in zip(rows["partitioning"], ks)}
+    return sorted(cells, key=lambda cell: (cell[0], cell[1] or 0))
+
+
 def record_row(study, net: str, replicate: int, tables: Sequence[pd.DataFrame] = (),
                convergence: float | None = None) -> dict:
     """One network and replicate of :func:`experiment_record`."""
@@ -158,9 +168,8 @@ def record_row(study, net: str, replicate: int, tables: Sequence[pd.DataFrame] =
     real = int(tnet.data.meta.get("train_real", len(tnet.data.x_train)))
     augmented = int(tnet.data.meta.get("train_augmented", 0))
     band = accuracy_band(net, tnet.data.name)
-    partitionings = sorted({p for t in tables for p in t.loc[(t["network"] == net)
-                                                             & (t["replicate"] == replicate), "partitioning"]})
-    parts = [study.partition(net, replicate, p) for p in partitionings if p in study.PARTITIONINGS]
+    parts = [study.partition(net, replicate, p, k=k) for p, k in _cells(tables, net, replicate)
+             if p in study.PARTITIONINGS]
     tested, skipped = size_rule_counts(parts) if parts else (np.nan, np.nan)
     n_reps = len(_replicates(study, net, tables))
     row = {"network": net, "replicate": replicate, "data": f"{tnet.data.name} ({tnet.data.source})",

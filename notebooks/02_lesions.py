@@ -65,7 +65,7 @@ timer = study.start(nets + imagenet_nets)
 # key of every argument (the model by its weights) and of the computation's
 # version, so a rebuild of the book reads it instead of computing it again.
 
-# %%
+# %% tags=["by-hand"]
 mlp = study.network("mlp_mnist", 0)
 x_test, y_test = study.test_data(mlp)
 with timer.stage("by hand"):   # cache.memo(kind, call, *arguments): the call, its result kept on disk

@@ -68,7 +68,7 @@ timer = study.start(nets + imagenet_nets)
 # image are compared.  The measures are values passed in; here the pair that
 # shares one visualization at this profile's number of steps.
 
-# %%
+# %% tags=["by-hand"]
 mlp = study.network("mlp_mnist", 0)
 with timer.stage("by hand"):   # cache.memo(kind, call, *arguments): the call, its result kept on disk
     part = cache.memo("partition", lsnb.partition, mlp.model, method="weights", scope="network",

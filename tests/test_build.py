@@ -1,4 +1,4 @@
-"""scripts/build_book.py and scripts/book_manifest.py: offline check, reader tidying, cost table, manifest."""
+"""scripts/build_book.py, book_execution.py and book_manifest.py: offline check, reader tidying, order, costs, manifest."""
 from __future__ import annotations
 
 import importlib.util
@@ -16,6 +16,7 @@ from minibook import render_minibook
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import book_execution  # noqa: E402
 import book_manifest  # noqa: E402
 
 
@@ -63,7 +64,7 @@ def test_tidy_for_reader_hides_injected_cell_and_moves_stderr(tmp_path):
                         nbformat.v4.new_output("stream", name="stdout", text="accuracy 0.97\n")]
     path, log = tmp_path / "nb.ipynb", tmp_path / "logs" / "nb.log"
     nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
-    assert build_book.tidy_for_reader(path, log) == 1
+    assert book_execution.tidy_for_reader(path, log) == 1
     book = nbformat.read(path, as_version=4)
     assert "remove-cell" in book.cells[1].metadata["tags"]
     assert "remove-cell" not in book.cells[0].metadata["tags"]
@@ -72,11 +73,11 @@ def test_tidy_for_reader_hides_injected_cell_and_moves_stderr(tmp_path):
 
 
 def test_notebook_environment_names_its_own_logs():
-    env = build_book.notebook_environment("02_lesions")
+    env = book_execution.notebook_environment("02_lesions")
     assert env["LSNB_STAGE_LOG"].endswith("logs/02_lesions.stage.jsonl")
     assert env["LSNB_CACHE_LOG"].endswith("logs/02_lesions.cache.jsonl")
-    assert Path(env["LSNB_DOWNLOADS"]) == build_book.DOWNLOADS / "02_lesions"
-    assert Path(env["LSNB_PAGE_DIR"]) == build_book.EXECUTED
+    assert Path(env["LSNB_DOWNLOADS"]) == book_execution.DOWNLOADS / "02_lesions"
+    assert Path(env["LSNB_PAGE_DIR"]) == book_execution.EXECUTED
 
 
 @pytest.fixture
@@ -255,15 +256,15 @@ def test_floor_shares_from_the_sidecars_of_computed_entries(logs, tmp_path):
 def test_longest_first_uses_the_times_of_the_same_cache_state(tmp_path):
     record = tmp_path / "times.json"
     sources = [Path(f"notebooks/{name}.py") for name in ("01_a", "02_b", "03_c", "04_d")]
-    assert build_book.longest_first(sources, warm=True, record=record) == sources   # nothing recorded: book order
-    build_book.record_times({"01_a": 5.0, "02_b": 40.0, "03_c": 12.0}, warm=True, record=record)
-    build_book.record_times({"01_a": 90.0, "02_b": 10.0, "03_c": 11.0, "04_d": 1.0}, warm=False, record=record)
-    warm = build_book.longest_first(sources, warm=True, record=record)
+    assert book_execution.longest_first(sources, warm=True, record=record) == sources   # nothing recorded: book order
+    book_execution.record_times({"01_a": 5.0, "02_b": 40.0, "03_c": 12.0}, warm=True, record=record)
+    book_execution.record_times({"01_a": 90.0, "02_b": 10.0, "03_c": 11.0, "04_d": 1.0}, warm=False, record=record)
+    warm = book_execution.longest_first(sources, warm=True, record=record)
     assert [s.stem for s in warm] == ["04_d", "02_b", "03_c", "01_a"]   # unrecorded first, then longest
-    cold = build_book.longest_first(sources, warm=False, record=record)
+    cold = book_execution.longest_first(sources, warm=False, record=record)
     assert [s.stem for s in cold] == ["01_a", "03_c", "02_b", "04_d"]
-    build_book.record_times({"02_b": 1.0}, warm=True, record=record)      # a new time replaces the old one
-    assert [s.stem for s in build_book.longest_first(sources, warm=True, record=record)][1:] == ["03_c", "01_a", "02_b"]
+    book_execution.record_times({"02_b": 1.0}, warm=True, record=record)      # a new time replaces the old one
+    assert [s.stem for s in book_execution.longest_first(sources, warm=True, record=record)][1:] == ["03_c", "01_a", "02_b"]
 
 
 def test_the_pages_records_become_record_csv_and_a_section_of_the_built_page(logs):
@@ -290,7 +291,7 @@ def test_the_training_phase_trains_each_notebook_network_once_under_the_overridd
         (net, replicate, seed, profile.n_replicates, profile.k)))
     monkeypatch.setenv("LSNB_STAGE_LOG", str(tmp_path / "stages.jsonl"))
     names = ["02_lesions", "05_regularization", "08_your_model"]
-    done, seconds = build_book._train_all(names, {"profile": "smoke", "n_replicates": 2, "k": 5, "seed": 3,
+    done, seconds = book_execution._train_all(names, {"profile": "smoke", "n_replicates": 2, "k": 5, "seed": 3,
                                                   "nets": ["x"]})
     expected = [(net, r) for net in dict.fromkeys(n for name in names[:2] for n in bookjobs.NOTEBOOK_NETS[name])
                 for r in range(2 if net in ("mlp_mnist", "cnn_mnist") else 1)]
@@ -307,10 +308,10 @@ def test_a_cold_build_trains_first_what_the_notebooks_beside_the_trainer_need(mo
     calls = []
     monkeypatch.setattr(networks, "network", lambda net, profile, replicate, seed: calls.append((net, replicate)))
     monkeypatch.setenv("LSNB_STAGE_LOG", str(tmp_path / "stages.jsonl"))
-    sources = build_book.cold_order(build_book.notebook_sources())
+    sources = book_execution.cold_order(build_book.notebook_sources())
     names = [s.stem for s in sources]
     assert names.index("07_grouping_methods") < names.index("02_lesions") and names[-1] == "09_at_a_glance"
-    build_book._train_all(names, {"profile": "quick"})
+    book_execution._train_all(names, {"profile": "quick"})
     assert len(calls) == len(set(calls)) == 14                     # every replicate of the book once
     # each notebook's networks come before those of any notebook after it: the grouping chapter,
     # which rests on replicate 0 alone, waits for no other replicate

@@ -218,6 +218,19 @@ def test_memo_keys_a_public_call_by_every_argument_and_the_kinds_version(monkeyp
         cache.memo("partition", partition, model, object())
 
 
+def test_a_partition_keys_by_its_groups_not_by_the_seconds_its_clustering_took():
+    from lsnb.grouping import Partition
+
+    labels = {"dense1": np.array([0, 0, 1, 1]), "dense2": np.array([1, 0, -1])}
+    first = Partition(labels, k=2, info={"ncut": 0.5, "seconds": 0.31})
+    again = Partition(labels, k=2, info={"ncut": 0.5, "seconds": 0.42})     # the same clustering, timed again
+    assert cache.config_key({"part": first}, "lesion") == cache.config_key({"part": again}, "lesion")
+    other = Partition({**labels, "dense2": np.array([0, 1, -1])}, k=2, info={"ncut": 0.5, "seconds": 0.31})
+    assert cache.config_key({"part": other}, "lesion") != cache.config_key({"part": first}, "lesion")
+    assert cache.config_key({"part": Partition(labels, k=3, info=first.info)}, "lesion") != \
+        cache.config_key({"part": first}, "lesion")
+
+
 def test_a_key_refuses_functions_whose_name_does_not_say_what_they_compute(monkeypatch, tmp_path):
     monkeypatch.setenv("LSNB_CACHE", str(tmp_path))
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-import lsnb
 from lsnb import data, imagenet
 
 
@@ -16,6 +15,19 @@ def test_embedded_mnist_is_real_stratified_and_deterministic(mnist):
     # train and test share no digit image
     train_keys = {x.tobytes() for x in mnist.x_train}
     assert not any(x.tobytes() in train_keys for x in mnist.x_test)
+
+
+def test_split_sizes_are_those_the_loaders_give_without_loading(mnist, monkeypatch):
+    assert data.split_sizes("mnist", "embedded") == (len(mnist.x_train), len(mnist.x_test))
+    assert data.split_sizes("mnist_rgb32", "embedded") == (4000, 1000)
+    monkeypatch.setenv("LSNB_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
+    assert data.split_sizes("mnist", "auto") == (4000, 1000) == (len(data.load_mnist().x_train), 1000)
+    monkeypatch.delenv("LSNB_OFFLINE")
+    assert data.split_sizes("mnist", "auto") == (60_000, 10_000)      # online: Keras would download it
+    assert data.split_sizes("cifar10", "auto") == (50_000, 10_000)
+    with pytest.raises(ValueError, match="no known sizes for dataset 'halves_mnist'"):
+        data.split_sizes("halves_mnist", "embedded")
 
 
 def test_auto_falls_back_offline_and_says_so(caplog, monkeypatch):

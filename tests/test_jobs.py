@@ -7,7 +7,7 @@ from functools import partial
 import cloudpickle
 import pytest
 
-from lsnb import cache, jobs
+from lsnb import cache, cells, jobs
 
 # Dask workers cannot import this test module; send its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -127,7 +127,7 @@ def test_smoke_partitions_identical_serially_and_on_two_workers(tmp_path, monkey
     from lsnb import bookjobs
 
     graph = bookjobs.jobs_for(["02"], "smoke", exclude={"cnn_mnist", "vgg"})
-    assert [j.kind for j in graph] == ["model"] + ["partition", "lesion"] * 4 + ["record"]
+    assert [j.kind for j in graph] == ["model", "by-hand"] + ["partition", "lesion"] * 4 + ["record"]
     weights, labels, tables = {}, {}, {}
     for name, workers in (("serial", None), ("dask", 2)):
         monkeypatch.setenv("LSNB_CACHE", str(tmp_path / name))
@@ -141,14 +141,14 @@ def test_smoke_partitions_identical_serially_and_on_two_workers(tmp_path, monkey
         labels[name] = {e.key: cache.load_entry(e.path).labels for e in cache.entries("partition")}
         tables[name] = {e.key: cache.load_entry(e.path) for e in cache.entries("lesion")}
     assert all(np.array_equal(a, b) for a, b in zip(weights["serial"], weights["dask"], strict=True))
-    assert tables["serial"].keys() == tables["dask"].keys() and len(tables["serial"]) == 4
+    assert tables["serial"].keys() == tables["dask"].keys() and len(tables["serial"]) == 4 + 1   # and by hand
     for key, table in tables["serial"].items():   # the lesion tables too, value for value
         other = tables["dask"][key]
         assert table[["layer", "cluster", "measure", "size"]].equals(other[["layer", "cluster", "measure", "size"]])
         assert np.array_equal(table["true"], other["true"])
         assert np.array_equal(np.stack(table["randoms"]), np.stack(other["randoms"]))
     serial, dask = labels["serial"], labels["dask"]
-    assert serial.keys() == dask.keys() and len(serial) == 4
+    assert serial.keys() == dask.keys() and len(serial) == 4 + 1
     for key in serial:
         assert serial[key].keys() == dask[key].keys()
         assert all(np.array_equal(serial[key][layer], dask[key][layer]) for layer in serial[key]), key
@@ -185,10 +185,8 @@ CHAPTER_PARAMETERS = {"nets": ["mlp_mnist"], "path_partitionings": ["weights/net
 
 def _run_notebook_here(name: str, parameters: dict) -> None:
     """Execute a notebook's code cells in this process, ``parameters`` after its parameters cell (as papermill)."""
-    from lsnb import bookjobs
-
-    notebook = bookjobs.read_notebook(name)
-    tagged = bookjobs.parameters_cell(notebook)
+    notebook = cells.read_notebook(name)
+    tagged = cells.parameters_cell(notebook)
     namespace: dict = {}
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code":
@@ -229,12 +227,12 @@ def test_chapter_jobs_follow_the_notebooks_parameters_cells():
     from lsnb import bookjobs, train
 
     for name in bookjobs.NOTEBOOKS:
-        source = bookjobs.read_notebook(name).cells[bookjobs.parameters_cell(bookjobs.read_notebook(name))].source
+        source = cells.read_notebook(name).cells[cells.parameters_cell(cells.read_notebook(name))].source
         assigned = [line.split("=")[0].strip() for line in source.splitlines() if line and not line.startswith("#")]
-        params = bookjobs.notebook_parameters(name)
+        params = cells.notebook_parameters(name)
         assert list(params) == assigned and params["profile"] == "quick" and params["seed"] == 0
         assert set(bookjobs.NOTEBOOK_NETS[name]) >= set(n for n in params.get("nets", ()) if n in train.NETS)
-    defaults = bookjobs.notebook_parameters("06_original_code")
+    defaults = cells.notebook_parameters("06_original_code")
     keys = {job.key for job in jobs.check_graph(bookjobs.jobs_for(["06"], "smoke"))}
     assert {f"departures/{net}/smoke/{p}" for net in defaults["nets"] for p in defaults["path_partitionings"]} <= keys
     assert f"departures/folding/{defaults['vgg_net']}/smoke" in keys and "model/mlp_halves/smoke/r0" in keys
@@ -242,3 +240,30 @@ def test_chapter_jobs_follow_the_notebooks_parameters_cells():
                                                      parameters={"nets": ["cnn_mnist"], "unknown": 1})}
     assert "grouping/cnn_mnist/smoke/r0" in narrowed and not any("grouping/mlp_mnist/" in k for k in narrowed)
     assert not any("/vgg/" in k for k in narrowed) and "grouping/clusterability/vgg_unreg/smoke/r0" in narrowed
+
+
+@pytest.mark.slow
+def test_after_lsnb_run_with_overrides_the_lesion_and_visualization_notebooks_read_only_cache_hits(tmp_path,
+                                                                                                   monkeypatch):
+    """``lsnb run 02 03 -p k 3 -p steps 3``, then both notebooks with the same ``-p``: nothing is computed twice."""
+    from lsnb import bookjobs
+
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSNB_DOWNLOADS", str(tmp_path / "downloads"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    parameters = {"profile": "smoke", "nets": ["mlp_mnist"], "imagenet_nets": [], "k": 3, "steps": 3,
+                  "partitionings": ["weights/network", "activations/layer"], "compare_lucid": False}
+    graph = bookjobs.jobs_for(["02", "03"], "smoke", parameters=parameters)
+    assert {job.key for job in graph if job.kind in ("record", "by-hand")} == {
+        "record/mlp_mnist/smoke", "record/mlp_mnist/smoke/featvis_steps=3", "by-hand/02_lesions/smoke",
+        "by-hand/03_feature_visualization/smoke/featvis_steps=3"}
+    assert {job.key for job in graph if job.kind == "exemplar"} == {
+        f"exemplar/mlp_mnist/smoke/r0/{p}/k3/featvis_steps=3/k=50" for p in parameters["partitionings"]}
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "jobs.jsonl"))
+    jobs.run_jobs(graph, progress=False)
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "notebooks.jsonl"))
+    for name in ("02_lesions", "03_feature_visualization"):
+        _run_notebook_here(name, parameters)
+    calls = _calls(tmp_path / "notebooks.jsonl")
+    assert {"model", "partition", "lesion", "featvis", "featvis_convergence", "exemplar"} <= {c["kind"] for c in calls}
+    assert [c for c in calls if c["status"] == "computed"] == []

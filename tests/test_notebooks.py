@@ -66,11 +66,11 @@ def test_the_notebooks_are_in_chapter_order():
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameters_cell_is_tagged_and_sets_profile(source):
-    from lsnb import bookjobs
+    from lsnb import cells
 
-    notebook = bookjobs.read_notebook(source.stem, source.parent)
-    assert 'profile = "quick"' in notebook.cells[bookjobs.parameters_cell(notebook)].source
-    parameters = bookjobs.notebook_parameters(source.stem, source.parent)
+    notebook = cells.read_notebook(source.stem, source.parent)
+    assert 'profile = "quick"' in notebook.cells[cells.parameters_cell(notebook)].source
+    parameters = cells.notebook_parameters(source.stem, source.parent)
     assert parameters["profile"] == "quick" and "seed" in parameters
 
 

@@ -43,6 +43,15 @@ def test_a_weak_design_is_flagged_on_every_count(weak):
     assert "Weak rows" in record.warnings_text(rec)
 
 
+def test_the_size_rule_counts_the_partitions_of_the_tables_k_not_the_profiles(weak):
+    study, _ = weak
+    tidy = study.lesions(["mlp_mnist"], ["weights/network"], k=6)
+    row = study.record(["mlp_mnist"], tidy, convergence=False).iloc[0]
+    at = {k: record.size_rule_counts([study.partition("mlp_mnist", 0, "weights/network", k=k)]) for k in (3, 6)}
+    assert at[6] != at[3]
+    assert (row["subclusters_tested"], row["subclusters_skipped"]) == at[6]
+
+
 def test_a_sound_row_raises_no_flag_and_thin_classes_are_named():
     sound = {"per_class": np.full(10, 100), "band": (0.976, 0.982), "test_accuracy": 0.978,
              "vis_convergence": 0.95, "vis_steps": 100, "replicates": 5}

@@ -95,6 +95,12 @@ class Partition:
         """``"method/scope"``, as used in the ``partitioning`` column of result tables."""
         return f"{self.method}/{self.scope}"
 
+    def cache_key(self) -> dict:
+        """What identifies the partition in a cache key (:func:`lsnb.cache.normalise`): every field
+        but the seconds the clustering took, so one computed in two processes keys alike."""
+        return {"labels": self.labels, "method": self.method, "scope": self.scope, "k": self.k, "seed": self.seed,
+                "info": {key: value for key, value in self.info.items() if key != "seconds"}}
+
     def live_units(self, layer: str) -> np.ndarray:
         """Indices of the units of ``layer`` that took part in the clustering."""
         return np.flatnonzero(self._layer_labels(layer) >= 0)
