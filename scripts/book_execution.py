@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -129,14 +129,13 @@ TRAINING = "00_training"
 
 
 #: The order in which a cold build starts its notebooks.  The trainer trains the networks in the
-#: order these notebooks first need them (:func:`_train_all`), so that the notebook running beside
-#: it finds its networks trained: 08 takes the MLP's replicate 0 as its example (and trains it
-#: while the trainer starts on the halves nets); 01 needs the two halves nets, 04 the regularized
-#: VGG, 07 replicate 0 of the MLP and the CNN and the unregularized VGG.  The three longest
-#: chapters (06, 02, 03), which need every replicate, start as training ends; 05 and 09, short,
-#: fill the end (09 reads the tables of 02 and 03).
-COLD_ORDER = ("08_your_model", "01_halves_mnist", "04_k_robustness", "07_grouping_methods",
-              "06_original_code", "02_lesions", "03_feature_visualization", "05_regularization",
+#: order these notebooks first need them (:func:`training_parts`), so that the notebook running
+#: beside it finds its networks trained: 08 takes the MLP's replicate 0 as its example (and trains
+#: it while the trainer starts on the halves nets); 01 needs the two halves nets, 04 the regularized
+#: VGG, 05 both VGGs, 07 replicate 0 of the MLP and the CNN.  The three longest chapters (06, 02,
+#: 03), which need every replicate, follow as training ends; 09 reads the tables of 02 and 03.
+COLD_ORDER = ("08_your_model", "01_halves_mnist", "04_k_robustness", "05_regularization",
+              "07_grouping_methods", "06_original_code", "02_lesions", "03_feature_visualization",
               "09_at_a_glance")
 
 
@@ -146,67 +145,104 @@ def cold_order(sources: list[Path]) -> list[Path]:
     return sorted(sources, key=lambda source: rank.get(source.stem, len(rank)))
 
 
-def _train_all(names: list[str], parameters: dict) -> tuple[list[str], float]:
-    """Train every network the notebooks ``names`` use (in the trainer process; see :func:`start_training`).
-
-    The profile is the build's with the ``-p`` overrides that name its fields,
-    as each notebook's :class:`lsnb.Study` makes it; the networks and
-    replicates are those of :func:`lsnb.bookjobs.notebook_models` under the
-    notebooks' default parameters (a notebook given other nets by ``-p``
-    trains them itself), in the order the notebooks ``names`` first need them.
-    Each model is dropped from memory once saved.  Returns the networks
-    trained (or found in the cache) and the seconds taken.
-    """
-    from lsnb import book, bookjobs, networks, train
+def _build_profile(parameters: dict):
+    """The build's profile with the ``-p`` overrides that name its fields, as each notebook's Study makes it."""
     from lsnb.profiles import get_profile
 
-    start = time.perf_counter()
     profile = get_profile(parameters["profile"])
     fields = profile.to_dict()
-    profile = profile.with_(**{k: v for k, v in parameters.items()
-                               if k in fields and k not in ("profile", "name") and v is not None})
-    seed = int(parameters.get("seed", 0))
+    return profile.with_(**{k: v for k, v in parameters.items()
+                            if k in fields and k not in ("profile", "name") and v is not None})
+
+
+def training_parts(names: list[str], parameters: dict) -> list[list[tuple[str, int]]]:
+    """The ``(net, replicate)`` pairs the notebooks ``names`` use, in the order they first need them,
+    split where the training data changes: each part is trained in a process of its own.
+
+    The networks and replicates are those of :func:`lsnb.bookjobs.notebook_models`
+    under the notebooks' default parameters (a notebook given other nets by
+    ``-p`` trains them itself) and the build's profile.
+    """
+    from lsnb import bookjobs, train
+
+    profile = _build_profile(parameters)
     order = dict.fromkeys(model for name in names if name in bookjobs.NOTEBOOKS
                           for model in bookjobs.notebook_models(name, profile))
+    parts: list[list[tuple[str, int]]] = []
+    for net, replicate in order:
+        if not parts or train.NETS[parts[-1][-1][0]]["dataset"] != train.NETS[net]["dataset"]:
+            parts.append([])
+        parts[-1].append((net, replicate))
+    return parts
+
+
+def _train_part(names: list[str], parameters: dict, env: dict[str, str], part: int) -> tuple[list[str], int]:
+    """Train part ``part`` of :func:`training_parts` (in a trainer process; see :func:`start_training`).
+
+    ``env`` (the trainer's logs) is set before lsnb is imported.  Each model
+    is dropped from memory once saved.  Returns the networks trained (or
+    found in the cache) and how many parts there are.
+    """
+    os.environ.update(env)
+    from lsnb import book, networks, train
+
+    parts = training_parts(names, parameters)
+    profile, seed = _build_profile(parameters), int(parameters.get("seed", 0))
     timer = book.StageTimer()
     done = []
-    for net, replicate in order:
+    for net, replicate in parts[part] if part < len(parts) else []:
         with timer.stage("train"):
             networks.network(net, profile, replicate, seed)
         train.clear_loaded()
         done.append(f"{net}/r{replicate}")
-    return done, time.perf_counter() - start
+    return done, len(parts)
 
 
 @dataclass
 class Training:
-    """The trainer process of a cold build (:func:`start_training`): its pool and the future of its task."""
+    """The training of a cold build (:func:`start_training`): one process per part, one after another."""
 
+    names: list[str]
+    parameters: dict
+    env: dict[str, str]
     pool: concurrent.futures.ProcessPoolExecutor
-    future: concurrent.futures.Future
+    future: concurrent.futures.Future | None = None
+    part: int = 0
+    trained: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
     finished: bool = False
 
-    def finish(self) -> tuple[list[str], float]:
-        """The networks trained and the seconds taken, once the trainer process has exited.
+    def submit(self) -> None:
+        self.future = self.pool.submit(_train_part, self.names, self.parameters, self.env, self.part)
 
-        Waiting for the exit returns the trainer's memory before a second
-        notebook starts in its place.
+    def advance(self) -> bool:
+        """Collect the part just trained and start the next; True once every part is trained.
+
+        Each part's process exits after its task (returning its memory: the
+        training data, TensorFlow's state for the architectures it trained);
+        after the last the pool is shut down, so the trainer's memory is
+        returned before a second notebook starts in its place.
         """
-        result = self.future.result()
+        done, parts = self.future.result()
+        self.trained += done
+        self.part += 1
+        if self.part < parts:
+            self.submit()
+            return False
         self.pool.shutdown(wait=True)
-        self.finished = True
-        return result
+        self.finished, self.seconds = True, time.perf_counter() - self.started
+        return True
 
 
 def start_training(names: list[str], parameters: dict) -> Training:
-    """Start training the book's networks in a process of their own.
+    """Start training the book's networks beside the notebooks.
 
-    One process trains every network, one after another, while the notebooks
-    run beside it (:func:`run_all` runs one fewer notebook at a time until it
-    is done); a notebook that needs a network being trained waits on its
-    cache key and then loads it, and none is trained twice.  The process
-    exits after its one task, returning its memory (augmentation, the fits).
-    Logged as the pseudo-notebook :data:`TRAINING`.
+    The parts of :func:`training_parts` are trained one after another, each
+    in a fresh process, while the notebooks run beside them (:func:`run_all`
+    runs one fewer notebook at a time until all are done); a notebook that
+    needs a network being trained waits on its cache key and then loads it,
+    and none is trained twice.  Logged as the pseudo-notebook :data:`TRAINING`.
     """
     env = notebook_environment(TRAINING)
     for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
@@ -214,8 +250,9 @@ def start_training(names: list[str], parameters: dict) -> Training:
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn"),
         **({"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}))
-    with environment(env):   # the worker process starts now, with its own logs
-        return Training(pool, pool.submit(_train_all, names, parameters))
+    training = Training(names, parameters, env, pool)
+    training.submit()
+    return training
 
 
 class MemoryMonitor:
@@ -322,10 +359,10 @@ def run_all(sources: list[Path], parameters: dict, kernel: str, jobs: int = 1,
                 running[pool.submit(_execute_one, source, parameters, kernel)] = source
             waiting = set(running) | ({training.future} if training_runs() else set())
             done, _ = concurrent.futures.wait(waiting, return_when=concurrent.futures.FIRST_COMPLETED)
-            if training_runs() and training.future.done():
-                trained, seconds = training.finish()
-                times[TRAINING] = seconds
-                print(f"[build_book] training: {len(trained)} network(s) in {seconds:.1f} s", flush=True)
+            if training_runs() and training.future.done() and training.advance():
+                times[TRAINING] = training.seconds
+                print(f"[build_book] training: {len(training.trained)} network(s) in {training.seconds:.1f} s",
+                      flush=True)
             for future in done & set(running):
                 running.pop(future)
                 stem, seconds, error = future.result()

@@ -119,9 +119,9 @@ def test_covered_seconds_counts_overlapping_hits_once_within_the_window():
     assert covered_seconds([], (0.0, 1.0)) == 0.0
 
 
-def test_stage_split_from_a_synthetic_cache_log(logs):
-    # 04_k: train [47, 50] with hits [47, 49] and [48, 50] (3 s covered, not 4); featvis [54, 60] with a hit
-    # [59.5, 61] (0.5 s inside) and a computed entry [54, 59] (not cached); a stage line without a time
+def _write_04_k_logs(logs: Path) -> None:
+    """04_k: train [47, 50] with hits [47, 49] and [48, 50] (3 s covered, not 4); featvis [54, 60] with a
+    hit [59.5, 61] (0.5 s inside) and a computed entry [54, 59] (not cached)."""
     _write_jsonl(logs / "04_k.stage.jsonl", [{"stage": "train", "seconds": 3.0, "time": 50.0},
                                              {"stage": "featvis", "seconds": 6.0, "time": 60.0}])
     _write_jsonl(logs / "04_k.cache.jsonl",
@@ -129,6 +129,10 @@ def test_stage_split_from_a_synthetic_cache_log(logs):
                   {"kind": "model", "key": "b", "status": "hit", "seconds": 2.0, "time": 50.0},
                   {"kind": "featvis", "key": "c", "status": "computed", "seconds": 5.0, "time": 59.0},
                   {"kind": "featvis", "key": "d", "status": "hit", "seconds": 1.5, "time": 61.0}])
+
+
+def test_stage_split_from_a_synthetic_cache_log(logs):
+    _write_04_k_logs(logs)       # and below, a stage line without a time
     assert book_manifest.notebook_stages(logs, "04_k") == {"train": {"seconds": 3.0, "cached_s": 3.0},
                                                            "featvis": {"seconds": 6.0, "cached_s": 0.5}}
     from stage_costs import stage_split
@@ -140,12 +144,7 @@ def test_stage_split_from_a_synthetic_cache_log(logs):
 def test_notebook_by_stage_totals_by_hand(logs):
     from stage_costs import totals_table
 
-    _write_jsonl(logs / "04_k.stage.jsonl", [{"stage": "train", "seconds": 3.0, "time": 50.0},
-                                             {"stage": "featvis", "seconds": 6.0, "time": 60.0}])
-    _write_jsonl(logs / "04_k.cache.jsonl",
-                 [{"kind": "model", "key": "a", "status": "hit", "seconds": 2.0, "time": 49.0},
-                  {"kind": "model", "key": "b", "status": "hit", "seconds": 2.0, "time": 50.0},
-                  {"kind": "featvis", "key": "d", "status": "hit", "seconds": 1.5, "time": 61.0}])
+    _write_04_k_logs(logs)
     names = ["01_halves", "02_lesions", "04_k"]
     header, rows = totals_table({name: book_manifest.notebook_stages(logs, name) for name in names})
     assert header == ["notebook", "train", "lesion", "correlation", "featvis", "total"]
@@ -289,34 +288,38 @@ def test_the_training_phase_trains_each_notebook_network_once_under_the_overridd
     calls = []
     monkeypatch.setattr(networks, "network", lambda net, profile, replicate, seed: calls.append(
         (net, replicate, seed, profile.n_replicates, profile.k)))
-    monkeypatch.setenv("LSNB_STAGE_LOG", str(tmp_path / "stages.jsonl"))
+    env = {"LSNB_STAGE_LOG": str(tmp_path / "stages.jsonl")}
+    monkeypatch.setenv("LSNB_STAGE_LOG", "")       # restored after the test; the trainer sets its own
     names = ["02_lesions", "05_regularization", "08_your_model"]
-    done, seconds = book_execution._train_all(names, {"profile": "smoke", "n_replicates": 2, "k": 5, "seed": 3,
-                                                  "nets": ["x"]})
+    parameters = {"profile": "smoke", "n_replicates": 2, "k": 5, "seed": 3, "nets": ["x"]}
+    done, parts = book_execution._train_part(names, parameters, env, 0)
+    for part in range(1, parts):
+        done += book_execution._train_part(names, parameters, env, part)[0]
     expected = [(net, r) for net in dict.fromkeys(n for name in names[:2] for n in bookjobs.NOTEBOOK_NETS[name])
                 for r in range(2 if net in ("mlp_mnist", "cnn_mnist") else 1)]
     assert [(net, r) for net, r, *_ in calls] == expected          # each once; the VGGs keep one replicate
     assert {(seed, n, k) for *_, seed, n, k in calls} == {(3, 2, 5)}
-    assert done == [f"{net}/r{r}" for net, r in expected] and seconds >= 0
+    assert done == [f"{net}/r{r}" for net, r in expected] and parts == 2    # the digits, then the VGGs' data
     stages = [json.loads(line)["stage"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
     assert stages == ["train"] * len(expected)
 
 
-def test_a_cold_build_trains_first_what_the_notebooks_beside_the_trainer_need(monkeypatch, tmp_path):
-    from lsnb import bookjobs, networks
+def test_a_cold_build_trains_first_what_the_notebooks_beside_the_trainer_need():
+    from lsnb import bookjobs, train
 
-    calls = []
-    monkeypatch.setattr(networks, "network", lambda net, profile, replicate, seed: calls.append((net, replicate)))
-    monkeypatch.setenv("LSNB_STAGE_LOG", str(tmp_path / "stages.jsonl"))
     sources = book_execution.cold_order(build_book.notebook_sources())
     names = [s.stem for s in sources]
     assert names.index("07_grouping_methods") < names.index("02_lesions") and names[-1] == "09_at_a_glance"
-    book_execution._train_all(names, {"profile": "quick"})
-    assert len(calls) == len(set(calls)) == 14                     # every replicate of the book once
+    parts = book_execution.training_parts(names, {"profile": "quick"})
+    # one process per training set: the halves pairs, the VGGs' stand-in, then the digits
+    assert [{train.NETS[net]["dataset"] for net, _ in part} for part in parts] == [
+        {"halves_mnist"}, {"vgg_data"}, {"mnist"}]
+    order = [model for part in parts for model in part]
+    assert len(order) == len(set(order)) == 14                     # every replicate of the book once
     # each notebook's networks come before those of any notebook after it: the grouping chapter,
     # which rests on replicate 0 alone, waits for no other replicate
-    trained_by = {model: i for i, model in enumerate(calls)}
+    trained_by = {model: i for i, model in enumerate(order)}
     ready = [max(trained_by[m] for m in bookjobs.notebook_models(name, "quick")) if name in bookjobs.NOTEBOOK_NETS
              and bookjobs.notebook_models(name, "quick") else -1 for name in names]
     assert ready[:names.index("02_lesions")] == sorted(ready[:names.index("02_lesions")])
-    assert ready[names.index("07_grouping_methods")] == calls.index(("vgg_unreg", 0)) < calls.index(("mlp_mnist", 1))
+    assert ready[names.index("07_grouping_methods")] == order.index(("cnn_mnist", 0)) < order.index(("mlp_mnist", 1))
