@@ -85,8 +85,9 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
     Fisher statistics to two decimals, p values like ``3e-04``, the effect
     term as ``0.12 ± 0.03`` (its standard error), the leave-one-out null
-    references (``null_fisher``, ``null_effect``) to two decimals and the tie
-    share as a percentage.  Other columns pass through.
+    references (``null_fisher``, ``null_effect``) to two decimals (beyond 100,
+    as ``7.1e+11``: under the paper's rule a term ``2x / (x + mu)`` is unbounded
+    when random lesions help, ``mu < 0``) and the tie share as a percentage.  Other columns pass through.
 
     Parameters
     ----------
@@ -99,9 +100,10 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     out["p"] = [format_p(p) for p in summary["p"]]
     out["effect"] = [f"{e:.2f} ± {s:.2f}" if np.isfinite(s) else f"{e:.2f}"
                      for e, s in zip(summary["effect"], summary["se"])]
-    for column in ("null_fisher", "null_effect"):
+    for column in ("null_fisher", "null_effect"):   # the paper's effect terms are unbounded when mu < 0
         if column in out:
-            out[column] = [f"{v:.2f}" if np.isfinite(v) else "–" for v in summary[column]]
+            out[column] = [("–" if not np.isfinite(v) else f"{v:.2f}" if abs(v) < 100 else f"{v:.1e}")
+                           for v in summary[column]]
     if "tie_share" in out:
         out["tie_share"] = [f"{v:.0%}" if np.isfinite(v) else "–" for v in summary["tie_share"]]
     return out.drop(columns=[c for c in ("se", "null_fisher_sd") if c in out])

@@ -84,8 +84,8 @@ def group_test(model: keras.Model, groups, measures, data=None, *, n_random: int
         (feature visualization, Section 4.2), ``"exemplar_entropy"`` (the
         classes of the top test images, :mod:`lsnb.exemplar`; needs
         ``data=(x, y)``), configured measures such as
-        ``lsnb.lesion.measures(variant="original")`` or
-        ``lsnb.featvis.measures(steps=50)``, or user measures.
+        ``lsnb.lesion.lesion_measure_pair(variant="original")`` or
+        ``lsnb.featvis.vis_measure_pair(steps=50)``, or user measures.
     data : optional
         Passed to every measure.
     n_random : int or "adaptive"

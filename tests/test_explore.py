@@ -30,6 +30,8 @@ def test_format_summary_by_hand():
     assert list(out["effect"]) == ["0.12 ± 0.03", "-0.50"]
     assert "se" not in out.columns and list(out["network"]) == ["mlp", "cnn"]
     assert summary["fisher"].iloc[0] == 12.3456  # the input is left alone
+    nulls = explore.format_summary(summary.assign(null_effect=[0.8523, 7.097e11], null_fisher=[0.977, np.nan]))
+    assert list(nulls["null_effect"]) == ["0.85", "7.1e+11"] and list(nulls["null_fisher"]) == ["0.98", "–"]
 
 
 def test_format_p_edges():
