@@ -117,7 +117,7 @@ def floor_shares(logs: Path, names: list[str], cache_root: Path, rate: float) ->
     """Notebook -> kind -> the share of the FLOP floor its computed lesion and visualization entries ran at.
 
     The floor of an entry is the FLOPs its sidecar records (``flops``: the
-    engines' useful FLOPs, :func:`lsnb.lesion.lesion_flops` and the
+    engines' useful FLOPs, :func:`lsnb.lesion.engines.lesion_flops` and the
     visualizations' ``steps x 2 x forward``) at the machine's matmul
     ``rate``; the share is floor seconds over measured seconds, summed over
     the notebook's computed entries of that kind.
