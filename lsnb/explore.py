@@ -118,15 +118,21 @@ def _itables_bundle() -> str:
     return generate_init_offline_itables_html(dt_bundle)
 
 
+#: The most a table's data may weigh in a page before itables shows a sample of its rows (and says so);
+#: itables' default, 64 KB, kept a page's subcluster table to about a fifth of its rows.
+MAX_TABLE_BYTES = 4 * 2 ** 20
+
+
 def interactive_table(frame: pd.DataFrame, caption: str | None = None) -> HTMLBlock:
     """``frame`` as a sortable, searchable DataTable that works in static HTML with no network.
 
     The table scrolls inside its own box when it is wider than the page; a
     click on a column header sorts by it (itables' default keeps header text
-    selectable and sorts only from the small arrow icon).
+    selectable and sorts only from the small arrow icon).  Every row is in
+    the page up to :data:`MAX_TABLE_BYTES` of data.
     """
     markup = to_html_datatable(frame, caption=caption, connected=False, paging=True,
-                               layout=_LAYOUT,
+                               layout=_LAYOUT, maxBytes=MAX_TABLE_BYTES,
                                classes="display compact", text_in_header_can_be_selected=False)
     return HTMLBlock(_itables_bundle() + f'<div class="lsnb-table" style="overflow-x:auto">{markup}</div>')
 
@@ -137,7 +143,8 @@ def subcluster_table(tidy: pd.DataFrame, caption: str | None = None) -> HTMLBloc
     Parameters
     ----------
     tidy : DataFrame
-        Interface 1's tidy table (``randoms`` is dropped; numbers are rounded for reading).
+        A tidy table of :func:`lsnb.group_test` or :class:`lsnb.study.Study` (``randoms`` is dropped;
+        numbers are rounded for reading).
     """
     _require(tidy, TABLE_COLUMNS, "subcluster_table")
     table = tidy.loc[:, list(TABLE_COLUMNS)].copy()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lsnb.report import MEASURE_LABELS, MEASURES, NETWORK_LABELS, NULL_FISHER, PARTITIONING_LABELS, PARTITIONINGS
+from lsnb.report import (ARCH_LABELS, MEASURE_LABELS, MEASURES, NETWORK_LABELS, NULL_FISHER, PARTITIONING_LABELS,
+                         PARTITIONINGS)
 from lsnb.stats import fisher_statistic
 
 
@@ -54,7 +55,7 @@ def percentile_histograms(tidy: pd.DataFrame, measure: str, network: str | None 
                      fontsize=9)
         ax.set_xlabel("percentile")
     axes[0][0].set_ylabel("subclusters")
-    title = MEASURE_LABELS.get(measure, measure) + (f" — {NETWORK_LABELS.get(network, network)}" if network else "")
+    title = MEASURE_LABELS.get(measure, measure) + (f" — {ARCH_LABELS.get(network, network)}" if network else "")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

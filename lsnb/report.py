@@ -47,6 +47,13 @@ NETWORK_LABELS = {
     "vgg_unreg": "VGG, CIFAR-10 (unregularized)", "vgg16": "VGG-16, ImageNet",
     "vgg19": "VGG-19, ImageNet", "resnet18": "ResNet18, ImageNet",
 }
+#: Network keys and the network alone, for figures of our results only: the data behind them is the
+#: profile's (offline, the VGGs learn from digits standing in for CIFAR-10), named in each page's note.
+ARCH_LABELS = {
+    "mlp_mnist": "MLP", "cnn_mnist": "CNN", "vgg": "VGG", "vgg_unreg": "VGG (unregularized)",
+    "mlp_halves": "MLP (halves)", "vgg16": "VGG-16, ImageNet", "vgg19": "VGG-19, ImageNet",
+    "resnet18": "ResNet18, ImageNet",
+}
 #: What each table reports.
 TABLE_TITLES = {
     1: "Fisher statistics (means over 5 runs)",

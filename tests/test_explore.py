@@ -58,6 +58,15 @@ def test_subcluster_table_is_offline_and_holds_every_row():
     assert '"topEnd": "search"' in markup  # searchable even though it fits one page
 
 
+def test_a_page_sized_subcluster_table_keeps_every_row():
+    tidy = pd.concat([synthetic_tidy(n_clusters=5).assign(replicate=r, cluster=lambda t: t["cluster"] + 10 * i)
+                      for i, r in enumerate(range(400))], ignore_index=True)    # 4,000 rows, as a chapter's
+    markup = explore.subcluster_table(tidy)._repr_html_()
+    assert "downsampled" not in markup
+    rows = re.search(r'"data_json": "(.*?)",\n', markup).group(1)
+    assert rows.count("dense_1") == (tidy["layer"] == "dense_1").sum() > 1000
+
+
 def test_bundles_are_emitted_once_per_page():
     tidy = synthetic_tidy()
     first = explore.subcluster_table(tidy)._repr_html_()

@@ -197,6 +197,9 @@ def test_figures_are_drawn():
     assert "Fisher" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="no rows"):
         figures.percentile_histograms(tidy, "vis_score")
+    # our VGG's figure names the network, not data it may not have seen (offline: the digit stand-in)
+    vgg = figures.percentile_histograms(tidy.assign(network="vgg"), "acc_drop", network="vgg")
+    assert vgg._suptitle.get_text() == "Acc. Drop — VGG"
     ours = _ours([["mlp_mnist", "weights/network", "acc_drop", 1.9, 2e-6, 1.2, 0.02, True]])
     heat = figures.fisher_heatmap(report.compare(ours, 7))
     assert len(heat.axes) == 3  # ours, paper, colour bar
