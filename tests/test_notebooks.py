@@ -48,7 +48,9 @@ def book_env(tmp_path_factory):
 
 
 def _execute(build, kernel: str, source: Path, out_dir: Path, **parameters) -> nbformat.NotebookNode:
-    notebook = build.convert(source, out_dir / f"{source.stem}.ipynb")
+    import book_execution   # scripts/, on the path once build_book is loaded
+
+    notebook = book_execution.convert(source, out_dir / f"{source.stem}.ipynb")
     try:
         papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, kernel_name=kernel,
                                    cwd=str(ROOT), progress_bar=False)
