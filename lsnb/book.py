@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from lsnb.networks import check_nets, data_label, imagenet_available, is_imagenet, network, replicates
+from lsnb.networks import check_nets, data_label, imagenet_available, is_imagenet, network
 from lsnb.networks import replicates as all_replicates
 from lsnb.profiles import Profile, get_profile
 
@@ -92,7 +92,7 @@ def source_note(nets: Sequence[str], profile: str | Profile, seed: int = 0) -> s
     Meant as the caption of a result table (no network is loaded).
     """
     prof = get_profile(profile)
-    data = "; ".join(f"{net}: {data_label(net, prof)}, {len(replicates(net, prof))} replicate(s)"
+    data = "; ".join(f"{net}: {data_label(net, prof)}, {len(all_replicates(net, prof))} replicate(s)"
                      for net in check_nets(nets))
     return f"Ours: profile {prof.name}, seed {seed}; {data}. Paper: 5 replicates, full datasets."
 

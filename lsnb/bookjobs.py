@@ -50,9 +50,10 @@ def _by_hand_job(name: str, profile: str, seed: int, overrides: tuple = ()) -> d
     study = Study(profile, seed=seed, **dict(overrides))
     namespace = {"lsnb": lsnb, "cache": cache, "explore": explore, "featvis": featvis, "stats": stats,
                  "study": study, "seed": seed, "timer": study.timer}
-    for source in by_hand_cells(name):
+    sources = by_hand_cells(name)
+    for source in sources:
         exec(compile(source, f"{name}.py", "exec"), namespace)
-    return {"notebook": name, "cells": len(by_hand_cells(name))}
+    return {"notebook": name, "cells": len(sources)}
 
 
 def _by_hand_jobs(graph: "_Graph", name: str, params: dict) -> None:
@@ -62,7 +63,7 @@ def _by_hand_jobs(graph: "_Graph", name: str, params: dict) -> None:
     if sources and graph.usable(nets):
         cost = sum(graph.costs(net).partition() + graph.costs(net).lesion(graph.prof.k) for net in nets)
         overrides = _overrides(params)
-        graph.add(Job(f"{BY_HAND}/{name}/{graph.prof.name}" + "".join(f"/{f}={v}" for f, v in overrides), BY_HAND,
+        graph.add(Job(f"{BY_HAND}/{name}/{graph.prof.name}{_key_suffix(overrides)}", BY_HAND,
                       partial(_by_hand_job, name, graph.prof.name, graph.seed, overrides), deps=graph.models(nets),
                       cost_flops=cost))
 
@@ -205,6 +206,11 @@ def _grouping_tests(study: Study, net: str, replicate: int, n_samples: int, test
     return comparison.group_tests(study, net, comparison.groupings(study, net, replicate, n_samples), replicate, test)
 
 
+def _key_suffix(pairs: tuple) -> str:
+    """The part of a job key that names its settings beyond the defaults: ``/field=value`` per pair."""
+    return "".join(f"/{field}={value}" for field, value in pairs)
+
+
 def _overrides(params: dict) -> tuple:
     """The profile fields a notebook's parameters change in its :class:`Study` (pairs): its ``steps``."""
     return (("featvis_steps", params["steps"]),) if params.get("steps") is not None else ()
@@ -251,8 +257,7 @@ def _paper_jobs(graph: _Graph, cells: list[tuple]) -> None:
                               partial(_partition_job, net, prof.name, replicate, partitioning, graph.seed, k),
                               deps=(trained_key,), cost_flops=costs.partition(partitioning)))
                 for test, overrides, options in sorted(t for t in tests if t[0] is not None):
-                    suffix = "".join(f"/{field}={value}" for field, value in (*overrides, *options))
-                    graph.add(Job(f"{test}/{part_key.split('/', 1)[1]}{suffix}", test,
+                    graph.add(Job(f"{test}/{part_key.split('/', 1)[1]}{_key_suffix((*overrides, *options))}", test,
                                   partial(_test_job, test, net, prof.name, replicate, partitioning, graph.seed, k,
                                           overrides, options), deps=(part_key,), cost_flops=costs.test(test, k)))
 
@@ -414,7 +419,6 @@ def _record_jobs(graph: _Graph, recorded: Iterable[tuple[str, tuple]]) -> None:
             continue
         costs = graph.costs(net)
         steps = dict(overrides).get("featvis_steps") or graph.prof.featvis_steps_for(train.NETS[net]["arch"])
-        suffix = "".join(f"/{field}={value}" for field, value in overrides)
-        graph.add(Job(f"record/{net}/{graph.prof.name}{suffix}", "record",
+        graph.add(Job(f"record/{net}/{graph.prof.name}{_key_suffix(overrides)}", "record",
                       partial(_record_job, net, graph.prof.name, graph.seed, overrides), deps=graph.models([net]),
                       cost_flops=costs.partition() + 8 * 5 * steps * 3 * costs.forward))

@@ -67,13 +67,18 @@ def environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def empty_logs(env: dict[str, str]) -> None:
+    """Empty the stage and cache logs an environment of :func:`notebook_environment` names (a new run)."""
+    for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
+        Path(env[key]).write_text("")
+
+
 def execute(notebook: Path, parameters: dict, kernel: str) -> float:
     """Run ``notebook`` in place with papermill and its own logs; return the seconds it took."""
     import papermill
 
     env = notebook_environment(notebook.stem)
-    for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
-        Path(env[key]).write_text("")
+    empty_logs(env)
     shutil.rmtree(env["LSNB_DOWNLOADS"], ignore_errors=True)  # no stale files from an earlier run
     start = time.perf_counter()
     with environment(env):
@@ -245,8 +250,7 @@ def start_training(names: list[str], parameters: dict) -> Training:
     and none is trained twice.  Logged as the pseudo-notebook :data:`TRAINING`.
     """
     env = notebook_environment(TRAINING)
-    for key in ("LSNB_STAGE_LOG", "LSNB_CACHE_LOG"):
-        Path(env[key]).write_text("")
+    empty_logs(env)
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn"),
         **({"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}))

@@ -199,23 +199,32 @@ def _run_notebook_here(name: str, parameters: dict) -> None:
 def test_after_the_chapter_jobs_the_departures_and_grouping_notebooks_read_only_cache_hits(tmp_path, monkeypatch):
     from lsnb import bookjobs
 
-    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("LSNB_DOWNLOADS", str(tmp_path / "downloads"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     parameters = {"profile": "smoke", **CHAPTER_PARAMETERS}
     graph = bookjobs.jobs_for(["06", "07"], "smoke", parameters=parameters)
     assert {job.key.split("/")[0] for job in graph} == {"model", "departures", "grouping", "record"}
     assert not any("cnn_mnist" in job.key or job.key.startswith("model/vgg") for job in graph)
-    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "jobs.jsonl"))
-    jobs.run_jobs(graph, progress=False)
-    made = {c["kind"] for c in _calls(tmp_path / "jobs.jsonl") if c["status"] == "computed"}
-    assert {"model", "partition", "lesion", "featvis", "grouping", "clusterability"} <= made
-    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "notebooks.jsonl"))
-    for name in ("06_original_code", "07_grouping_methods"):
-        _run_notebook_here(name, parameters)
-    calls = _calls(tmp_path / "notebooks.jsonl")
+    made, calls = _jobs_then_notebooks(graph, ("06_original_code", "07_grouping_methods"), parameters,
+                                       tmp_path, monkeypatch)
+    assert {"model", "partition", "lesion", "featvis", "grouping", "clusterability"} <= {
+        c["kind"] for c in made if c["status"] == "computed"}
     assert {"model", "partition", "lesion", "featvis", "grouping", "clusterability"} <= {c["kind"] for c in calls}
     assert [c for c in calls if c["status"] == "computed"] == []
+
+
+def _jobs_then_notebooks(graph, names, parameters: dict, tmp_path, monkeypatch) -> tuple[list[dict], list[dict]]:
+    """Run ``graph``'s jobs, then the notebooks ``names`` with ``parameters``, on one fresh cache.
+
+    Returns the cached calls of the jobs and those of the notebooks.
+    """
+    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSNB_DOWNLOADS", str(tmp_path / "downloads"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "jobs.jsonl"))
+    jobs.run_jobs(graph, progress=False)
+    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "notebooks.jsonl"))
+    for name in names:
+        _run_notebook_here(name, parameters)
+    return _calls(tmp_path / "jobs.jsonl"), _calls(tmp_path / "notebooks.jsonl")
 
 
 def _calls(log) -> list[dict]:
@@ -248,9 +257,6 @@ def test_after_lsnb_run_with_overrides_the_lesion_and_visualization_notebooks_re
     """``lsnb run 02 03 -p k 3 -p steps 3``, then both notebooks with the same ``-p``: nothing is computed twice."""
     from lsnb import bookjobs
 
-    monkeypatch.setenv("LSNB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("LSNB_DOWNLOADS", str(tmp_path / "downloads"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     parameters = {"profile": "smoke", "nets": ["mlp_mnist"], "imagenet_nets": [], "k": 3, "steps": 3,
                   "partitionings": ["weights/network", "activations/layer"], "compare_lucid": False}
     graph = bookjobs.jobs_for(["02", "03"], "smoke", parameters=parameters)
@@ -259,11 +265,7 @@ def test_after_lsnb_run_with_overrides_the_lesion_and_visualization_notebooks_re
         "by-hand/03_feature_visualization/smoke/featvis_steps=3"}
     assert {job.key for job in graph if job.kind == "exemplar"} == {
         f"exemplar/mlp_mnist/smoke/r0/{p}/k3/featvis_steps=3/k=50" for p in parameters["partitionings"]}
-    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "jobs.jsonl"))
-    jobs.run_jobs(graph, progress=False)
-    monkeypatch.setenv("LSNB_CACHE_LOG", str(tmp_path / "notebooks.jsonl"))
-    for name in ("02_lesions", "03_feature_visualization"):
-        _run_notebook_here(name, parameters)
-    calls = _calls(tmp_path / "notebooks.jsonl")
+    _, calls = _jobs_then_notebooks(graph, ("02_lesions", "03_feature_visualization"), parameters,
+                                    tmp_path, monkeypatch)
     assert {"model", "partition", "lesion", "featvis", "featvis_convergence", "exemplar"} <= {c["kind"] for c in calls}
     assert [c for c in calls if c["status"] == "computed"] == []
