@@ -217,7 +217,7 @@ def _overrides(params: dict) -> tuple:
 
 
 def _paper_cells(name: str, params: dict, prof: Profile) -> list[tuple]:
-    """What a paper chapter (01 to 05) computes under ``params``: ``(net, partitioning, k, test, overrides, options)``.
+    """What a paper chapter (01 to 05, and the summary 09) computes under ``params``: ``(net, partitioning, k, test, overrides, options)``.
 
     ``test`` is ``None`` for a partition used without a test; ``overrides``
     are the profile fields the notebook changes and ``options`` the test's own
@@ -232,10 +232,11 @@ def _paper_cells(name: str, params: dict, prof: Profile) -> list[tuple]:
         return [(params["net"], part, k, test, (), ()) for k in ks for part in params["partitionings"]
                 for test in tests]
     tests = {"02_lesions": ("lesion",), "03_feature_visualization": ("featvis", "exemplar"),
-             "05_regularization": ("lesion", "featvis") if params.get("featvis") else ("lesion",)}[name]
+             "05_regularization": ("lesion", "featvis") if params.get("featvis") else ("lesion",),
+             "09_at_a_glance": ("lesion", "featvis")}[name]
     overrides = _overrides(params)
     options = {"exemplar": (("k", params.get("exemplar_k")),) if params.get("exemplar_k") is not None else ()}
-    return [(net, part, params["k"], test, overrides, options.get(test, ())) for net in params["nets"]
+    return [(net, part, params.get("k"), test, overrides, options.get(test, ())) for net in params["nets"]
             for part in params["partitionings"] for test in tests]
 
 
@@ -398,11 +399,33 @@ def jobs_for(notebooks: Iterable[str], profile: str | Profile = "quick", seed: i
         else:
             cells += _paper_cells(name, params, graph.prof)
         _by_hand_jobs(graph, name, params)
+        _precision_jobs(graph, name, params)
         nets = _trained(params.get("nets", ())) if name in CHAPTERS else notebook_nets(name, params)
         recorded |= {(net, _overrides(params)) for net in nets}
     _paper_jobs(graph, cells)
     _record_jobs(graph, sorted(recorded))
     return list(graph.jobs.values())
+
+
+def _precision_job(nets: tuple, twins: tuple, profile: str, seed: int, overrides: tuple = ()) -> dict:
+    """What a page's precision check computes (:meth:`Study.precision_check`: float32 twins, visualization agreement)."""
+    table = Study(profile, seed=seed, **dict(overrides)).precision_check(list(nets), list(twins))
+    return {"nets": list(nets), "rows": int(len(table))}
+
+
+def _precision_jobs(graph: _Graph, name: str, params: dict) -> None:
+    """A job for the precision check of a notebook with a ``precision_twins`` parameter (the book's last page)."""
+    if "precision_twins" not in params:
+        return
+    nets, twins = tuple(_trained(params["nets"])), tuple(_trained(params["precision_twins"]))
+    if not graph.usable(nets):
+        return
+    overrides = _overrides(params)
+    cost = sum(graph.costs(net).train() for net in twins) + sum(
+        2 * 24 * graph.prof.featvis_steps_for(train.NETS[net]["arch"]) * 3 * graph.costs(net).forward for net in nets)
+    graph.add(Job(f"precision/{name}/{graph.prof.name}{_key_suffix(overrides)}", "precision",
+                  partial(_precision_job, nets, twins, graph.prof.name, graph.seed, overrides),
+                  deps=graph.models(list(nets)), cost_flops=cost))
 
 
 def _record_job(net: str, profile: str, seed: int, overrides: tuple = ()) -> dict:

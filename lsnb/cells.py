@@ -16,7 +16,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 #: The notebooks whose computations are jobs, in the book's order.
 NOTEBOOKS = ("01_halves_mnist", "02_lesions", "03_feature_visualization", "04_k_robustness",
-             "05_regularization", "06_original_code", "07_grouping_methods")
+             "05_regularization", "06_original_code", "07_grouping_methods", "09_at_a_glance")
 
 
 def notebook_names(notebooks: Iterable[str]) -> list[str]:

@@ -16,7 +16,11 @@ scaling rules:
 * a missing value of k costs what the k = 8 row of the same network cost.
 
 These are projections from measured rates, not measurements; the built page
-says so beside them.  An entry's seconds are measured while it ran, so when
+says so beside them.  Given the machine's matmul rates, the ledger also
+prices the lesion and visualization stages at their FLOP floor (the useful
+FLOPs each entry records, scaled the same way, at the measured matmul rate of
+the arithmetic the stage runs in): no engine runs them faster on this
+machine, so the floor is a lower bound on what the target would cost.  An entry's seconds are measured while it ran, so when
 the build executes several notebooks at once they include the sharing of the
 cores: the build prints the projection also scaled by its wall clock over
 its summed notebook time.
@@ -28,7 +32,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from lsnb.networks import arch_of
+from lsnb.precision import resolve_precision
 from lsnb.profiles import Profile, design_cuts, get_profile
+from lsnb.report import PARTITIONINGS
 
 #: Cached kinds and the stage they belong to.
 STAGE_OF_KIND = {"model": "train", "partition": "partition", "lesion": "lesion", "featvis": "featvis",
@@ -57,7 +63,7 @@ def cache_records(root: str | Path) -> list[dict]:
         if not isinstance(config, dict) or "seconds" not in about:
             continue
         records.append({"kind": kind, "net": config.get("net"), "seconds": float(about["seconds"]),
-                        "config": config})
+                        "flops": about.get("flops"), "config": config})
     return records
 
 
@@ -67,7 +73,7 @@ def _full_test_images(records: list[dict]) -> int | None:
     return max(sizes) if sizes else None
 
 
-def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
+def design_ledger(profile: str | Profile, records: list[dict], rates: dict[str, float] | None = None) -> dict:
     """Each cut of ``profile``'s design, priced from the measured ``records``.
 
     Parameters
@@ -76,6 +82,14 @@ def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
         The profile the records were computed under.
     records : list of dict
         :func:`cache_records` of the build's cache.
+    rates : dict, optional
+        This machine's matmul rates in FLOP/s by precision (``"float32"``,
+        and ``"bfloat16"`` where the profile visualizes in it;
+        :func:`lsnb.neurons.matmul_rate`).  With them, ``by_arch`` rows and
+        the totals also get ``floor_s``: the lesion and visualization stages
+        at the target, at their FLOP floor (lesions always in float32), and
+        the ledger ``tables_floor_s``: the same for the cells of the paper's
+        Tables 7 and 8 alone (:func:`_table_entries`).
 
     Returns
     -------
@@ -90,14 +104,18 @@ def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
     prof = get_profile(profile)
     full = _full_test_images(records)
     stage_s: dict = defaultdict(float)          # (arch, stage) -> seconds
+    stage_flops: dict = defaultdict(float)      # (arch, stage) -> useful FLOPs of lesion and featvis entries
     k8_s: dict = defaultdict(float)             # arch -> seconds of k = 8 lesion and featvis entries
+    k8_flops: dict = defaultdict(float)         # (arch, stage) -> their FLOPs
     for r in records:
         if r["net"] not in DESIGN_NETS or r["kind"] not in STAGE_OF_KIND:
             continue
-        arch = arch_of(r["net"])
-        stage_s[(arch, STAGE_OF_KIND[r["kind"]])] += r["seconds"]
+        arch, stage = arch_of(r["net"]), STAGE_OF_KIND[r["kind"]]
+        stage_s[(arch, stage)] += r["seconds"]
+        stage_flops[(arch, stage)] += float(r.get("flops") or 0.0)
         if r["kind"] in ("lesion", "featvis") and r["config"].get("k") == 8:
             k8_s[arch] += r["seconds"]
+            k8_flops[(arch, stage)] += float(r.get("flops") or 0.0)
 
     def factor(target, chosen) -> float:
         if target is None:
@@ -110,6 +128,7 @@ def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
               "featvis_steps": ("featvis",), "train_examples": ("train",)}
     cuts, factors = [], defaultdict(lambda: defaultdict(lambda: 1.0))   # arch -> stage -> factor
     extra_k: dict = defaultdict(float)
+    missing_k: dict = defaultdict(int)          # arch -> k values the profile leaves out
     for cut in design_cuts(prof):
         arch, size = cut["arch"], cut["size"]
         if size == "k_values":
@@ -117,6 +136,7 @@ def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
             measured = k8_s[arch]
             projected = measured * (1 + missing)
             extra_k[arch] += measured * missing
+            missing_k[arch] += missing
         else:
             f = (float(cut["target"]) / (cut["chosen"] or REAL_TRAIN_DIGITS) if size == "train_examples"
                  else factor(cut["target"], cut["chosen"]))
@@ -132,9 +152,57 @@ def design_ledger(profile: str | Profile, records: list[dict]) -> dict:
         projected = sum(v * factors[arch][s] for (a, s), v in stage_s.items() if a == arch)
         projected += extra_k[arch] * factors[arch]["lesion"]
         by_arch[arch] = {"measured_s": round(measured, 1), "projected_s": round(projected, 1)}
-    return {"cuts": cuts, "by_arch": by_arch, "full_test_images": full,
-            "measured_s": round(sum(v["measured_s"] for v in by_arch.values()), 1),
-            "projected_s": round(sum(v["projected_s"] for v in by_arch.values()), 1)}
+        if rates:
+            by_arch[arch]["floor_s"] = round(_floor_seconds(arch, stage_flops, k8_flops, missing_k[arch],
+                                                            factors[arch], rates, prof.precision), 1)
+    ledger = {"cuts": cuts, "by_arch": by_arch, "full_test_images": full,
+              "measured_s": round(sum(v["measured_s"] for v in by_arch.values()), 1),
+              "projected_s": round(sum(v["projected_s"] for v in by_arch.values()), 1)}
+    if rates:
+        ledger["floor_s"] = round(sum(v["floor_s"] for v in by_arch.values()), 1)
+        tables_flops: dict = defaultdict(float)
+        for r in _table_entries(records, prof.k):
+            tables_flops[(arch_of(r["net"]), STAGE_OF_KIND[r["kind"]])] += float(r["flops"])
+        ledger["tables_floor_s"] = round(sum(
+            _floor_seconds(arch, tables_flops, {}, 0, factors[arch], rates, prof.precision)
+            for arch in {a for a, _ in tables_flops}), 1)
+        ledger["rates"] = {k: float(v) for k, v in rates.items()}
+    return ledger
+
+
+def _table_entries(records: list[dict], k: int) -> list[dict]:
+    """The lesion and visualization entries of the paper's Tables 7 and 8 (Section 4).
+
+    One entry per network, replicate, partitioning and test: the four
+    partitionings at ``k``, under the paper's method (variant ``"paper"``),
+    the one with the fewest FLOPs where a chapter ran a variant of the same
+    cell (so their floor is a lower bound).
+    """
+    best: dict = {}
+    for r in records:
+        config = r["config"]
+        options = config.get("options") if isinstance(config.get("options"), dict) else {}
+        if (r["kind"] not in ("lesion", "featvis") or r["net"] not in DESIGN_NETS or r.get("flops") is None
+                or config.get("partitioning") not in PARTITIONINGS or config.get("k") != k
+                or options.get("variant", "paper") != "paper"):
+            continue
+        key = (r["kind"], r["net"], config.get("replicate"), config["partitioning"])
+        if key not in best or r["flops"] < best[key]["flops"]:
+            best[key] = r
+    return list(best.values())
+
+
+def _floor_seconds(arch: str, stage_flops: dict, k8_flops: dict, missing_k: int, factors: dict,
+                   rates: dict[str, float], precision: str) -> float:
+    """Seconds of ``arch``'s lesion and visualization stages at the target, at the FLOP floor.
+
+    Lesions run in float32 whatever the profile; visualizations in the
+    profile's precision where the machine's rate for it is known.
+    """
+    rate = {"lesion": rates["float32"],
+            "featvis": rates.get(resolve_precision(precision), rates["float32"])}
+    return sum((stage_flops.get((arch, stage), 0.0) + missing_k * k8_flops.get((arch, stage), 0.0))
+               * factors[stage] / rate[stage] for stage in ("lesion", "featvis"))
 
 
 def describe_size(size: str, value, full: int | None = None) -> str:

@@ -247,17 +247,22 @@ def prefix_flops(model: keras.Model, layer_name: str) -> int:
     raise ValueError(f"{layer_name!r} is not a neuron layer of {model.name!r}")
 
 
-def matmul_rate(n: int = 1024, repeats: int = 8) -> float:
-    """Best measured float32 matmul rate of this machine in FLOP/s (``n x n`` by ``n x n``, compiled).
+def matmul_rate(n: int = 1024, repeats: int = 8, precision: str = "float32") -> float:
+    """Best measured matmul rate of this machine in FLOP/s (``n x n`` by ``n x n``, compiled).
 
-    The rate the FLOP floors of the lesion and visualization stages are measured against.
+    The rate the FLOP floors of the lesion and visualization stages are
+    measured against; ``precision="bfloat16"`` multiplies bfloat16 matrices
+    (the visualization steps' arithmetic when the profile asks for it).
     """
     import time
 
     import tensorflow as tf
 
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    dtype = tf.float32 if precision == "float32" else tf.bfloat16
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
     step = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
     step(a, b).numpy()
     best = float("inf")

@@ -3,8 +3,9 @@
 :class:`SideStudies` is the part of :class:`lsnb.study.Study` that computes
 the halves-MNIST pictures (:meth:`~SideStudies.halves`, Appendix A.5), the
 agreement of two variants of one partitioning (:meth:`~SideStudies.agreement`),
-the native visualization engine against Lucid (:meth:`~SideStudies.backends`)
-and the convergence of visualizations (:meth:`~SideStudies.featvis_convergence`).
+the native visualization engine against Lucid (:meth:`~SideStudies.backends`),
+the convergence of visualizations (:meth:`~SideStudies.featvis_convergence`)
+and what bfloat16 arithmetic changes (:meth:`~SideStudies.precision_check`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sklearn.metrics import adjusted_rand_score
 from lsnb import cache, correlation, networks
 from lsnb.models import imagenet_unit_preprocess
 from lsnb.precision import resolve_precision
+from lsnb.record import accuracy_band
 from lsnb.report import PARTITIONINGS
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,70 @@ class SideStudies:
         with self.timer.stage("featvis convergence"):
             return cache.cached("featvis_convergence", config, lambda: convergence(
                 tnet.model, part, steps, factor=4, n_groups=8, seed=self.seed, precision=precision, **options))
+
+    def featvis_precision(self, net: str, partitioning: str = "weights/network", n_groups: int = 24) -> pd.DataFrame:
+        """The first replicate's visualization scores optimised in the study's precision and in float32 (cached).
+
+        :func:`lsnb.featvis.convergence.precision_agreement` on a sample of
+        subclusters at the profile's steps; ``attrs`` hold ``spearman`` and
+        ``median_ratio``.
+        """
+        from lsnb.featvis.convergence import precision_agreement
+
+        tnet = self.network(net, 0)
+        part = self.partition(net, 0, partitioning)
+        steps = self.profile.featvis_steps_for(networks.arch_of(net))
+        options = ({"transforms": "imagenet", "preprocess": imagenet_unit_preprocess(net)}
+                   if networks.is_imagenet(net) else {})
+        precision = self.vis_precision()
+        config = {"net": net, "weights": networks.net_key(tnet), "partition": part.labels,
+                  "partitioning": part.name, "steps": steps, "seed": self.seed, "n_groups": n_groups,
+                  "precision": precision, "preprocess": f"image-classifiers {net} on 255 * image" if options else None}
+        with self.timer.stage("featvis precision"):
+            return cache.cached("featvis_precision", config, lambda: precision_agreement(
+                tnet.model, part, steps, precision=precision, n_groups=n_groups, seed=self.seed, **options))
+
+    def precision_check(self, nets: Sequence[str], twins: Sequence[str] = ()) -> pd.DataFrame:
+        """What the profile's arithmetic changes, one row per network (the first replicate).
+
+        Training (:mod:`lsnb.train`) and the visualization steps
+        (:mod:`lsnb.featvis`) may run in bfloat16; lesions are always
+        float32.  For each network in ``twins`` a float32 twin is trained from
+        the same seed on the same batches, and both test accuracies are shown
+        beside the network's accuracy band (:func:`lsnb.record.accuracy_band`);
+        for every network, :meth:`featvis_precision` compares its
+        visualization scores with float32 optimisation.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``network``, ``training`` (the precision it was trained in),
+            ``test_accuracy``, ``float32_twin_accuracy`` (NaN where no twin
+            was trained, or where training ran in float32 anyway),
+            ``accuracy_band``, ``vis_steps``, ``vis_precision``,
+            ``vis_groups``, ``vis_spearman`` and ``vis_median_ratio``.
+        """
+        unknown = sorted(set(twins) - set(nets))
+        if unknown:
+            raise ValueError(f"precision_check: twins {unknown} are not among the networks {list(nets)}")
+        rows = []
+        for net in nets:
+            tnet = self.network(net, 0)
+            trained_in = tnet.config.get("precision", "float32")
+            twin = float("nan")
+            if net in twins and trained_in != "float32":
+                with self.timer.stage("train (float32 twin)"):
+                    twin = networks.network(net, self.profile.with_(precision="float32"), 0, self.seed,
+                                            self.imagenet_dir, self.imagenet_weights).test_accuracy
+            vis = self.featvis_precision(net)
+            band = accuracy_band(net, tnet.data.name)
+            rows.append({"network": net, "training": trained_in, "test_accuracy": round(tnet.test_accuracy, 4),
+                         "float32_twin_accuracy": twin if np.isnan(twin) else round(float(twin), 4),
+                         "accuracy_band": "not reported" if band is None else str(band),
+                         "vis_steps": vis.attrs["steps"], "vis_precision": vis.attrs["precision"],
+                         "vis_groups": len(vis), "vis_spearman": round(vis.attrs["spearman"], 3),
+                         "vis_median_ratio": round(vis.attrs["median_ratio"], 3)})
+        return pd.DataFrame(rows)
 
     def vis_precision(self, options: dict | None = None) -> str:
         """The arithmetic of this study's visualization steps: the profile's ``precision``, float32 for Lucid

@@ -25,6 +25,7 @@
 profile = "quick"                         # "smoke", "quick" or "paper"
 nets = ["mlp_mnist", "cnn_mnist", "vgg"]   # the networks of the lesion and visualization chapters
 partitionings = ["weights/network", "weights/layer", "activations/network", "activations/layer"]
+precision_twins = ["mlp_mnist", "cnn_mnist"]    # networks also trained in float32, beside the book's (first replicate)
 seed = 0
 alpha = 0.05
 
@@ -77,6 +78,31 @@ explore.save_results("09_at_a_glance", summary=both)
 record = study.record(nets, lesion_tidy, visual_tidy)
 show_record(record)
 explore.save_results("09_at_a_glance", record=record)
+
+# %% [markdown]
+# ## The arithmetic behind these numbers
+#
+# Every lesion runs in float32 and gives the counts of the naive path.  Training
+# and the visualization steps run in the profile's precision, which may be
+# bfloat16 (float32 master weights; the finished images scored in float32).
+# Here is what that changes, on the first replicate of each network.
+#
+# * `test_accuracy` is the book's network. `float32_twin_accuracy` is a twin
+#   trained in float32 from the same seed on the same batches.  Both are read
+#   against `accuracy_band`.  The networks with a twin are those named in
+#   `precision_twins`.  A network trained in float32 anyway (by the profile,
+#   or on a CPU without bfloat16) has no twin, as there is nothing to compare.
+# * `vis_spearman` is the rank correlation between the visualization scores of
+#   `vis_groups` sampled subclusters (weights/network) optimised in
+#   `vis_precision` and optimised in float32.  Both runs start from the same
+#   images and take the same `vis_steps`.  `vis_median_ratio` is the median of
+#   their score ratios.  A correlation near 1 means the test ranks groups as
+#   float32 would.
+
+# %%
+precision = study.precision_check(nets, twins=precision_twins)
+display(precision)
+explore.save_results("09_at_a_glance", precision=precision)
 
 # %%
 print(f"[timing] {timer}")

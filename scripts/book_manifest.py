@@ -189,7 +189,30 @@ def ledger_text(ledger: dict, wall_ratio: float | None = None) -> str:
         lines.append(f"  (entries' seconds include the sharing of the cores by notebooks run at once; at this "
                      f"build's wall/sum ratio {wall_ratio:.2f} the target ≈ {wall_ratio * ledger['projected_s'] / 60:.0f}"
                      f" min of wall clock)")
+    if "floor_s" in ledger:
+        lines.append("  " + floor_sentence(ledger))
     return "\n".join(lines)
+
+
+#: The wall clock a cold quick build may take (the book's budget on two cores).
+BUILD_BUDGET_MIN = 30
+
+
+def floor_sentence(ledger: dict) -> str:
+    """What the target's lesions and visualizations need at their FLOP floor, against the build's budget."""
+    rates = ", ".join(f"{precision} {rate / 1e9:.0f} GFLOP/s" for precision, rate in ledger["rates"].items())
+    per_arch = ", ".join(f"{arch} {row['floor_s'] / 60:.1f}" for arch, row in ledger["by_arch"].items())
+    floor_min, tables_min = ledger["floor_s"] / 60, ledger["tables_floor_s"] / 60
+
+    def verdict(minutes: float) -> str:
+        return (f"more than the {BUILD_BUDGET_MIN} minutes the whole cold build may take" if minutes > BUILD_BUDGET_MIN
+                else f"{100 * minutes / BUILD_BUDGET_MIN:.0f} % of the {BUILD_BUDGET_MIN} minutes the whole cold "
+                     "build may take, before training, clustering and the other chapters")
+
+    return (f"At their FLOP floor (useful FLOPs at this machine's matmul rates: {rates}; no engine runs them "
+            f"faster here), the lesions and visualizations of the paper's Tables 7 and 8 alone would take at "
+            f"least {tables_min:.1f} min at the target, {verdict(tables_min)}; with every chapter's tests at the "
+            f"target sizes, at least {floor_min:.1f} min ({per_arch} min), {verdict(floor_min)}.")
 
 
 def cost_table(logs: Path, names: list[str], shares: dict | None = None) -> str:
@@ -274,6 +297,7 @@ def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
     sizes = profile_sizes(parameters)
     downloads = Path(logs).parent / "downloads"
     record = write_record(downloads) if downloads.exists() else []
+    precision = read_precision(downloads) if downloads.exists() else []
     files = sorted(p for p in downloads.rglob("*") if p.is_file()) if downloads.exists() else []
     return {"built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(root), "packages": package_versions(), "profile": parameters.get("profile"),
@@ -282,7 +306,7 @@ def build_manifest(root: Path, logs: Path, names: list[str], parameters: dict,
             "data_sources": {k: sizes[k] for k in ("data_source", "vgg_data", "n_train", "n_test") if k in sizes},
             "notebooks": {name: notebook_record(logs, name, times.get(name)) for name in names},
             "downloads": {str(p.relative_to(downloads)): file_sha256(p) for p in files},
-            "record": record, "design": ledger, "matmul_rate": rate, "floor_shares": shares, "execution": execution or {}}
+            "record": record, "precision": precision, "design": ledger, "matmul_rate": rate, "floor_shares": shares, "execution": execution or {}}
 
 
 def _markdown_table(header: list[str], rows: list[list]) -> str:
@@ -342,6 +366,7 @@ def built_page(manifest: dict, chart: str | None = None) -> str:
         parts += [f"Executed {run.get('jobs', 1)} notebook(s) at a time: {run['wall_s'] / 60:.1f} min of wall "
                   f"clock; the build's processes together peaked at {run['peak_mib']:.0f} MiB.", ""]
     parts += record_section(manifest.get("record"))
+    parts += precision_section(manifest.get("precision"))
     parts += design_section(manifest.get("design"))
     parts += ["## Profile and sizes", "",
               _markdown_table(["setting", "value"], [[k, f"`{v}`"] for k, v in manifest["sizes"].items()]), "",
@@ -375,6 +400,33 @@ def record_section(record: list | None) -> list[str]:
             "{download}`record.csv <downloads/record.csv>`; each page shows its own rows under its tables).", "",
             _markdown_table(columns, rows), "",
             *(["Weak rows, page by page:", "", *warned, ""] if warned else ["No row rests on anything weak.", ""])]
+
+
+def read_precision(downloads: Path) -> list[dict]:
+    """The rows of the pages' precision checks (``*_precision.csv``; empty without any)."""
+    import pandas as pd
+
+    frames = [pd.read_csv(path) for path in sorted(Path(downloads).rglob("*_precision.csv"))]
+    if not frames:
+        return []
+    return json.loads(pd.concat(frames, ignore_index=True).to_json(orient="records"))
+
+
+def precision_section(rows: list | None) -> list[str]:
+    """The page's "Arithmetic precision" section: bfloat16 against float32 (nothing without a check)."""
+    if not rows:
+        return []
+    columns = ["network", "training", "test_accuracy", "float32_twin_accuracy", "accuracy_band", "vis_precision",
+               "vis_steps", "vis_groups", "vis_spearman", "vis_median_ratio"]
+    table = [["-" if row.get(c) is None else row.get(c) for c in columns] for row in rows]
+    return ["## Arithmetic precision", "",
+            "Lesions always run in float32 and give the naive path's counts.  Training and the visualization "
+            "steps ran in the precision below.  `float32_twin_accuracy` is a twin of the first replicate "
+            "trained in float32 from the same seed on the same batches (`-` where none was trained).  "
+            "`vis_spearman` is the rank correlation of sampled subclusters' visualization scores, optimised in "
+            "`vis_precision` and in float32 from the same images "
+            "(`lsnb.featvis.convergence.precision_agreement`; chapter 09 shows the same table).", "",
+            _markdown_table(columns, table), ""]
 
 
 def write_record(downloads: Path) -> list[dict]:
@@ -414,6 +466,7 @@ def design_section(ledger: dict | None) -> list[str]:
             "cost): a projection from measured rates, not a measurement.", "",
             _markdown_table(["network", "size", "target", "chosen", "measured (s)", "at the target (s)"], rows), "",
             _markdown_table(["architecture", "measured (min)", "every cut undone (min)"], arch_rows), "",
+            *([floor_sentence(ledger), ""] if "floor_s" in ledger else []),
             f"All cached computations took {ledger['measured_s'] / 60:.1f} min; the whole target design "
             f"would take about {ledger['projected_s'] / 60:.0f} min of computation on this machine"
             + (f" (entries' seconds include the sharing of the cores by the notebooks run at once; at this "

@@ -124,32 +124,37 @@ def print_times(label: str, times: dict[str, float], wall: float | None = None) 
         print(f"  {'execution (wall clock)':<28s} {wall:8.1f} s ({wall / 60:.1f} min)", flush=True)
 
 
-def design_ledger_of(profile: str, parameters: dict) -> dict | None:
-    """The design ledger of this build's cache (None when the profile has no cuts or lsnb cannot say)."""
+def design_ledger_of(profile: str, parameters: dict, rates: dict[str, float] | None = None) -> dict | None:
+    """The design ledger of this build's cache, with FLOP floors at ``rates`` (None when the profile has no
+    cuts or lsnb cannot say)."""
     try:
         from lsnb.cache import cache_dir
         from lsnb.costs import cache_records, design_ledger
         from lsnb.profiles import get_profile
 
         overrides = {k: v for k, v in parameters.items() if k != "profile" and k in get_profile(profile).to_dict()}
-        ledger = design_ledger(get_profile(profile).with_(**overrides), cache_records(cache_dir()))
+        ledger = design_ledger(get_profile(profile).with_(**overrides), cache_records(cache_dir()), rates)
     except (ImportError, ValueError) as error:
         print(f"[build_book] no design ledger: {error}", file=sys.stderr)
         return None
     return ledger if ledger["cuts"] else None
 
 
-def measured_floors(names: list[str]) -> tuple[float | None, dict | None]:
-    """This machine's matmul rate and each notebook's FLOP-floor shares (None, None if lsnb cannot say)."""
+def measured_floors(names: list[str]) -> tuple[dict[str, float] | None, dict | None]:
+    """This machine's matmul rates by precision (bfloat16 where the CPU has it) and each notebook's
+    FLOP-floor shares at the float32 rate (None, None if lsnb cannot say)."""
     try:
         from lsnb.cache import cache_dir
         from lsnb.neurons import matmul_rate
+        from lsnb.precision import cpu_has_bf16
 
-        rate = matmul_rate()
+        rates = {"float32": matmul_rate()}
+        if cpu_has_bf16():
+            rates["bfloat16"] = matmul_rate(precision="bfloat16")
     except ImportError as error:
         print(f"[build_book] no FLOP floors: {error}", file=sys.stderr)
         return None, None
-    return rate, floor_shares(LOGS, names, cache_dir(), rate)
+    return rates, floor_shares(LOGS, names, cache_dir(), rates["float32"])
 
 
 def print_peak_memory(names: list[str], build_mib: float, jobs: int) -> None:
@@ -201,9 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     execution = time.perf_counter() - start
     first_label = f"execution ({'cold' if entries == 0 else 'warm'} cache)"
     names = [name for name in times if name == TRAINING] + [s.stem for s in sources]
-    rate, shares = measured_floors(names)
+    rates, shares = measured_floors(names)
+    rate = rates["float32"] if rates else None
     print("\n" + cost_table(LOGS, names, shares), flush=True)
-    ledger = design_ledger_of(args.profile, parameters)
+    ledger = design_ledger_of(args.profile, parameters, rates)
     if ledger is not None:
         ledger["wall_ratio"] = round(execution / max(sum(times.values()), 1e-9), 3)
         print("\n" + ledger_text(ledger, ledger["wall_ratio"]), flush=True)

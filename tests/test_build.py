@@ -191,6 +191,14 @@ def test_manifest_and_built_page(logs):
                                                                         {"02_lesions": 14.0}, ledger))
     assert "| small_cnn | lesion test images | all (1,000) | 200 | 100 | 500 |" in with_ledger
     assert "| small_cnn | 2.0 | 9.0 |" in with_ledger and "about 9 min" in with_ledger
+    assert "FLOP floor" not in with_ledger                                      # no rates, no floors
+    floors = {**ledger, "by_arch": {"small_cnn": {**ledger["by_arch"]["small_cnn"], "floor_s": 2100.0}},
+              "floor_s": 2100.0, "tables_floor_s": 900.0, "rates": {"float32": 2.7e11, "bfloat16": 1.1e12}}
+    with_floors = book_manifest.built_page(book_manifest.build_manifest(ROOT, logs, ["02_lesions"], {"profile": "smoke"},
+                                                                        {"02_lesions": 14.0}, floors))
+    assert "float32 270 GFLOP/s, bfloat16 1100 GFLOP/s" in with_floors
+    assert "Tables 7 and 8 alone would take at least 15.0 min at the target, 50 % of the 30 minutes" in with_floors
+    assert "at least 35.0 min (small_cnn 35.0 min), more than the 30 minutes" in with_floors
     assert manifest["git"]["commit"] in text
 
 
@@ -280,6 +288,25 @@ def test_the_pages_records_become_record_csv_and_a_section_of_the_built_page(log
     page = book_manifest.built_page(manifest)
     assert "## Experiment record" in page
     assert "- **cnn_mnist, replicate 0**: 02_lesions: visualizations not converged" in page
+    assert "## Arithmetic precision" not in page                  # no page checked its precision
+
+
+def test_the_precision_check_of_a_page_becomes_a_section_of_the_built_page(logs):
+    downloads = logs.parent / "downloads" / "09_at_a_glance"
+    downloads.mkdir(parents=True, exist_ok=True)
+    rows = [{"network": "cnn_mnist", "training": "bfloat16", "test_accuracy": 0.977, "float32_twin_accuracy": 0.979,
+             "accuracy_band": "0.991-0.994", "vis_steps": 100, "vis_precision": "bfloat16", "vis_groups": 24,
+             "vis_spearman": 0.93, "vis_median_ratio": 0.99},
+            {"network": "vgg", "training": "bfloat16", "test_accuracy": 0.947, "float32_twin_accuracy": None,
+             "accuracy_band": "0.98 floor", "vis_steps": 10, "vis_precision": "bfloat16", "vis_groups": 24,
+             "vis_spearman": 0.81, "vis_median_ratio": 1.02}]
+    pd.DataFrame(rows).to_csv(downloads / "09_at_a_glance_precision.csv", index=False)
+    manifest = book_manifest.build_manifest(ROOT, logs, ["09_at_a_glance"], {"profile": "smoke"}, {})
+    assert [r["network"] for r in manifest["precision"]] == ["cnn_mnist", "vgg"]
+    page = book_manifest.built_page(manifest)
+    assert "## Arithmetic precision" in page
+    assert "| cnn_mnist | bfloat16 | 0.977 | 0.979 | 0.991-0.994 | bfloat16 | 100 | 24 | 0.93 | 0.99 |" in page
+    assert "| vgg | bfloat16 | 0.947 | - | 0.98 floor |" in page        # no twin: a dash, not "nan"
 
 
 def test_the_training_phase_trains_each_notebook_network_once_under_the_overridden_profile(monkeypatch, tmp_path):

@@ -9,11 +9,11 @@ from lsnb import costs
 from lsnb.profiles import TARGET_DESIGN, design_cuts, get_profile
 
 
-def _entry(root, kind, key, net, seconds, **config):
+def _entry(root, kind, key, net, seconds, flops=None, **config):
     folder = root / kind
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{key}.meta.json" if kind == "model" else f"{key}.json"
-    about = {"config": {"net": net, **config}, "seconds": seconds}
+    about = {"config": {"net": net, **config}, "seconds": seconds, **({} if flops is None else {"flops": flops})}
     if kind != "model":
         about["kind"] = kind
     (folder / name).write_text(json.dumps(about))
@@ -91,3 +91,35 @@ def test_ledger_prices_a_missing_k_from_the_k8_row(tmp_path):
     assert ledger["by_arch"]["vgg_cifar"]["projected_s"] == 55 + 25
     assert costs.describe_size("n_test", None, 1000) == "all (1,000)"
     assert costs.describe_size("k_values", (8, 16)) == "8, 16"
+
+
+def test_ledger_floors_scale_the_recorded_flops_at_each_arithmetics_rate(tmp_path):
+    paper = {"options": {"variant": "paper"}, "k": 16}
+    _entry(tmp_path, "lesion", "l1", "cnn_mnist", 10.0, flops=6e9, n_test=250, replicate=0,
+           partitioning="weights/network", **paper)
+    _entry(tmp_path, "lesion", "l2", "cnn_mnist", 9.0, flops=4e9, n_test=250, replicate=0,   # a chapter's variant
+           partitioning="weights/network", k=16, options={"variant": "original"})
+    _entry(tmp_path, "lesion", "l3", "cnn_mnist", 3.0, flops=2e9, n_test=250, replicate=0,   # another k
+           partitioning="weights/network", k=8, options={"variant": "paper"})
+    _entry(tmp_path, "featvis", "f1", "cnn_mnist", 6.0, flops=8e9, steps=25, replicate=0,
+           partitioning="weights/layer", **paper)
+    _entry(tmp_path, "lesion", "l4", "mlp_mnist", 2.0, flops=1e9, n_test=1000, replicate=0,
+           partitioning="activations/layer", **paper)
+    _entry(tmp_path, "model", "m1", "cnn_mnist", 30.0)                                      # no FLOPs: no floor
+    prof = get_profile("smoke").with_(n_replicates=5, vgg_replicates=2, n_test=None, featvis_steps=100,
+                                      k=16, k_values=(8, 12, 16), train_examples=None, precision="bfloat16",
+                                      arch_sizes={"small_cnn": {"replicates": 2, "n_test": 250, "featvis_steps": 25}})
+    assert "floor_s" not in costs.design_ledger(prof, costs.cache_records(tmp_path))      # no rates, no floors
+    rates = {"float32": 1e9, "bfloat16": 4e9}
+    ledger = costs.design_ledger(prof, costs.cache_records(tmp_path), rates)
+    lesion_x, featvis_x = 2.5 * 4, 2.5 * 4          # replicates 2 -> 5; 250 -> 1000 images; 25 -> 100 steps
+    if costs.resolve_precision("bfloat16") == "bfloat16":
+        featvis_rate = 4e9
+    else:                                           # a CPU without bfloat16 visualizes in float32
+        featvis_rate = 1e9
+    cnn = (6e9 + 4e9 + 2e9) * lesion_x / 1e9 + 8e9 * featvis_x / featvis_rate
+    assert ledger["by_arch"]["small_cnn"]["floor_s"] == pytest.approx(cnn)
+    assert ledger["by_arch"]["mlp"]["floor_s"] == pytest.approx(1.0)                      # no cut: x 1
+    assert ledger["floor_s"] == pytest.approx(cnn + 1.0)
+    # the paper's tables alone: the variant and the other k are left out
+    assert ledger["tables_floor_s"] == pytest.approx(6e9 * lesion_x / 1e9 + 8e9 * featvis_x / featvis_rate + 1.0)

@@ -218,3 +218,24 @@ def test_bfloat16_steps_rank_groups_as_float32_steps_and_finished_images_are_sco
         featvis.VisConfig(precision="float16")
     with pytest.raises(ValueError, match="Lucid"):
         featvis.vis_measure_pair(backend="lucid", precision="bfloat16")
+
+
+def test_precision_agreement_pairs_each_subcluster_with_its_float32_run():
+    from lsnb.featvis.convergence import convergence, precision_agreement
+
+    model = tiny_cnn()
+    labels = np.arange(6) % 3                           # three subclusters of two channels in each conv layer
+    part = Partition({"conv1": labels, "conv2": labels})
+    same = precision_agreement(model, part, 12, precision="float32", n_groups=6, seed=4)
+    np.testing.assert_array_equal(same["score"], same["score_float32"])     # one arithmetic: the same run twice
+    assert same.attrs["spearman"] == pytest.approx(1.0) and same.attrs["median_ratio"] == 1.0
+    bf16 = precision_agreement(model, part, 12, precision="bfloat16", n_groups=6, seed=4)
+    np.testing.assert_array_equal(bf16["score_float32"], same["score"])     # the reference column is float32
+    assert not np.array_equal(bf16["score"], bf16["score_float32"])        # the other column ran in bfloat16
+    assert bf16.attrs["spearman"] > 0.8 and abs(bf16.attrs["median_ratio"] - 1) < 0.1
+    # the same sample and starting images as the convergence check
+    conv = convergence(model, part, 12, factor=2, n_groups=6, seed=4, precision="bfloat16")
+    np.testing.assert_array_equal(conv["score"], bf16["score"])
+    assert list(conv["cluster"]) == list(bf16["cluster"]) and len(bf16) == 6
+    with pytest.raises(ValueError, match="steps"):
+        precision_agreement(model, part, 0)

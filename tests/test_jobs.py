@@ -175,6 +175,20 @@ def test_book_jobs_cover_the_tests_each_notebook_runs_and_the_k_sweep():
     assert not any(key.startswith(("lesion/mlp", "featvis/mlp")) for key in graph)   # 04 and 05: VGGs only
 
 
+def test_the_last_page_has_a_precision_job_after_the_models_it_compares():
+    from lsnb import bookjobs
+
+    graph = {job.key: job for job in jobs.check_graph(bookjobs.jobs_for(["09"], "smoke"))}
+    (key,) = [k for k in graph if k.startswith("precision/")]
+    assert key == "precision/09_at_a_glance/smoke" and graph[key].cost_flops > 0
+    assert set(graph[key].deps) == {f"model/{net}/smoke/r0" for net in ("mlp_mnist", "cnn_mnist", "vgg")}
+    # a page without precision_twins gets none; -p precision_twins reaches the job
+    assert not any(k.startswith("precision/") for k in (j.key for j in bookjobs.jobs_for(["02"], "smoke")))
+    (job,) = [j for j in bookjobs.jobs_for(["09"], "smoke", parameters={"precision_twins": ["mlp_mnist"]})
+              if j.kind == "precision"]
+    assert job.run.args[:2] == (("mlp_mnist", "cnn_mnist", "vgg"), ("mlp_mnist",))
+
+
 #: Smaller settings of the departures (06) and grouping (07) chapters, passed alike to their jobs and
 #: to the notebooks: the MLPs only, one partitioning along the path, few samples, shuffles and permutations.
 CHAPTER_PARAMETERS = {"nets": ["mlp_mnist"], "path_partitionings": ["weights/network"], "vgg_net": "mlp_mnist",

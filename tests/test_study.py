@@ -1,6 +1,7 @@
 """Tests of lsnb.study.Study: orchestration on a tiny hand-made network, caching, combining."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -406,3 +407,30 @@ def test_a_notebook_cell_or_chapter_reaches_the_shared_procedure_through_at_most
         assert stacks and all(len(frames) <= 2 for frames in stacks), stacks
     monkeypatch.setenv("LSNB_CACHE", str(cache / "again"))
     assert _orchestration_frames(monkeypatch, calls[0])[0] == ["study.py:lesions"]
+
+
+def test_precision_check_sets_each_net_beside_its_float32_twin(monkeypatch, toy):
+    net, profile, _ = toy
+    asked = []
+
+    def network(name, prof, *args, **kwargs):   # the toy net, "trained" in the profile's precision
+        asked.append((name, prof.precision))
+        return dataclasses.replace(net, config={**net.config, "precision": prof.precision},
+                                   test_accuracy={"bfloat16": 0.5, "float32": 0.625}[prof.precision])
+
+    for module in (book, networks):
+        monkeypatch.setattr(module, "network", network)
+    study = Study(profile, seed=0)
+    table = study.precision_check(["mlp_mnist", "cnn_mnist"], twins=["mlp_mnist"])
+    mlp, cnn = table.set_index("network").loc[["mlp_mnist", "cnn_mnist"]].to_dict("records")
+    assert mlp["training"] == "bfloat16" and mlp["test_accuracy"] == 0.5 and mlp["float32_twin_accuracy"] == 0.625
+    assert np.isnan(cnn["float32_twin_accuracy"])                      # no twin asked for
+    assert ("mlp_mnist", "float32") in asked and ("cnn_mnist", "float32") not in asked
+    assert mlp["vis_precision"] == "bfloat16" and 0 < mlp["vis_groups"] <= 24 and -1 <= mlp["vis_spearman"] <= 1
+    assert mlp["accuracy_band"] == "0.976-0.982"
+    with pytest.raises(ValueError, match="twins"):
+        study.precision_check(["mlp_mnist"], twins=["vgg"])
+    asked.clear()                                                       # a float32 profile trains no twin
+    f32 = Study(profile.with_(precision="float32"), seed=0).precision_check(["mlp_mnist"], twins=["mlp_mnist"])
+    assert np.isnan(f32["float32_twin_accuracy"].iloc[0]) and f32["vis_spearman"].iloc[0] == 1.0
+    assert all(p == "float32" for _, p in asked)

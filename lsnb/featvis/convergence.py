@@ -32,6 +32,29 @@ def sample_subclusters(partition: Partition, n: int, seed: int = 0) -> list:
     return [subclusters[i] for i in sorted(pick)]
 
 
+def _sample_scores(model, sample: list, seed: int, runs: list[tuple[int, str]], *, variant: str,
+                   preprocess: Callable | None, transforms: str | None) -> np.ndarray:
+    """Final scores ``(len(sample), len(runs))`` of each subcluster under each ``(steps, precision)`` run.
+
+    Image ``i`` starts from seed ``(seed, i)`` in every run, so the runs differ
+    only in their steps or their arithmetic; one batch per layer and run.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    opts = _resolve(variant, transforms=transforms)
+    engine = FeatvisEngine(model, preprocess)
+    scores = np.zeros((len(sample), len(runs)))
+    for layer in dict.fromkeys(sub.layer for sub in sample):
+        index = [i for i, sub in enumerate(sample) if sub.layer == layer]
+        for column, (n_steps, precision) in enumerate(runs):
+            config = VisConfig(steps=n_steps, lr=opts["lr"], param=opts["param"], decorrelate=opts["decorrelate"],
+                               transforms=get_transforms(opts["transforms"]), objective=opts["objective"],
+                               precision=precision)
+            scores[index, column] = engine.visualize(layer, [sample[i].units for i in index],
+                                                     [(seed, i) for i in index], config).scores
+    return scores
+
+
 def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_groups: int = 8, seed: int = 0,
                 variant: str = "paper", preprocess: Callable | None = None,
                 transforms: str | None = None, precision: str = "float32") -> pd.DataFrame:
@@ -62,23 +85,60 @@ def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_g
     """
     if steps < 1 or factor < 2:
         raise ValueError(f"steps must be >= 1 and factor >= 2, got steps={steps}, factor={factor}")
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    opts = _resolve(variant, transforms=transforms)
-    engine = FeatvisEngine(model, preprocess)
     sample = sample_subclusters(partition, n_groups, seed)
-    scores = np.zeros((len(sample), 2))
-    for layer in dict.fromkeys(sub.layer for sub in sample):       # one batch per layer and length
-        index = [i for i, sub in enumerate(sample) if sub.layer == layer]
-        for column, n_steps in enumerate((steps, factor * steps)):
-            config = VisConfig(steps=n_steps, lr=opts["lr"], param=opts["param"], decorrelate=opts["decorrelate"],
-                               transforms=get_transforms(opts["transforms"]), objective=opts["objective"],
-                               precision=precision)
-            scores[index, column] = engine.visualize(layer, [sample[i].units for i in index],
-                                                     [(seed, i) for i in index], config).scores
+    scores = _sample_scores(model, sample, seed, [(steps, precision), (factor * steps, precision)], variant=variant,
+                            preprocess=preprocess, transforms=transforms)
     rows = [{"layer": sub.layer, "cluster": sub.cluster, "size": sub.size, "score": short, "score_long": long,
              "ratio": short / long if long > 0 else np.nan} for sub, (short, long) in zip(sample, scores)]
     table = pd.DataFrame(rows, columns=["layer", "cluster", "size", "score", "score_long", "ratio"])
     table.attrs.update(steps=int(steps), long_steps=int(factor * steps),
+                       median_ratio=float(np.nanmedian(table["ratio"])) if len(table) else float("nan"))
+    return table
+
+
+def precision_agreement(model, partition: Partition, steps: int, *, precision: str = "bfloat16", n_groups: int = 24,
+                        seed: int = 0, variant: str = "paper", preprocess: Callable | None = None,
+                        transforms: str | None = None) -> pd.DataFrame:
+    """Scores of a sample of subclusters optimised in ``precision`` and in float32 (Section 4.2).
+
+    The visualization test may run its optimisation in bfloat16 (the finished
+    images scored in float32); this measures what that changes.  The same
+    subclusters (:func:`sample_subclusters`) start from the same images and
+    take the same ``steps`` in both arithmetics.
+
+    Parameters
+    ----------
+    model : keras.Model
+    partition : Partition
+    steps : int
+        The steps the feature-visualization test uses.
+    precision : {"bfloat16", "float32"}
+        The arithmetic compared with float32.
+    n_groups : int
+        Subclusters sampled.
+    seed, variant, transforms, preprocess
+        As in :func:`convergence`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sampled subcluster: ``layer``, ``cluster``, ``size``,
+        ``score`` (in ``precision``), ``score_float32`` and ``ratio``;
+        ``attrs`` hold ``steps``, ``precision``, ``spearman`` (the rank
+        correlation of the two scores, NaN below three subclusters) and
+        ``median_ratio``.
+    """
+    from scipy.stats import spearmanr
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    sample = sample_subclusters(partition, n_groups, seed)
+    scores = _sample_scores(model, sample, seed, [(steps, precision), (steps, "float32")], variant=variant,
+                            preprocess=preprocess, transforms=transforms)
+    rows = [{"layer": sub.layer, "cluster": sub.cluster, "size": sub.size, "score": low, "score_float32": ref,
+             "ratio": low / ref if ref > 0 else np.nan} for sub, (low, ref) in zip(sample, scores)]
+    table = pd.DataFrame(rows, columns=["layer", "cluster", "size", "score", "score_float32", "ratio"])
+    rho = float(spearmanr(table["score"], table["score_float32"])[0]) if len(table) >= 3 else float("nan")
+    table.attrs.update(steps=int(steps), precision=precision, spearman=rho,
                        median_ratio=float(np.nanmedian(table["ratio"])) if len(table) else float("nan"))
     return table
