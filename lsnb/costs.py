@@ -1,4 +1,4 @@
-"""What the book's computations cost, and what the cut sizes would cost .
+"""What the book's computations cost, and what the cut sizes would cost.
 
 The quick profile cannot run the paper's statistical design
 (:data:`lsnb.profiles.TARGET_DESIGN`) in 30 minutes on two cores, so it cuts
@@ -16,14 +16,16 @@ scaling rules:
 * a missing value of k costs what the k = 8 row of the same network cost.
 
 These are projections from measured rates, not measurements; the built page
-says so beside them.  Given the machine's matmul rates, the ledger also
-prices the lesion and visualization stages at their FLOP floor (the useful
-FLOPs each entry records, scaled the same way, at the measured matmul rate of
-the arithmetic the stage runs in): no engine runs them faster on this
-machine, so the floor is a lower bound on what the target would cost.  An entry's seconds are measured while it ran, so when
+says so beside them.  An entry's seconds are measured while it ran, so when
 the build executes several notebooks at once they include the sharing of the
 cores: the build prints the projection also scaled by its wall clock over
 its summed notebook time.
+
+Given the machine's matmul rates, the ledger also prices the lesion and
+visualization stages at their FLOP floor: the useful FLOPs each entry
+records, scaled the same way, at the measured matmul rate of the arithmetic
+the stage runs in.  No engine doing that arithmetic runs faster on this
+machine, so the floor is a lower bound on what the target would cost.
 """
 from __future__ import annotations
 
