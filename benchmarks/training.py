@@ -15,6 +15,15 @@ not timed.  Printed per architecture: training images per second of each
 (median over the timed epochs), the ratio, and the test accuracy of both
 after the last epoch, the bfloat16 one measured on its float32 copy
 (:func:`lsnb.train.as_float32`), as lesions see it.
+
+Why bfloat16 speeds some architectures and not others is printed beside: the
+*matmul share* of a float32 training step (its convolution and matmul FLOPs,
+three times a forward pass per image, at the float32 matmul rate measured in
+the same run, over the step's time) and the speed-up bfloat16 could give at
+most if it ran every such FLOP at the bfloat16 rate and left the rest of the
+step as it is (Amdahl's bound, ``1 / (1 - s + s * r32 / r16)``).  A step
+dominated by other work (batch norm, dropout, element-wise ops, the
+optimizer's updates, narrow convolutions) has a low share and cannot gain.
 """
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ import time
 import keras
 import numpy as np
 
-from lsnb import train
+from lsnb import lesion, neurons, train
 
 #: Data, batch size and model options per architecture (the quick profile's).
 SETUPS = {
@@ -67,7 +76,8 @@ def compare(arch: str, n_train: int, epochs: int) -> dict:
                 seconds = time.perf_counter() - start
             if epoch:
                 rates[precision].append(len(data.x_train) / seconds)
-    result = {"arch": arch, "epochs": epochs, "n_train": len(data.x_train)}
+    result = {"arch": arch, "epochs": epochs, "n_train": len(data.x_train),
+              "train_flops_per_image": 3.0 * lesion.forward_flops(nets["float32"])}
     for precision, model in nets.items():
         final = model if precision == "float32" else train.as_float32(model, configs[precision], data)
         result[f"{precision}_images_per_s"] = float(np.median(rates[precision]))
@@ -85,14 +95,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     n_train = 2000 if args.quick else args.n_train
     print(f"CPU bfloat16 instructions: {train.cpu_has_bf16()}")
+    rates = {p: neurons.matmul_rate(precision=p) for p in train.PRECISIONS}
+    print("matmul rates: " + ", ".join(f"{p} {r / 1e9:.0f} GFLOP/s" for p, r in rates.items()))
     print(f"{'arch':10s} {'images':>7s} {'epochs':>6s} {'f32 img/s':>10s} {'bf16 img/s':>10s} {'ratio':>6s} "
-          f"{'f32 test acc':>12s} {'bf16 test acc':>13s}")
+          f"{'f32 test acc':>12s} {'bf16 test acc':>13s} {'matmul share':>12s} {'bound':>6s}")
     for arch in args.archs:
         epochs = max(2, args.epochs or (3 if args.quick else EPOCHS[arch]))
         r = compare(arch, n_train, epochs)
+        share = r["train_flops_per_image"] * r["float32_images_per_s"] / rates["float32"]
+        bound = 1.0 / (1.0 - share + share * rates["float32"] / rates["bfloat16"])
         print(f"{arch:10s} {r['n_train']:7d} {epochs:6d} {r['float32_images_per_s']:10.0f} "
               f"{r['bfloat16_images_per_s']:10.0f} {r['ratio']:6.2f} {r['float32_test_accuracy']:12.4f} "
-              f"{r['bfloat16_test_accuracy']:13.4f}", flush=True)
+              f"{r['bfloat16_test_accuracy']:13.4f} {100 * share:11.0f}% {bound:5.1f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -199,7 +199,9 @@ class SideStudies:
             ``test_accuracy``, ``float32_twin_accuracy`` (NaN where no twin
             was trained, or where training ran in float32 anyway),
             ``accuracy_band``, ``vis_steps``, ``vis_precision``,
-            ``vis_groups``, ``vis_spearman`` and ``vis_median_ratio``.
+            ``vis_groups``, ``vis_spearman``, ``vis_median_ratio`` and
+            ``vis_max_difference`` (the largest relative difference of one
+            subcluster's two scores).
         """
         unknown = sorted(set(twins) - set(nets))
         if unknown:
@@ -220,7 +222,9 @@ class SideStudies:
                          "accuracy_band": "not reported" if band is None else str(band),
                          "vis_steps": vis.attrs["steps"], "vis_precision": vis.attrs["precision"],
                          "vis_groups": len(vis), "vis_spearman": round(vis.attrs["spearman"], 3),
-                         "vis_median_ratio": round(vis.attrs["median_ratio"], 3)})
+                         "vis_median_ratio": round(vis.attrs["median_ratio"], 3),
+                         "vis_max_difference": round(float(np.nanmax(np.abs(vis["ratio"] - 1))), 4)
+                         if len(vis) else float("nan")})
         return pd.DataFrame(rows)
 
     def vis_precision(self, options: dict | None = None) -> str:

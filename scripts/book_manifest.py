@@ -417,14 +417,15 @@ def precision_section(rows: list | None) -> list[str]:
     if not rows:
         return []
     columns = ["network", "training", "test_accuracy", "float32_twin_accuracy", "accuracy_band", "vis_precision",
-               "vis_steps", "vis_groups", "vis_spearman", "vis_median_ratio"]
+               "vis_steps", "vis_groups", "vis_spearman", "vis_median_ratio", "vis_max_difference"]
     table = [["-" if row.get(c) is None else row.get(c) for c in columns] for row in rows]
     return ["## Arithmetic precision", "",
             "Lesions always run in float32 and give the naive path's counts.  Training and the visualization "
             "steps ran in the precision below.  `float32_twin_accuracy` is a twin of the first replicate "
             "trained in float32 from the same seed on the same batches (`-` where none was trained).  "
             "`vis_spearman` is the rank correlation of sampled subclusters' visualization scores, optimised in "
-            "`vis_precision` and in float32 from the same images "
+            "`vis_precision` and in float32 from the same images, and `vis_max_difference` the largest "
+            "relative difference of one subcluster's two scores "
             "(`lsnb.featvis.convergence.precision_agreement`; chapter 09 shows the same table).", "",
             _markdown_table(columns, table), ""]
 

@@ -427,10 +427,12 @@ def test_precision_check_sets_each_net_beside_its_float32_twin(monkeypatch, toy)
     assert np.isnan(cnn["float32_twin_accuracy"])                      # no twin asked for
     assert ("mlp_mnist", "float32") in asked and ("cnn_mnist", "float32") not in asked
     assert mlp["vis_precision"] == "bfloat16" and 0 < mlp["vis_groups"] <= 24 and -1 <= mlp["vis_spearman"] <= 1
+    assert 0 < mlp["vis_max_difference"] < 0.5                         # bfloat16 steps: close, not identical
     assert mlp["accuracy_band"] == "0.976-0.982"
     with pytest.raises(ValueError, match="twins"):
         study.precision_check(["mlp_mnist"], twins=["vgg"])
     asked.clear()                                                       # a float32 profile trains no twin
     f32 = Study(profile.with_(precision="float32"), seed=0).precision_check(["mlp_mnist"], twins=["mlp_mnist"])
     assert np.isnan(f32["float32_twin_accuracy"].iloc[0]) and f32["vis_spearman"].iloc[0] == 1.0
+    assert f32["vis_max_difference"].iloc[0] == 0
     assert all(p == "float32" for _, p in asked)
