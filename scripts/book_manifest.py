@@ -209,8 +209,8 @@ def floor_sentence(ledger: dict) -> str:
                 else f"{100 * minutes / BUILD_BUDGET_MIN:.0f} % of the {BUILD_BUDGET_MIN} minutes the whole cold "
                      "build may take, before training, clustering and the other chapters")
 
-    return (f"At their FLOP floor (useful FLOPs at this machine's matmul rates: {rates}; no engine runs them "
-            f"faster here), the lesions and visualizations of the paper's Tables 7 and 8 alone would take at "
+    return (f"At their FLOP floor (useful FLOPs at this machine's matmul rates, measured by this build: {rates}; "
+            f"no engine doing this arithmetic runs them faster here), the lesions and visualizations of the paper's Tables 7 and 8 alone would take at "
             f"least {tables_min:.1f} min at the target, {verdict(tables_min)}; with every chapter's tests at the "
             f"target sizes, at least {floor_min:.1f} min ({per_arch} min), {verdict(floor_min)}.")
 
