@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/training.py [--quick] [--archs mlp small_cnn vgg_cifar]
                                   [--n-train 4000] [--epochs N]
+    python benchmarks/training.py --book vgg vgg_unreg
 
 For each architecture (the paper's MLP and small CNN on the embedded digits,
 the quick profile's quarter-width VGG on the 32x32 RGB digits, each at the
@@ -24,6 +25,11 @@ most if it ran every such FLOP at the bfloat16 rate and left the rest of the
 step as it is (Amdahl's bound, ``1 / (1 - s + s * r32 / r16)``).  A step
 dominated by other work (batch norm, dropout, element-wise ops, the
 optimizer's updates, narrow convolutions) has a low share and cannot gain.
+
+``--book NET ...`` instead trains the book's own networks (the quick
+profile's first replicate, :func:`lsnb.train.trained`, through the cache) in
+both precisions and prints their seconds and test accuracies: the float32
+twins that chapter 09 trains for the MLP and the CNN, for any network.
 """
 from __future__ import annotations
 
@@ -86,13 +92,31 @@ def compare(arch: str, n_train: int, epochs: int) -> dict:
     return result
 
 
+def book_twins(nets: list[str]) -> None:
+    """Train (or load) the quick profile's first replicate of each network in both precisions."""
+    from lsnb.profiles import get_profile
+
+    print(f"{'network':10s} {'precision':>9s} {'seconds':>8s} {'test acc':>9s}")
+    for net in nets:
+        for precision in train.PRECISIONS:
+            tnet = train.trained(net, get_profile("quick").with_(precision=precision), replicate=0,
+                                 progress=False, verbose=False)
+            print(f"{net:10s} {tnet.config['precision']:>9s} {tnet.seconds:8.0f} {tnet.test_accuracy:9.4f}"
+                  f"{' (from cache)' if tnet.from_cache else ''}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--archs", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--n-train", type=int, default=4000)
     parser.add_argument("--epochs", type=int, help="epochs per net (default per architecture, at least 2)")
     parser.add_argument("--quick", action="store_true", help="2,000 training images, 3 epochs (a few minutes)")
+    parser.add_argument("--book", nargs="+", choices=list(train.NETS), metavar="NET",
+                        help="train the book's networks (quick profile, first replicate) in both precisions")
     args = parser.parse_args(argv)
+    if args.book:
+        book_twins(args.book)
+        return
     n_train = 2000 if args.quick else args.n_train
     print(f"CPU bfloat16 instructions: {train.cpu_has_bf16()}")
     rates = {p: neurons.matmul_rate(precision=p) for p in train.PRECISIONS}
