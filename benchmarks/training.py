@@ -19,12 +19,14 @@ after the last epoch, the bfloat16 one measured on its float32 copy
 
 Why bfloat16 speeds some architectures and not others is printed beside: the
 *matmul share* of a float32 training step (its convolution and matmul FLOPs,
-three times a forward pass per image, at the float32 matmul rate measured in
-the same run, over the step's time) and the speed-up bfloat16 could give at
-most if it ran every such FLOP at the bfloat16 rate and left the rest of the
-step as it is (Amdahl's bound, ``1 / (1 - s + s * r32 / r16)``).  A step
+three times a forward pass per image, at the float32 rate of 2048 x 2048
+matmuls measured in the same run, over the step's time) and the speed-up
+bfloat16 would give if it ran every such FLOP at the bfloat16 rate and left
+the rest of the step as it is (Amdahl's law, ``1 / (1 - s + s * r32 /
+r16)``; halved memory traffic lets a step beat it a little).  A step
 dominated by other work (batch norm, dropout, element-wise ops, the
-optimizer's updates, narrow convolutions) has a low share and cannot gain.
+optimizer's updates) has a low share and cannot gain much; narrow
+convolutions that reach neither rate gain less.
 
 ``--book NET ...`` instead trains the book's own networks (the quick
 profile's first replicate, :func:`lsnb.train.trained`, through the cache) in
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     n_train = 2000 if args.quick else args.n_train
     print(f"CPU bfloat16 instructions: {train.cpu_has_bf16()}")
-    rates = {p: neurons.matmul_rate(precision=p) for p in train.PRECISIONS}
+    rates = {p: neurons.matmul_rate(2048, precision=p) for p in train.PRECISIONS}   # as the build measures them
     print("matmul rates: " + ", ".join(f"{p} {r / 1e9:.0f} GFLOP/s" for p, r in rates.items()))
     print(f"{'arch':10s} {'images':>7s} {'epochs':>6s} {'f32 img/s':>10s} {'bf16 img/s':>10s} {'ratio':>6s} "
           f"{'f32 test acc':>12s} {'bf16 test acc':>13s} {'matmul share':>12s} {'bound':>6s}")
