@@ -146,18 +146,11 @@ class SideStudies:
         """
         from lsnb.featvis.convergence import convergence
 
-        tnet = self.network(net, 0)
-        part = self.partition(net, 0, partitioning)
-        steps = self.profile.featvis_steps_for(networks.arch_of(net))
-        options = ({"transforms": "imagenet", "preprocess": imagenet_unit_preprocess(net)}
-                   if networks.is_imagenet(net) else {})
-        precision = self.vis_precision()
-        config = {"net": net, "weights": networks.net_key(tnet), "partition": part.labels,
-                  "partitioning": part.name, "steps": steps, "seed": self.seed, "factor": 4, "n_groups": 8,
-                  "precision": precision, "preprocess": f"image-classifiers {net} on 255 * image" if options else None}
+        tnet, part, steps, options, config = self._vis_sample(net, partitioning)
         with self.timer.stage("featvis convergence"):
-            return cache.cached("featvis_convergence", config, lambda: convergence(
-                tnet.model, part, steps, factor=4, n_groups=8, seed=self.seed, precision=precision, **options))
+            return cache.cached("featvis_convergence", {**config, "factor": 4, "n_groups": 8}, lambda: convergence(
+                tnet.model, part, steps, factor=4, n_groups=8, seed=self.seed, precision=config["precision"],
+                **options))
 
     def featvis_precision(self, net: str, partitioning: str = "weights/network", n_groups: int = 24) -> pd.DataFrame:
         """The first replicate's visualization scores optimised in the study's precision and in float32 (cached).
@@ -168,18 +161,24 @@ class SideStudies:
         """
         from lsnb.featvis.convergence import precision_agreement
 
+        tnet, part, steps, options, config = self._vis_sample(net, partitioning)
+        with self.timer.stage("featvis precision"):
+            return cache.cached("featvis_precision", {**config, "n_groups": n_groups}, lambda: precision_agreement(
+                tnet.model, part, steps, precision=config["precision"], n_groups=n_groups, seed=self.seed,
+                **options))
+
+    def _vis_sample(self, net: str, partitioning: str) -> tuple:
+        """What the convergence and precision checks share: the first replicate, its partition, the test's
+        steps, the options of ImageNet networks and the cache configuration (with the precision)."""
         tnet = self.network(net, 0)
         part = self.partition(net, 0, partitioning)
         steps = self.profile.featvis_steps_for(networks.arch_of(net))
         options = ({"transforms": "imagenet", "preprocess": imagenet_unit_preprocess(net)}
                    if networks.is_imagenet(net) else {})
-        precision = self.vis_precision()
         config = {"net": net, "weights": networks.net_key(tnet), "partition": part.labels,
-                  "partitioning": part.name, "steps": steps, "seed": self.seed, "n_groups": n_groups,
-                  "precision": precision, "preprocess": f"image-classifiers {net} on 255 * image" if options else None}
-        with self.timer.stage("featvis precision"):
-            return cache.cached("featvis_precision", config, lambda: precision_agreement(
-                tnet.model, part, steps, precision=precision, n_groups=n_groups, seed=self.seed, **options))
+                  "partitioning": part.name, "steps": steps, "seed": self.seed, "precision": self.vis_precision(),
+                  "preprocess": f"image-classifiers {net} on 255 * image" if options else None}
+        return tnet, part, steps, options, config
 
     def precision_check(self, nets: Sequence[str], twins: Sequence[str] = ()) -> pd.DataFrame:
         """What the profile's arithmetic changes, one row per network (the first replicate).
