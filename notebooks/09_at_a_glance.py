@@ -103,7 +103,7 @@ explore.save_results("09_at_a_glance", record=record)
 
 # %%
 precision = study.precision_check(nets, twins=precision_twins)
-display(precision)
+display(precision.set_index("network").fillna("-"))   # "-": no twin trained
 explore.save_results("09_at_a_glance", precision=precision)
 
 # %%
