@@ -418,7 +418,17 @@ def precision_section(rows: list | None) -> list[str]:
         return []
     columns = ["network", "training", "test_accuracy", "float32_twin_accuracy", "accuracy_band", "vis_precision",
                "vis_steps", "vis_groups", "vis_spearman", "vis_median_ratio", "vis_max_difference"]
-    table = [["-" if row.get(c) is None else row.get(c) for c in columns] for row in rows]
+    def cell(column: str, value) -> str:
+        if value is None:
+            return "-"
+        if column == "vis_max_difference":
+            return f"{100 * value:.1f} %"
+        if isinstance(value, float) and column in ("test_accuracy", "float32_twin_accuracy", "vis_spearman",
+                                                    "vis_median_ratio"):
+            return f"{value:.3f}"
+        return str(value)
+
+    table = [[cell(c, row.get(c)) for c in columns] for row in rows]
     return ["## Arithmetic precision", "",
             "Lesions always run in float32 and give the naive path's counts.  Training and the visualization "
             "steps ran in the precision below.  `float32_twin_accuracy` is a twin of the first replicate "
