@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable
 from . import comparison, departures, lesion, models, networks, neurons, train
 from . import data as data_mod
 from .cells import BY_HAND, NOTEBOOKS, by_hand_cells, notebook_names, notebook_parameters
+from .featvis.convergence import PRECISION_GROUPS
 from .jobs import Job
 from .profiles import Profile, get_profile
 from .report import PARTITIONINGS
@@ -422,7 +423,7 @@ def _precision_jobs(graph: _Graph, name: str, params: dict) -> None:
         return
     overrides = _overrides(params)
     cost = sum(graph.costs(net).train() for net in twins) + sum(
-        2 * 24 * graph.prof.featvis_steps_for(train.NETS[net]["arch"]) * 3 * graph.costs(net).forward for net in nets)
+        2 * PRECISION_GROUPS * graph.prof.featvis_steps_for(train.NETS[net]["arch"]) * 3 * graph.costs(net).forward for net in nets)
     graph.add(Job(f"precision/{name}/{graph.prof.name}{_key_suffix(overrides)}", "precision",
                   partial(_precision_job, nets, twins, graph.prof.name, graph.seed, overrides),
                   deps=graph.models(list(nets)), cost_flops=cost))

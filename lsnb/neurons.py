@@ -258,8 +258,10 @@ def matmul_rate(n: int = 1024, repeats: int = 8, precision: str = "float32") -> 
 
     import tensorflow as tf
 
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    from lsnb.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dtype = tf.float32 if precision == "float32" else tf.bfloat16
     a = tf.cast(tf.random.normal((n, n)), dtype)
     b = tf.cast(tf.random.normal((n, n)), dtype)

@@ -152,15 +152,18 @@ class SideStudies:
                 tnet.model, part, steps, factor=4, n_groups=8, seed=self.seed, precision=config["precision"],
                 **options))
 
-    def featvis_precision(self, net: str, partitioning: str = "weights/network", n_groups: int = 24) -> pd.DataFrame:
+    def featvis_precision(self, net: str, partitioning: str = "weights/network",
+                          n_groups: int | None = None) -> pd.DataFrame:
         """The first replicate's visualization scores optimised in the study's precision and in float32 (cached).
 
         :func:`lsnb.featvis.convergence.precision_agreement` on a sample of
         subclusters at the profile's steps; ``attrs`` hold ``spearman`` and
-        ``median_ratio``.
+        ``median_ratio``.  ``n_groups`` defaults to
+        :data:`lsnb.featvis.convergence.PRECISION_GROUPS`.
         """
-        from lsnb.featvis.convergence import precision_agreement
+        from lsnb.featvis.convergence import PRECISION_GROUPS, precision_agreement
 
+        n_groups = PRECISION_GROUPS if n_groups is None else int(n_groups)
         tnet, part, steps, options, config = self._vis_sample(net, partitioning)
         with self.timer.stage("featvis precision"):
             return cache.cached("featvis_precision", {**config, "n_groups": n_groups}, lambda: precision_agreement(

@@ -55,6 +55,16 @@ def _sample_scores(model, sample: list, seed: int, runs: list[tuple[int, str]], 
     return scores
 
 
+def _ratio_table(sample: list, scores: np.ndarray, reference: str) -> pd.DataFrame:
+    """One row per subcluster: ``layer``, ``cluster``, ``size``, ``score`` (column 0 of ``scores``),
+    ``reference`` (column 1) and their ``ratio``; ``attrs["median_ratio"]`` (NaN without rows)."""
+    rows = [{"layer": sub.layer, "cluster": sub.cluster, "size": sub.size, "score": score, reference: ref,
+             "ratio": score / ref if ref > 0 else np.nan} for sub, (score, ref) in zip(sample, scores)]
+    table = pd.DataFrame(rows, columns=["layer", "cluster", "size", "score", reference, "ratio"])
+    table.attrs["median_ratio"] = float(np.nanmedian(table["ratio"])) if len(table) else float("nan")
+    return table
+
+
 def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_groups: int = 8, seed: int = 0,
                 variant: str = "paper", preprocess: Callable | None = None,
                 transforms: str | None = None, precision: str = "float32") -> pd.DataFrame:
@@ -88,15 +98,17 @@ def convergence(model, partition: Partition, steps: int, *, factor: int = 4, n_g
     sample = sample_subclusters(partition, n_groups, seed)
     scores = _sample_scores(model, sample, seed, [(steps, precision), (factor * steps, precision)], variant=variant,
                             preprocess=preprocess, transforms=transforms)
-    rows = [{"layer": sub.layer, "cluster": sub.cluster, "size": sub.size, "score": short, "score_long": long,
-             "ratio": short / long if long > 0 else np.nan} for sub, (short, long) in zip(sample, scores)]
-    table = pd.DataFrame(rows, columns=["layer", "cluster", "size", "score", "score_long", "ratio"])
-    table.attrs.update(steps=int(steps), long_steps=int(factor * steps),
-                       median_ratio=float(np.nanmedian(table["ratio"])) if len(table) else float("nan"))
+    table = _ratio_table(sample, scores, "score_long")
+    table.attrs.update(steps=int(steps), long_steps=int(factor * steps))
     return table
 
 
-def precision_agreement(model, partition: Partition, steps: int, *, precision: str = "bfloat16", n_groups: int = 24,
+#: Subclusters the precision check samples (:func:`precision_agreement`).
+PRECISION_GROUPS = 24
+
+
+def precision_agreement(model, partition: Partition, steps: int, *, precision: str = "bfloat16",
+                        n_groups: int = PRECISION_GROUPS,
                         seed: int = 0, variant: str = "paper", preprocess: Callable | None = None,
                         transforms: str | None = None) -> pd.DataFrame:
     """Scores of a sample of subclusters optimised in ``precision`` and in float32 (Section 4.2).
@@ -135,10 +147,7 @@ def precision_agreement(model, partition: Partition, steps: int, *, precision: s
     sample = sample_subclusters(partition, n_groups, seed)
     scores = _sample_scores(model, sample, seed, [(steps, precision), (steps, "float32")], variant=variant,
                             preprocess=preprocess, transforms=transforms)
-    rows = [{"layer": sub.layer, "cluster": sub.cluster, "size": sub.size, "score": low, "score_float32": ref,
-             "ratio": low / ref if ref > 0 else np.nan} for sub, (low, ref) in zip(sample, scores)]
-    table = pd.DataFrame(rows, columns=["layer", "cluster", "size", "score", "score_float32", "ratio"])
+    table = _ratio_table(sample, scores, "score_float32")
     rho = float(spearmanr(table["score"], table["score_float32"])[0]) if len(table) >= 3 else float("nan")
-    table.attrs.update(steps=int(steps), precision=precision, spearman=rho,
-                       median_ratio=float(np.nanmedian(table["ratio"])) if len(table) else float("nan"))
+    table.attrs.update(steps=int(steps), precision=precision, spearman=rho)
     return table
